@@ -1,0 +1,42 @@
+/*
+** httpd.h — the profefe-compatible HTTP API over a store, on libmicrohttpd.
+**
+** One thread per connection (handlers block on group commits and merges;
+** a slow client or merge never blocks another connection), a request body
+** limit, and one log line per request on stderr:
+**   http METHOD PATH STATUS BYTES MS
+** The endpoints, JSON shapes and error strings are those of DESIGN.md.
+*/
+#ifndef PROFEFS_HTTPD_H
+#define PROFEFS_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define HTTPD_ERRMAX 256
+
+typedef struct httpd_options {
+  const char *addr;          /* "HOST:PORT"; NULL = "127.0.0.1:10100"; port 0 = any */
+  size_t max_body;           /* request body limit; 0 = 32 MiB */
+  unsigned max_connections;  /* 0 = 1024 */
+  unsigned timeout_sec;      /* idle connection timeout; 0 = 60 */
+  int quiet;                 /* no per-request log lines */
+} httpd_options;
+
+typedef struct httpd httpd;
+
+/* Starts serving st (which must outlive the server) in background threads.
+** On success *out is set and the bound port is available via httpd_port.
+** Fails with -1 and a reason in err (bad address, port in use, ...). */
+int httpd_start(store *st, const httpd_options *opts, httpd **out,
+                char err[HTTPD_ERRMAX]);
+
+/* The TCP port actually bound. */
+unsigned httpd_port(const httpd *h);
+
+/* Stops accepting, finishes running requests, frees h; accepts NULL. */
+void httpd_stop(httpd *h);
+
+#endif /* PROFEFS_HTTPD_H */

@@ -1,0 +1,112 @@
+/*
+** pprof.h — pprof profiles: decode (gzip or plain protobuf), validate,
+** encode, and a streaming merge with the semantics of `go tool pprof -proto`.
+**
+** The wire format is pprof's profile.proto (proto/profile.proto, compiled by
+** protoc-c at build time).  Nothing here knows about storage or transport:
+** buffers in, buffers out.
+**
+** Errors: every function returns a pprof_rc.  Functions that take an
+** err[PPROF_ERRMAX] argument write a one-line, human-readable reason there
+** when they fail (err may be NULL).  The reason never starts with "malformed
+** profile" — callers add their own prefix.
+**
+** Merge semantics (same result as `go tool pprof -proto A B ...` up to
+** ordering and ids):
+**   - every profile must have the same sample types (type and unit, in order)
+**     and the same period type, else PPROF_EMISMATCH naming both;
+**   - period = max, time_nanos = earliest non-zero, duration = sum,
+**     comments = union in first-seen order, drop/keep frames and the default
+**     sample type from the first profile;
+**   - samples with equal location stacks, labels and numeric labels are
+**     summed; samples whose values are all zero are dropped;
+**   - mappings, functions, locations and strings are deduplicated with the
+**     keys pprof's profile.Merge uses.
+** Memory grows with the number of distinct stacks/locations/strings, never
+** with the number of profiles added.
+*/
+#ifndef PROFEFS_PPROF_H
+#define PROFEFS_PPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PPROF_ERRMAX 256
+
+typedef enum pprof_rc {
+  PPROF_OK = 0,
+  PPROF_EGZIP,      /* corrupt or truncated gzip stream */
+  PPROF_ETOOBIG,    /* inflated size over the caller's limit */
+  PPROF_EDECODE,    /* not a valid protobuf Profile message */
+  PPROF_EINVALID,   /* decoded, but an index/id is out of range or inconsistent */
+  PPROF_EEMPTY,     /* no samples (decode) / nothing added (merge finish) */
+  PPROF_EMISMATCH,  /* merge: sample or period types differ */
+  PPROF_ENOMEM
+} pprof_rc;
+
+/* Short constant name of rc ("truncated or corrupt gzip", ...). */
+const char *pprof_strerror(pprof_rc rc);
+
+/* ---- single profiles ----------------------------------------------------- */
+
+typedef struct pprof_profile pprof_profile;
+
+/* Decodes buf (gzip-compressed if it starts with the gzip magic, else plain
+** protobuf), then validates it: string indices inside the string table,
+** string_table[0] == "", sample location ids, location mapping and
+** function ids, and line function ids all refer to existing entries (ids
+** non-zero and unique), every sample has exactly one value per sample type,
+** and there is at least one sample.
+** max_inflate bounds the inflated size (0 = 256 MiB).
+** On success returns PPROF_OK and sets *out (caller frees with pprof_free);
+** on failure *out is unchanged and err says why. */
+pprof_rc pprof_decode(const void *buf, size_t len, size_t max_inflate,
+                      pprof_profile **out, char err[PPROF_ERRMAX]);
+
+/* Frees p; accepts NULL. */
+void pprof_free(pprof_profile *p);
+
+/* The profile's time_nanos (0 when unset). */
+int64_t pprof_time_nanos(const pprof_profile *p);
+
+/* Number of samples. */
+size_t pprof_sample_count(const pprof_profile *p);
+
+/* Encodes p as gzip-compressed protobuf. On success *out is malloc'd
+** (caller frees) and *len set; on failure both are unchanged. */
+pprof_rc pprof_encode(const pprof_profile *p, void **out, size_t *len);
+
+/* Decode + validate + free in one call, for ingest: returns what
+** pprof_decode returns and, on success, the profile's time_nanos in
+** *time_nanos (may be NULL). */
+pprof_rc pprof_check(const void *buf, size_t len, size_t max_inflate,
+                     int64_t *time_nanos, char err[PPROF_ERRMAX]);
+
+/* ---- streaming merge --------------------------------------------------------- */
+
+typedef struct pprof_merge pprof_merge;
+
+/* Creates an empty accumulator. max_inflate as for pprof_decode.
+** Returns NULL when out of memory. Free with pprof_merge_free. */
+pprof_merge *pprof_merge_new(size_t max_inflate);
+
+/* Frees m; accepts NULL. */
+void pprof_merge_free(pprof_merge *m);
+
+/* Decodes one profile (gzip or plain) and adds it to m.  A profile with no
+** samples is accepted here (it still contributes its header).  On failure
+** m is unchanged (the profile is not partly added) and err says why;
+** PPROF_EMISMATCH names both sample type lists. */
+pprof_rc pprof_merge_add(pprof_merge *m, const void *buf, size_t len,
+                         char err[PPROF_ERRMAX]);
+
+/* Number of profiles added so far. */
+size_t pprof_merge_count(const pprof_merge *m);
+
+/* Encodes the merged profile as gzip protobuf into *out (malloc'd, caller
+** frees) and *len.  m stays valid and may take more profiles afterwards.
+** PPROF_EEMPTY when nothing was added. */
+pprof_rc pprof_merge_result(pprof_merge *m, void **out, size_t *len,
+                            char err[PPROF_ERRMAX]);
+
+#endif /* PROFEFS_PPROF_H */

@@ -1,0 +1,54 @@
+/*
+** backend.h — private to store/: the operation table behind a `store`.
+**
+** store.c holds the public entry points; each checks its arguments
+** (asserting documented preconditions, validating user input such as ids
+** and service names) and then calls the backend through this table.
+** local.c (SQLite) and remote.c (HTTP client) each provide one table.
+** A backend may leave an entry NULL: the call then fails with
+** STORE_UNSUPPORTED.
+*/
+#ifndef PROFEFS_STORE_BACKEND_H
+#define PROFEFS_STORE_BACKEND_H
+
+#include "store.h"
+
+typedef struct store_backend_ops {
+  const char *name; /* "local" / "remote" */
+  void (*close)(void *impl);
+  store_rc (*ingest)(void *impl, const char *service, meta_type type,
+                     const char *labels, int64_t created_at_hint,
+                     const void *data, size_t len, store_meta *out, char *err);
+  store_rc (*find)(void *impl, const store_query *q, store_meta_list *out,
+                   char *err);
+  store_rc (*get)(void *impl, const char *id, store_meta *meta, void **data,
+                  size_t *len, char *err);
+  store_rc (*stat)(void *impl, const char *id, store_meta *meta, char *err);
+  store_rc (*merge)(void *impl, const store_query *q, void **out, size_t *len,
+                    size_t *count, char *err);
+  store_rc (*merge_ids)(void *impl, const char *const *ids, size_t n,
+                        void **out, size_t *len, char *err);
+  store_rc (*services)(void *impl, char ***names, size_t *n, char *err);
+  store_rc (*add_service)(void *impl, const char *service, char *err);
+  store_rc (*label_sets)(void *impl, const char *service, meta_type type,
+                         char ***sets, size_t *n, char *err);
+  store_rc (*del)(void *impl, const char *id, char *err);
+  store_rc (*retain)(void *impl, int64_t cutoff, size_t *deleted, char *err);
+  uint64_t (*generation)(void *impl);
+  store_rc (*stats)(void *impl, store_stats *out);
+} store_backend_ops;
+
+/* Constructors used by store_open / store_open_remote. */
+store_rc store_local_open(const char *dir, const store_options *opts,
+                          const store_backend_ops **ops, void **impl,
+                          char *err);
+store_rc store_remote_open(const char *base_url, const store_options *opts,
+                           const store_backend_ops **ops, void **impl,
+                           char *err);
+
+/* printf into err (STORE_ERRMAX bytes) when err is not NULL; returns rc so
+** backends can write `return store_seterr(err, STORE_IO, "...", ...)`. */
+store_rc store_seterr(char *err, store_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* PROFEFS_STORE_BACKEND_H */

@@ -1,0 +1,195 @@
+/*
+** store.h — the profile repository: ingest, find, get, merge, services,
+** delete, retention.
+**
+** A store is opened either on a local data directory (SQLite in WAL mode,
+** store/local.c) or on a remote profefs/profefe server (HTTP via libcurl,
+** store/remote.c).  Front ends (httpd/, fs/) only ever see this header, so
+** the same FUSE view serves a local repository and a remote one.
+**
+** Invariants the front ends may rely on:
+**   - store_ingest returns STORE_OK only once the profile is durable (local:
+**     committed with synchronous=FULL; remote: the server answered 200);
+**   - stored bytes never change: store_get returns exactly what was given to
+**     store_ingest, so callers may cache them by id for as long as they like;
+**   - store_generation() changes whenever a profile is added or removed, so a
+**     cache of derived data (merges, listings) is fresh while it is equal;
+**   - every function is safe to call from many threads at once.
+**
+** Errors: every function returns a store_rc. Functions with an
+** err[STORE_ERRMAX] argument (may be NULL) write a one-line reason on
+** failure, phrased for a user ("missing service", "unknown type \"x\"",
+** "malformed profile (truncated or corrupt gzip)"). OUT parameters are left
+** unchanged on failure.
+*/
+#ifndef PROFEFS_STORE_H
+#define PROFEFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta.h"
+
+#define STORE_ERRMAX 512
+
+typedef enum store_rc {
+  STORE_OK = 0,
+  STORE_NOTFOUND,    /* no such id / nothing matches / no services */
+  STORE_INVALID,     /* bad argument: service, type, labels, id, time */
+  STORE_BADPROFILE,  /* the bytes are not a valid profile (or have no samples) */
+  STORE_TOOBIG,      /* over a size limit (inflated size) */
+  STORE_MISMATCH,    /* merge of profiles with different types/sample types */
+  STORE_UNSUPPORTED, /* e.g. merging traces, DELETE on a server without it */
+  STORE_READONLY,    /* store opened read-only */
+  STORE_NOSPACE,     /* disk full */
+  STORE_IO,          /* SQLite/disk/network error */
+  STORE_NOMEM
+} store_rc;
+
+/* Short constant name of rc. */
+const char *store_strerror(store_rc rc);
+
+typedef struct store store;
+
+/* ---- opening ---------------------------------------------------------------- */
+
+typedef struct store_options {
+  int read_only;        /* refuse writes with STORE_READONLY */
+  size_t max_inflate;   /* decompression limit per profile; 0 = 256 MiB */
+  /* remote only: */
+  long timeout_ms;      /* per request; 0 = 10000 */
+  const char *user_agent;
+} store_options;
+
+/* Opens (creating when missing, unless read_only) the local repository in
+** directory dir.  opts may be NULL for defaults.
+** Fails with STORE_IO and a reason naming the directory when it cannot be
+** created, read or written, or the database is not a profefs store. */
+store_rc store_open(const char *dir, const store_options *opts, store **out,
+                    char err[STORE_ERRMAX]);
+
+/* Opens a remote repository: base_url like "http://host:10100".  Does one
+** request (GET /api/0/version) to fail early when nothing answers. */
+store_rc store_open_remote(const char *base_url, const store_options *opts,
+                           store **out, char err[STORE_ERRMAX]);
+
+/* Flushes pending commits and closes; accepts NULL. */
+void store_close(store *st);
+
+/* 1 when the store is remote (front ends pick default windows from it). */
+int store_is_remote(const store *st);
+
+/* ---- metadata ------------------------------------------------------------------ */
+
+typedef struct store_meta {
+  char id[META_ID_LEN + 1];
+  char *service;       /* malloc'd */
+  meta_type type;
+  char *labels;        /* canonical label string (meta.h), malloc'd, "" if none */
+  int64_t created_at;  /* unix seconds, UTC */
+  int64_t size;        /* bytes as stored; -1 when unknown (remote lists) */
+} store_meta;
+
+/* Frees the strings of m (not m itself); accepts NULL. */
+void store_meta_clear(store_meta *m);
+
+typedef struct store_meta_list {
+  size_t n;
+  store_meta *v;
+} store_meta_list;
+
+/* Frees every entry and the array; accepts NULL. */
+void store_meta_list_free(store_meta_list *l);
+
+/* ---- queries ------------------------------------------------------------------- */
+
+typedef struct store_query {
+  const char *service;   /* required */
+  meta_type type;        /* required */
+  const char *labels;    /* canonical filter (subset match); NULL/"" = all */
+  int64_t from, to;      /* inclusive, unix seconds */
+  long limit;            /* > 0: at most this many, oldest first; 0 = all */
+} store_query;
+
+/* ---- operations ----------------------------------------------------------------- */
+
+/* Stores one profile.  labels must be canonical (meta_labels_parse).
+** For every type but META_TRACE the bytes are decoded and validated first
+** (STORE_BADPROFILE / STORE_TOOBIG with the reason).  created_at is the
+** profile's time_nanos when > 0, else created_at_hint when > 0, else now.
+** On success fills *out (caller clears with store_meta_clear; out may be
+** NULL) and the profile is durable.
+** The service is created if it did not exist. */
+store_rc store_ingest(store *st, const char *service, meta_type type,
+                      const char *labels, int64_t created_at_hint,
+                      const void *data, size_t len, store_meta *out,
+                      char err[STORE_ERRMAX]);
+
+/* Finds profiles matching q, sorted by created_at then id.
+** STORE_OK with an empty list when nothing matches.
+** *out is owned by the caller (store_meta_list_free). */
+store_rc store_find(store *st, const store_query *q, store_meta_list *out,
+                    char err[STORE_ERRMAX]);
+
+/* Returns the stored bytes of id in *data (malloc'd, caller frees), *len,
+** and the metadata in *meta when meta is not NULL (caller clears).
+** STORE_INVALID for a malformed id, STORE_NOTFOUND for an unknown one. */
+store_rc store_get(store *st, const char *id, store_meta *meta, void **data,
+                   size_t *len, char err[STORE_ERRMAX]);
+
+/* Metadata of one id without the bytes (FUSE getattr). */
+store_rc store_stat(store *st, const char *id, store_meta *meta,
+                    char err[STORE_ERRMAX]);
+
+/* Merges every profile matching q (streaming) into one gzip pprof in *out
+** (malloc'd, caller frees).  STORE_NOTFOUND when nothing matches,
+** STORE_UNSUPPORTED for META_TRACE, STORE_MISMATCH when sample types differ.
+** *count (may be NULL) receives the number of profiles merged. */
+store_rc store_merge(store *st, const store_query *q, void **out, size_t *len,
+                     size_t *count, char err[STORE_ERRMAX]);
+
+/* Merges the named profiles.  They must all exist (STORE_NOTFOUND naming the
+** missing id) and have one type (STORE_INVALID otherwise); traces cannot be
+** merged (STORE_UNSUPPORTED). */
+store_rc store_merge_ids(store *st, const char *const *ids, size_t n,
+                         void **out, size_t *len, char err[STORE_ERRMAX]);
+
+/* Sorted service names in *names (array and strings malloc'd; free with
+** store_names_free).  STORE_OK with *n == 0 when there are none. */
+store_rc store_services(store *st, char ***names, size_t *n,
+                        char err[STORE_ERRMAX]);
+void store_names_free(char **names, size_t n);
+
+/* Creates an empty service (FUSE mkdir).  STORE_OK when it already exists;
+** STORE_INVALID for an invalid name. */
+store_rc store_add_service(store *st, const char *service,
+                           char err[STORE_ERRMAX]);
+
+/* Distinct canonical label sets of the profiles of service/type
+** (FUSE lists them as label directories), sorted. Caller frees with
+** store_names_free. */
+store_rc store_label_sets(store *st, const char *service, meta_type type,
+                          char ***sets, size_t *n, char err[STORE_ERRMAX]);
+
+/* Deletes one profile. STORE_NOTFOUND for an unknown id. */
+store_rc store_delete(store *st, const char *id, char err[STORE_ERRMAX]);
+
+/* Deletes every profile whose created_at < cutoff and reclaims the space
+** (incremental vacuum). *deleted (may be NULL) gets the count. */
+store_rc store_retain(store *st, int64_t cutoff, size_t *deleted,
+                      char err[STORE_ERRMAX]);
+
+/* Changes whenever a profile is added or deleted (see invariants). */
+uint64_t store_generation(store *st);
+
+/* Numbers for /debug/metrics.  Fields a backend cannot know are -1. */
+typedef struct store_stats {
+  int64_t profiles;      /* stored profiles */
+  int64_t bytes;         /* sum of stored profile sizes */
+  int64_t disk_bytes;    /* size of the database files */
+  int64_t ingests;       /* successful ingests since open */
+  int64_t commits;       /* group commits since open */
+} store_stats;
+store_rc store_get_stats(store *st, store_stats *out);
+
+#endif /* PROFEFS_STORE_H */

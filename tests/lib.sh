@@ -1,0 +1,160 @@
+# tests/lib.sh — shared harness of the integration tests (sourced, bash).
+#
+# Each test script does:
+#     . "$TESTS_DIR/lib.sh"
+#     t_init                      # own temp dir $T, cleanup on exit
+#     start_server [extra args]   # profefs serve on a free loopback port: $URL, $SERVER_PID
+#     ... assertions (ok / fail / assert_eq / expect_status) ...
+#     t_done                      # stops what is running, checks sanitizer output, exit code
+#
+# Any daemon's stderr log that contains sanitizer output fails the test.
+# Everything listens on 127.0.0.1 only and is stopped by pid.
+
+set -u
+: "${PROFEFS:?PROFEFS must point to the profefs binary}"
+: "${TESTS_DIR:?TESTS_DIR must point to tests/}"
+FIXTURES="$TESTS_DIR/fixtures"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+T_FAILS=0
+T_CHECKS=0
+T_PIDS=()
+T_MOUNTS=()
+T_LOGS=()
+
+t_init() {
+    T=$(mktemp -d "${TMPDIR:-/tmp}/profefs-test.XXXXXX")
+    trap t_cleanup EXIT
+    trap 'exit 1' INT TERM
+}
+
+t_cleanup() {
+    local pid m
+    for pid in "${T_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+    done
+    for m in "${T_MOUNTS[@]:-}"; do
+        [ -n "$m" ] && mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
+    done
+    [ -n "${T:-}" ] && [ -z "${KEEP_TMP:-}" ] && rm -rf "$T"
+}
+
+ok()   { T_CHECKS=$((T_CHECKS + 1)); }
+fail() { T_CHECKS=$((T_CHECKS + 1)); T_FAILS=$((T_FAILS + 1)); echo "FAIL: $*" >&2; }
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() { local d=$1; shift; if "$@"; then ok; else fail "$d"; fi; }
+
+# assert_eq DESCRIPTION EXPECTED ACTUAL
+assert_eq() {
+    if [ "$2" == "$3" ]; then ok; else fail "$1: expected [$2], got [$3]"; fi
+}
+
+# assert_contains DESCRIPTION HAYSTACK NEEDLE
+assert_contains() {
+    case "$2" in *"$3"*) ok ;; *) fail "$1: [$3] not in [$2]" ;; esac
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# sanitizer_clean LOG: no ASan/UBSan/LSan report in LOG.
+sanitizer_clean() {
+    ! grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)' "$1"
+}
+
+# wait_http URL [SECONDS]: until URL answers at all.
+wait_http() {
+    local i n=$(( ${2:-20} * 10 ))
+    for ((i = 0; i < n; i++)); do
+        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_mount DIR [SECONDS]
+wait_mount() {
+    local i n=$(( ${2:-20} * 10 ))
+    for ((i = 0; i < n; i++)); do
+        mountpoint -q "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_server [ARGS...]: profefs serve --data $T/data on a free port.
+# Sets PORT, URL, SERVER_PID, SERVER_LOG. Pass --mount DIR to also mount.
+SERVER_N=0
+start_server() {
+    SERVER_N=$((SERVER_N + 1))
+    PORT=$(free_port)
+    URL="http://127.0.0.1:$PORT"
+    SERVER_LOG="$T/server.$SERVER_N.log"
+    local a m=""
+    for a in "$@"; do [ "$m" = next ] && m="$a"; [ "$a" = --mount ] && m=next; done
+    [ -n "$m" ] && [ "$m" != next ] && { mkdir -p "$m"; T_MOUNTS+=("$m"); }
+    "$PROFEFS" serve --data "${DATA:-$T/data}" --addr "127.0.0.1:$PORT" "$@" 2>"$SERVER_LOG" &
+    SERVER_PID=$!
+    T_PIDS+=("$SERVER_PID")
+    T_LOGS+=("$SERVER_LOG")
+    if ! wait_http "$URL/api/0/version" 30; then
+        fail "server did not start"; cat "$SERVER_LOG" >&2; return 1
+    fi
+    if [ -n "$m" ] && [ "$m" != next ] && ! wait_mount "$m" 10; then
+        fail "mount $m did not appear"; cat "$SERVER_LOG" >&2; return 1
+    fi
+    return 0
+}
+
+# stop_server [SIGNAL]: stops the server by pid (default TERM), checks a clean
+# exit (status 0 after TERM/INT) and no sanitizer report.
+stop_server() {
+    local sig=${1:-TERM} rc
+    [ -n "${SERVER_PID:-}" ] || return 0
+    kill -"$sig" "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null; rc=$?
+    if [ "$sig" = TERM ] || [ "$sig" = INT ]; then
+        assert_eq "server exit status after SIG$sig" 0 "$rc"
+    fi
+    check "no sanitizer report in $SERVER_LOG" sanitizer_clean "$SERVER_LOG"
+    SERVER_PID=""
+}
+
+# http METHOD URL [curl args...]: sets HTTP_STATUS and HTTP_BODY (file $T/body).
+http() {
+    local method=$1 url=$2; shift 2
+    HTTP_STATUS=$(curl -s -o "$T/body" -w '%{http_code}' -X "$method" --max-time 60 "$@" "$url")
+    HTTP_BODY=$(cat "$T/body" 2>/dev/null | tr -d '\0')
+}
+
+# ingest FILE SERVICE TYPE [LABELS] [CREATED_AT]: POSTs FILE, prints the id.
+ingest() {
+    local q="service=$2&type=$3"
+    [ -n "${4:-}" ] && q="$q&labels=$4"
+    [ -n "${5:-}" ] && q="$q&created_at=$5"
+    curl -s --max-time 60 --data-binary @"$1" "$URL/api/0/profiles?$q" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["body"]["id"])'
+}
+
+# json FILTER: python expression on `j` (the JSON of $T/body), printed.
+json() {
+    python3 -c "import json,sys; j=json.load(open('$T/body')); print($1)"
+}
+
+# t_done: stop leftovers, check every log, print a summary, exit 0/1.
+t_done() {
+    [ -n "${SERVER_PID:-}" ] && stop_server TERM
+    local l
+    for l in "${T_LOGS[@]:-}"; do
+        [ -n "$l" ] && [ -f "$l" ] && ! sanitizer_clean "$l" && { fail "sanitizer output in $l"; cat "$l" >&2; }
+    done
+    echo "$(basename "$0"): $T_CHECKS checks, $T_FAILS failed"
+    if [ "$T_FAILS" -ne 0 ]; then
+        for l in "${T_LOGS[@]:-}"; do [ -f "$l" ] && { echo "--- $l (tail)" >&2; tail -n 30 "$l" >&2; }; done
+        exit 1
+    fi
+    exit 0
+}
