@@ -1,1 +1,192 @@
-/* placeholder: being written */
+/*
+** cmd_serve.c — `profefs serve`: one process serving a local store over
+** HTTP and, with --mount, as a FUSE filesystem.
+**
+** Start-up order is store -> httpd -> fs, shutdown the reverse, so no front
+** end ever sees a closed store.  The main thread only waits for signals and
+** runs retention; all serving happens in the front ends' own threads.
+*/
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "fs.h"
+#include "httpd.h"
+#include "meta.h"
+#include "store.h"
+
+static const char usage[] =
+  "Usage: profefs serve [OPTION]...\n"
+  "\n"
+  "Serves the profefe HTTP API of a local profile store and, with --mount,\n"
+  "the same store as a FUSE filesystem. Stops cleanly on SIGINT/SIGTERM.\n"
+  "\n"
+  "  -d, --data DIR          data directory (default ./profefs-data)\n"
+  "  -a, --addr HOST:PORT    listen address (default 127.0.0.1:10100; port 0 = any)\n"
+  "  -m, --mount DIR         also mount the store at DIR\n"
+  "      --read-only         refuse every write (HTTP 403, EROFS)\n"
+  "      --retention DUR     delete profiles older than DUR (e.g. 120h, 30d);\n"
+  "                          default: keep everything\n"
+  "      --window DUR        FUSE: list only profiles of the last DUR in type\n"
+  "                          directories (default: all)\n"
+  "      --max-body SIZE     HTTP request body limit (default 32M)\n"
+  "      --max-inflate SIZE  decompressed profile size limit (default 256M)\n"
+  "      --allow-other       FUSE: let other users see the mount\n"
+  "      --fuse-debug        FUSE: print libfuse's debug output\n"
+  "  -q, --quiet             no per-request log lines\n"
+  "  -h, --help              show this help\n";
+
+typedef struct serve_config {
+  const char *data, *addr, *mount;
+  int read_only, quiet, allow_other, fuse_debug;
+  int64_t retention, window;
+  size_t max_body, max_inflate;
+} serve_config;
+
+/* Parses argv into *cfg; returns -1 on success, else the exit status. */
+static int parse_args(int argc, char **argv, serve_config *cfg) {
+  enum { O_READONLY = 256, O_RETENTION, O_WINDOW, O_MAXBODY, O_MAXINFLATE,
+         O_ALLOWOTHER, O_FUSEDEBUG };
+  static const struct option longopts[] = {
+    { "data", required_argument, NULL, 'd' },
+    { "addr", required_argument, NULL, 'a' },
+    { "mount", required_argument, NULL, 'm' },
+    { "read-only", no_argument, NULL, O_READONLY },
+    { "retention", required_argument, NULL, O_RETENTION },
+    { "window", required_argument, NULL, O_WINDOW },
+    { "max-body", required_argument, NULL, O_MAXBODY },
+    { "max-inflate", required_argument, NULL, O_MAXINFLATE },
+    { "allow-other", no_argument, NULL, O_ALLOWOTHER },
+    { "fuse-debug", no_argument, NULL, O_FUSEDEBUG },
+    { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+
+  while ((c = getopt_long(argc, argv, "d:a:m:qh", longopts, NULL)) != -1) {
+    switch (c) {
+      case 'd': cfg->data = optarg; break;
+      case 'a': cfg->addr = optarg; break;
+      case 'm': cfg->mount = optarg; break;
+      case 'q': cfg->quiet = 1; break;
+      case O_READONLY: cfg->read_only = 1; break;
+      case O_ALLOWOTHER: cfg->allow_other = 1; break;
+      case O_FUSEDEBUG: cfg->fuse_debug = 1; break;
+      case O_RETENTION:
+        if (meta_duration_parse(optarg, &cfg->retention) != 0)
+          return cli_usage_error("serve", "invalid --retention '%s' (e.g. 120h, 30d)", optarg);
+        break;
+      case O_WINDOW:
+        if (meta_duration_parse(optarg, &cfg->window) != 0)
+          return cli_usage_error("serve", "invalid --window '%s' (e.g. 24h)", optarg);
+        break;
+      case O_MAXBODY:
+        if (cli_parse_size(optarg, &cfg->max_body) != 0)
+          return cli_usage_error("serve", "invalid --max-body '%s' (e.g. 32M)", optarg);
+        break;
+      case O_MAXINFLATE:
+        if (cli_parse_size(optarg, &cfg->max_inflate) != 0)
+          return cli_usage_error("serve", "invalid --max-inflate '%s' (e.g. 256M)", optarg);
+        break;
+      case 'h': fputs(usage, stdout); return 0;
+      default: return cli_usage_error("serve", "unknown option");
+    }
+  }
+  if (optind < argc)
+    return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+  return -1;
+}
+
+static void run_retention(store *st, int64_t retention) {
+  char err[STORE_ERRMAX];
+  size_t deleted = 0;
+  int64_t cutoff = (int64_t)time(NULL) - retention;
+  char when[META_TIME_MAX];
+
+  if (store_retain(st, cutoff, &deleted, err) != STORE_OK) {
+    cli_errorf("retention: %s", err);
+    return;
+  }
+  if (deleted > 0) {
+    meta_time_format(cutoff, when);
+    cli_errorf("retention: deleted %zu profiles older than %s", deleted, when);
+  }
+}
+
+int cmd_serve(int argc, char **argv) {
+  serve_config cfg = { .data = "./profefs-data", .addr = "127.0.0.1:10100" };
+  store_options sopts = { 0 };
+  httpd_options hopts = { 0 };
+  fs_options fopts = { 0 };
+  store *st = NULL;
+  httpd *h = NULL;
+  fs *f = NULL;
+  char err[STORE_ERRMAX];
+  int rc, sig, mount_gone = 0;
+  time_t next_retention = 0;
+
+  if ((rc = parse_args(argc, argv, &cfg)) >= 0) return rc;
+  rc = 1;
+  cli_signals_block();
+
+  sopts.read_only = cfg.read_only;
+  sopts.max_inflate = cfg.max_inflate;
+  if (store_open(cfg.data, &sopts, &st, err) != STORE_OK) {
+    cli_errorf("serve: %s", err);
+    goto out;
+  }
+
+  hopts.addr = cfg.addr;
+  hopts.max_body = cfg.max_body;
+  hopts.quiet = cfg.quiet;
+  hopts.version = cli_version;
+  hopts.commit = cli_commit;
+  hopts.build_time = cli_build_time;
+  if (httpd_start(st, &hopts, &h, err) != 0) {
+    cli_errorf("serve: %s", err);
+    goto out;
+  }
+  cli_errorf("serving %s on http://%s (port %u)%s", cfg.data, cfg.addr,
+             httpd_port(h), cfg.read_only ? ", read-only" : "");
+
+  if (cfg.mount != NULL) {
+    fopts.mountpoint = cfg.mount;
+    fopts.read_only = cfg.read_only;
+    fopts.window_sec = cfg.window;
+    fopts.debug = cfg.fuse_debug;
+    fopts.allow_other = cfg.allow_other;
+    if (fs_start(st, &fopts, &f, err) != 0) {
+      cli_errorf("serve: %s", err);
+      goto out;
+    }
+    cli_errorf("mounted at %s", cfg.mount);
+  }
+
+  for (;;) {
+    if (cfg.retention > 0 && time(NULL) >= next_retention) {
+      run_retention(st, cfg.retention);
+      next_retention = time(NULL) + 60;
+    }
+    sig = cli_signals_wait(1000);
+    if (sig != 0) {
+      cli_errorf("%s received, shutting down", strsignal(sig));
+      break;
+    }
+    if (f != NULL && !mount_gone && fs_ended(f)) {
+      cli_errorf("the mount at %s was unmounted from outside; still serving HTTP",
+                 cfg.mount);
+      mount_gone = 1;
+    }
+  }
+  rc = 0;
+out:
+  fs_stop(f);
+  httpd_stop(h);
+  store_close(st);
+  if (rc == 0) cli_errorf("stopped");
+  return rc;
+}
