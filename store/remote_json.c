@@ -1,0 +1,191 @@
+/*
+** remote_json.c — reads the JSON answers of a profefe/profefs server into
+** store.h structures (see remote_json.h).
+**
+** The server is trusted to speak the protocol but not to be well-formed:
+** anything unexpected is an error or a skipped entry, never a crash.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "backend.h"
+#include "remote_json.h"
+
+/* Loads text and returns its "body" member (a new reference) or NULL. */
+static json_t *load_body(const char *text, size_t len, char *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(text, len, 0, &jerr), *body;
+
+  if (root == NULL) {
+    store_seterr(err, STORE_IO, "remote server sent invalid JSON (%s)", jerr.text);
+    return NULL;
+  }
+  body = json_object_get(root, "body");
+  if (body == NULL) {
+    store_seterr(err, STORE_IO, "remote server sent JSON without a body");
+    json_decref(root);
+    return NULL;
+  }
+  json_incref(body);
+  json_decref(root);
+  return body;
+}
+
+char *store_rjson_error(const char *text, size_t len) {
+  json_t *root = json_loadb(text, len, 0, NULL);
+  const char *msg = json_string_value(json_object_get(root, "error"));
+  char *copy = msg != NULL ? strdup(msg) : NULL;
+  json_decref(root);
+  return copy;
+}
+
+/* Appends s to b %-escaping every byte that is not unreserved, so that
+** meta_labels_parse reads back exactly s. */
+static void escape_into(char *b, size_t *at, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+        (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+      b[(*at)++] = (char)*p;
+    } else {
+      b[(*at)++] = '%';
+      b[(*at)++] = hex[*p >> 4];
+      b[(*at)++] = hex[*p & 15];
+    }
+  }
+}
+
+/* Canonical label string of a [{"key","value"}] array (null = none);
+** NULL when malformed or out of memory. */
+static char *labels_of(json_t *arr) {
+  size_t i, need = 1, at = 0;
+  json_t *it;
+  char *raw, *canon = NULL;
+
+  if (arr == NULL || json_is_null(arr)) return strdup("");
+  if (!json_is_array(arr)) return NULL;
+  json_array_foreach(arr, i, it) {
+    const char *k = json_string_value(json_object_get(it, "key"));
+    const char *v = json_string_value(json_object_get(it, "value"));
+    if (k == NULL || v == NULL) return NULL;
+    need += 3 * (strlen(k) + strlen(v)) + 2;
+  }
+  if ((raw = malloc(need)) == NULL) return NULL;
+  json_array_foreach(arr, i, it) {
+    if (i > 0) raw[at++] = ',';
+    escape_into(raw, &at, json_string_value(json_object_get(it, "key")));
+    raw[at++] = '=';
+    escape_into(raw, &at, json_string_value(json_object_get(it, "value")));
+  }
+  raw[at] = 0;
+  if (meta_labels_parse(raw, &canon, NULL) != 0) canon = NULL;
+  free(raw);
+  return canon;
+}
+
+/* Fills *m from one meta object; -1 (m untouched) when it is not one. */
+static int meta_of(json_t *o, store_meta *m) {
+  const char *id = json_string_value(json_object_get(o, "id"));
+  const char *svc = json_string_value(json_object_get(o, "service"));
+  const char *type = json_string_value(json_object_get(o, "type"));
+  const char *created = json_string_value(json_object_get(o, "created_at"));
+  int t = type != NULL ? meta_type_parse(type) : -1;
+  int64_t when = 0;
+  char *service, *labels;
+
+  if (id == NULL || !meta_id_valid(id) || svc == NULL || t < 0) return -1;
+  if (created != NULL && meta_time_parse(created, (int64_t)time(NULL), &when) != 0)
+    return -1;
+  if ((labels = labels_of(json_object_get(o, "labels"))) == NULL) return -1;
+  if ((service = strdup(svc)) == NULL) {
+    free(labels);
+    return -1;
+  }
+  memset(m, 0, sizeof *m);
+  memcpy(m->id, id, META_ID_LEN + 1);
+  m->service = service;
+  m->type = (meta_type)t;
+  m->labels = labels;
+  m->created_at = when;
+  m->size = -1;
+  return 0;
+}
+
+store_rc store_rjson_meta(const char *text, size_t len, store_meta *out,
+                          char *err) {
+  json_t *body = load_body(text, len, err);
+  store_rc rc = STORE_IO;
+
+  if (body == NULL) return STORE_IO;
+  if (meta_of(body, out) == 0)
+    rc = STORE_OK;
+  else
+    store_seterr(err, STORE_IO, "remote server sent an invalid profile meta");
+  json_decref(body);
+  return rc;
+}
+
+store_rc store_rjson_meta_list(const char *text, size_t len,
+                               store_meta_list *out, char *err) {
+  json_t *body = load_body(text, len, err), *it;
+  store_meta_list l = { 0 };
+  size_t i;
+
+  if (body == NULL) return STORE_IO;
+  if (!json_is_array(body)) {
+    json_decref(body);
+    return store_seterr(err, STORE_IO, "remote server sent no list of profiles");
+  }
+  if (json_array_size(body) > 0 &&
+      (l.v = calloc(json_array_size(body), sizeof *l.v)) == NULL) {
+    json_decref(body);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  json_array_foreach(body, i, it) {
+    if (meta_of(it, &l.v[l.n]) == 0) l.n++;
+  }
+  json_decref(body);
+  *out = l;
+  return STORE_OK;
+}
+
+store_rc store_rjson_names(const char *text, size_t len, char ***names,
+                           size_t *n, char *err) {
+  json_t *body = load_body(text, len, err), *it;
+  char **v = NULL;
+  size_t i, k = 0;
+  store_rc rc = STORE_OK;
+
+  if (body == NULL) return STORE_IO;
+  if (!json_is_array(body)) {
+    rc = store_seterr(err, STORE_IO, "remote server sent no list of names");
+    goto out;
+  }
+  if (json_array_size(body) > 0 &&
+      (v = calloc(json_array_size(body), sizeof *v)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  json_array_foreach(body, i, it) {
+    if (!json_is_string(it)) {
+      rc = store_seterr(err, STORE_IO, "remote server sent a name that is no string");
+      goto out;
+    }
+    if ((v[k] = strdup(json_string_value(it))) == NULL) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto out;
+    }
+    k++;
+  }
+  *names = v;
+  *n = k;
+  v = NULL;
+out:
+  if (v != NULL) store_names_free(v, k);
+  json_decref(body);
+  return rc;
+}
