@@ -22,6 +22,25 @@ typedef struct scrape_target {
   int64_t cpu_seconds;  /* length of the cpu profile; default min(10, every) */
   unsigned types;       /* bit (1u << meta_type) per type to pull */
 } scrape_target;
+/* In scrape_start / scrape_once a field that is 0 (types, every_sec,
+** cpu_seconds) takes its default; labels may be NULL.
+**
+** Endpoints pulled per type, under <url>/debug/pprof/:
+**   cpu -> profile?seconds=N   heap, block, mutex, goroutine, threadcreate
+**   -> the same name           other -> allocs   trace -> trace?seconds=N
+** A pprof answer without samples (e.g. mutex when the program never set
+** runtime.SetMutexProfileFraction, cpu of an idle program) is logged as
+** "empty" and skipped: it is not a failure. */
+
+/* Types pulled when none are given. */
+#define SCRAPE_DEFAULT_TYPES                                             \
+  ((1u << META_CPU) | (1u << META_HEAP) | (1u << META_GOROUTINE) |      \
+   (1u << META_MUTEX) | (1u << META_BLOCK))
+
+/* Parses a comma-separated list of type names ("cpu,heap") into a bit set.
+** Returns 0 and *out, or -1 (*out unchanged) for an unknown name or an
+** empty list. */
+int scrape_types_parse(const char *list, unsigned *out);
 
 /* Parses a config file: one target per line,
 **   <url> service=<S> [labels=k=v,k=v] [every=60s] [types=cpu,heap] [seconds=10]
