@@ -1,0 +1,150 @@
+// bench-loader — HTTP POST load generator of scripts/bench (Go stdlib only).
+//
+//	bench-loader -url URL [-c 8] (-files LIST | -body FILE -n N | -body FILE -d 10s)
+//
+// POSTs profiles to URL over -c keep-alive connections and prints one line
+// of key=value results: sent, ok (HTTP 200), bad (other status), errors
+// (transport), elapsed seconds, req/s and latency percentiles in ms.
+//
+// Unlike a duration-bound tool such as wrk, it stops *issuing* requests when
+// the count or duration is reached and then waits for every request in flight,
+// so "ok" is exactly the number of acknowledgements the server sent.  That is
+// what lets scripts/bench check that the store holds exactly one profile per
+// 200 answer.  Bodies are read into memory before the clock starts.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type result struct {
+	lat             []time.Duration
+	ok, bad, errors int
+}
+
+func readBodies(list, body string) ([][]byte, error) {
+	if body != "" {
+		b, err := os.ReadFile(body)
+		return [][]byte{b}, err
+	}
+	f, err := os.Open(list)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, sc.Err()
+}
+
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(sorted)-1))
+	return float64(sorted[i]) / 1e6
+}
+
+func main() {
+	url := flag.String("url", "", "POST URL, e.g. http://127.0.0.1:10100/api/0/profiles?service=s&type=cpu")
+	conns := flag.Int("c", 8, "connections (concurrent requests)")
+	list := flag.String("files", "", "file listing one profile path per line; each is POSTed once")
+	body := flag.String("body", "", "one profile POSTed repeatedly (with -n or -d)")
+	n := flag.Int("n", 0, "number of requests with -body")
+	dur := flag.Duration("d", 0, "with -body: issue requests for this long, then drain")
+	flag.Parse()
+	if *url == "" || (*list == "") == (*body == "") || (*body != "" && *n <= 0 && *dur <= 0) {
+		flag.Usage()
+		os.Exit(2)
+	}
+	bodies, err := readBodies(*list, *body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-loader:", err)
+		os.Exit(1)
+	}
+	total := int64(len(bodies))
+	if *body != "" {
+		total = int64(*n)
+		if *n <= 0 {
+			total = 1 << 62
+		}
+	}
+
+	tr := &http.Transport{MaxIdleConns: *conns, MaxIdleConnsPerHost: *conns,
+		MaxConnsPerHost: *conns, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 120 * time.Second}
+	var next int64 = -1
+	var stop int32
+	results := make([]result, *conns)
+	var wg sync.WaitGroup
+	start := time.Now()
+	if *dur > 0 {
+		time.AfterFunc(*dur, func() { atomic.StoreInt32(&stop, 1) })
+	}
+	for w := 0; w < *conns; w++ {
+		wg.Add(1)
+		go func(r *result) {
+			defer wg.Done()
+			for atomic.LoadInt32(&stop) == 0 {
+				i := atomic.AddInt64(&next, 1)
+				if i >= total {
+					return
+				}
+				b := bodies[i%int64(len(bodies))]
+				t0 := time.Now()
+				resp, err := client.Post(*url, "application/octet-stream", bytes.NewReader(b))
+				if err != nil {
+					r.errors++
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				r.lat = append(r.lat, time.Since(t0))
+				if resp.StatusCode == 200 {
+					r.ok++
+				} else {
+					r.bad++
+				}
+			}
+		}(&results[w])
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	var all []time.Duration
+	var ok, bad, errs int
+	for _, r := range results {
+		all = append(all, r.lat...)
+		ok, bad, errs = ok+r.ok, bad+r.bad, errs+r.errors
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	sent := ok + bad + errs
+	fmt.Printf("sent=%d ok=%d bad=%d errors=%d elapsed=%.3f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+		sent, ok, bad, errs, elapsed.Seconds(), float64(sent)/elapsed.Seconds(),
+		percentile(all, 50), percentile(all, 90), percentile(all, 99), percentile(all, 100))
+	if errs > 0 || bad > 0 {
+		os.Exit(1)
+	}
+}
