@@ -1,0 +1,3 @@
+module profefs.test/goapp
+
+go 1.19
