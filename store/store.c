@@ -1,1 +1,316 @@
-/* placeholder: being written */
+/*
+** store.c — the public entry points of store.h.
+**
+** Each entry point asserts its documented preconditions, validates what
+** came from a user (service names, types, label strings, ids, time ranges)
+** so that every backend sees only well-formed requests, refuses writes on a
+** read-only store, and then calls the backend through its op table
+** (backend.h).  Nothing here knows SQLite or HTTP.
+*/
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+struct store {
+  const store_backend_ops *ops;
+  void *impl;
+  int read_only;
+  int remote;
+};
+
+const char *store_strerror(store_rc rc) {
+  switch (rc) {
+  case STORE_OK: return "ok";
+  case STORE_NOTFOUND: return "not found";
+  case STORE_INVALID: return "invalid argument";
+  case STORE_BADPROFILE: return "malformed profile";
+  case STORE_TOOBIG: return "too big";
+  case STORE_MISMATCH: return "profiles do not match";
+  case STORE_UNSUPPORTED: return "not supported";
+  case STORE_READONLY: return "read-only store";
+  case STORE_NOSPACE: return "no space left";
+  case STORE_IO: return "i/o error";
+  case STORE_NOMEM: return "out of memory";
+  }
+  return "unknown error";
+}
+
+store_rc store_seterr(char *err, store_rc rc, const char *fmt, ...) {
+  if (err != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, STORE_ERRMAX, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+/* ---- argument checks ------------------------------------------------------- */
+
+/* Shown user strings are cut short: a 1 MB service name is not an error
+** message. */
+#define SHOW 64
+
+static store_rc check_service(const char *service, char *err) {
+  if (service == NULL || service[0] == '\0')
+    return store_seterr(err, STORE_INVALID, "missing service");
+  if (!meta_service_valid(service))
+    return store_seterr(err, STORE_INVALID, "invalid service name \"%.*s\"",
+                        SHOW, service);
+  return STORE_OK;
+}
+
+static store_rc check_type(meta_type type, char *err) {
+  if ((unsigned)type >= META_NTYPES)
+    return store_seterr(err, STORE_INVALID, "unknown type %d", (int)type);
+  return STORE_OK;
+}
+
+static store_rc check_labels(const char *labels, char *err) {
+  if (labels != NULL && !meta_labels_canonical(labels))
+    return store_seterr(err, STORE_INVALID, "invalid labels \"%.*s\"", SHOW,
+                        labels);
+  return STORE_OK;
+}
+
+static store_rc check_id(const char *id, char *err) {
+  if (id == NULL || id[0] == '\0')
+    return store_seterr(err, STORE_INVALID, "missing id");
+  if (!meta_id_valid(id))
+    return store_seterr(err, STORE_INVALID, "invalid id \"%.*s\"", SHOW, id);
+  return STORE_OK;
+}
+
+static store_rc check_query(const store_query *q, char *err) {
+  store_rc rc;
+  assert(q != NULL);
+  if ((rc = check_service(q->service, err)) != STORE_OK ||
+      (rc = check_type(q->type, err)) != STORE_OK ||
+      (rc = check_labels(q->labels, err)) != STORE_OK)
+    return rc;
+  if (q->from > q->to)
+    return store_seterr(err, STORE_INVALID,
+                        "invalid time range (from is after to)");
+  if (q->limit < 0)
+    return store_seterr(err, STORE_INVALID, "invalid limit %ld", q->limit);
+  return STORE_OK;
+}
+
+static store_rc check_writable(const store *st, char *err) {
+  if (st->read_only)
+    return store_seterr(err, STORE_READONLY, "store is read-only");
+  return STORE_OK;
+}
+
+static store_rc unsupported(const store *st, const char *what, char *err) {
+  return store_seterr(err, STORE_UNSUPPORTED, "%s is not supported by the %s store",
+                      what, st->ops->name);
+}
+
+/* ---- opening ------------------------------------------------------------------ */
+
+static store_rc wrap(const store_backend_ops *ops, void *impl,
+                     const store_options *opts, int remote, store **out,
+                     char *err) {
+  store *st = calloc(1, sizeof *st);
+  if (st == NULL) {
+    ops->close(impl);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  st->ops = ops;
+  st->impl = impl;
+  st->read_only = opts != NULL && opts->read_only;
+  st->remote = remote;
+  *out = st;
+  return STORE_OK;
+}
+
+store_rc store_open(const char *dir, const store_options *opts, store **out,
+                    char err[STORE_ERRMAX]) {
+  assert(dir != NULL && out != NULL);
+  const store_backend_ops *ops;
+  void *impl;
+  store_rc rc = store_local_open(dir, opts, &ops, &impl, err);
+  if (rc != STORE_OK) return rc;
+  return wrap(ops, impl, opts, 0, out, err);
+}
+
+store_rc store_open_remote(const char *base_url, const store_options *opts,
+                           store **out, char err[STORE_ERRMAX]) {
+  assert(base_url != NULL && out != NULL);
+  const store_backend_ops *ops;
+  void *impl;
+  store_rc rc = store_remote_open(base_url, opts, &ops, &impl, err);
+  if (rc != STORE_OK) return rc;
+  return wrap(ops, impl, opts, 1, out, err);
+}
+
+void store_close(store *st) {
+  if (st == NULL) return;
+  st->ops->close(st->impl);
+  free(st);
+}
+
+int store_is_remote(const store *st) {
+  assert(st != NULL);
+  return st->remote;
+}
+
+/* ---- metadata ------------------------------------------------------------------ */
+
+void store_meta_clear(store_meta *m) {
+  if (m == NULL) return;
+  free(m->service);
+  free(m->labels);
+  m->service = NULL;
+  m->labels = NULL;
+}
+
+void store_meta_list_free(store_meta_list *l) {
+  if (l == NULL) return;
+  for (size_t i = 0; i < l->n; i++) store_meta_clear(&l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+void store_names_free(char **names, size_t n) {
+  if (names == NULL) return;
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+/* ---- operations ---------------------------------------------------------------- */
+
+store_rc store_ingest(store *st, const char *service, meta_type type,
+                      const char *labels, int64_t created_at_hint,
+                      const void *data, size_t len, store_meta *out,
+                      char err[STORE_ERRMAX]) {
+  assert(st != NULL && (data != NULL || len == 0));
+  store_rc rc;
+  if ((rc = check_writable(st, err)) != STORE_OK ||
+      (rc = check_service(service, err)) != STORE_OK ||
+      (rc = check_type(type, err)) != STORE_OK ||
+      (rc = check_labels(labels, err)) != STORE_OK)
+    return rc;
+  if (len == 0)
+    return store_seterr(err, STORE_BADPROFILE, "malformed profile (empty)");
+  if (st->ops->ingest == NULL) return unsupported(st, "ingest", err);
+  return st->ops->ingest(st->impl, service, type, labels ? labels : "",
+                         created_at_hint, data, len, out, err);
+}
+
+store_rc store_find(store *st, const store_query *q, store_meta_list *out,
+                    char err[STORE_ERRMAX]) {
+  assert(st != NULL && out != NULL);
+  store_rc rc = check_query(q, err);
+  if (rc != STORE_OK) return rc;
+  if (st->ops->find == NULL) return unsupported(st, "find", err);
+  return st->ops->find(st->impl, q, out, err);
+}
+
+store_rc store_get(store *st, const char *id, store_meta *meta, void **data,
+                   size_t *len, char err[STORE_ERRMAX]) {
+  assert(st != NULL && data != NULL && len != NULL);
+  store_rc rc = check_id(id, err);
+  if (rc != STORE_OK) return rc;
+  if (st->ops->get == NULL) return unsupported(st, "get", err);
+  return st->ops->get(st->impl, id, meta, data, len, err);
+}
+
+store_rc store_stat(store *st, const char *id, store_meta *meta,
+                    char err[STORE_ERRMAX]) {
+  assert(st != NULL && meta != NULL);
+  store_rc rc = check_id(id, err);
+  if (rc != STORE_OK) return rc;
+  if (st->ops->stat == NULL) return unsupported(st, "stat", err);
+  return st->ops->stat(st->impl, id, meta, err);
+}
+
+store_rc store_merge(store *st, const store_query *q, void **out, size_t *len,
+                     size_t *count, char err[STORE_ERRMAX]) {
+  assert(st != NULL && out != NULL && len != NULL);
+  store_rc rc = check_query(q, err);
+  if (rc != STORE_OK) return rc;
+  if (q->type == META_TRACE)
+    return store_seterr(err, STORE_UNSUPPORTED, "traces cannot be merged");
+  if (st->ops->merge == NULL) return unsupported(st, "merge", err);
+  return st->ops->merge(st->impl, q, out, len, count, err);
+}
+
+store_rc store_merge_ids(store *st, const char *const *ids, size_t n,
+                         void **out, size_t *len, char err[STORE_ERRMAX]) {
+  assert(st != NULL && (ids != NULL || n == 0) && out != NULL && len != NULL);
+  if (n == 0) return store_seterr(err, STORE_INVALID, "no profile ids");
+  for (size_t i = 0; i < n; i++) {
+    store_rc rc = check_id(ids[i], err);
+    if (rc != STORE_OK) return rc;
+  }
+  if (st->ops->merge_ids == NULL) return unsupported(st, "merge", err);
+  return st->ops->merge_ids(st->impl, ids, n, out, len, err);
+}
+
+store_rc store_services(store *st, char ***names, size_t *n,
+                        char err[STORE_ERRMAX]) {
+  assert(st != NULL && names != NULL && n != NULL);
+  if (st->ops->services == NULL) return unsupported(st, "listing services", err);
+  return st->ops->services(st->impl, names, n, err);
+}
+
+store_rc store_add_service(store *st, const char *service,
+                           char err[STORE_ERRMAX]) {
+  assert(st != NULL);
+  store_rc rc;
+  if ((rc = check_writable(st, err)) != STORE_OK ||
+      (rc = check_service(service, err)) != STORE_OK)
+    return rc;
+  if (st->ops->add_service == NULL)
+    return unsupported(st, "creating a service", err);
+  return st->ops->add_service(st->impl, service, err);
+}
+
+store_rc store_label_sets(store *st, const char *service, meta_type type,
+                          char ***sets, size_t *n, char err[STORE_ERRMAX]) {
+  assert(st != NULL && sets != NULL && n != NULL);
+  store_rc rc;
+  if ((rc = check_service(service, err)) != STORE_OK ||
+      (rc = check_type(type, err)) != STORE_OK)
+    return rc;
+  if (st->ops->label_sets == NULL)
+    return unsupported(st, "listing label sets", err);
+  return st->ops->label_sets(st->impl, service, type, sets, n, err);
+}
+
+store_rc store_delete(store *st, const char *id, char err[STORE_ERRMAX]) {
+  assert(st != NULL);
+  store_rc rc;
+  if ((rc = check_writable(st, err)) != STORE_OK ||
+      (rc = check_id(id, err)) != STORE_OK)
+    return rc;
+  if (st->ops->del == NULL) return unsupported(st, "delete", err);
+  return st->ops->del(st->impl, id, err);
+}
+
+store_rc store_retain(store *st, int64_t cutoff, size_t *deleted,
+                      char err[STORE_ERRMAX]) {
+  assert(st != NULL);
+  store_rc rc = check_writable(st, err);
+  if (rc != STORE_OK) return rc;
+  if (st->ops->retain == NULL) return unsupported(st, "retention", err);
+  return st->ops->retain(st->impl, cutoff, deleted, err);
+}
+
+uint64_t store_generation(store *st) {
+  assert(st != NULL);
+  return st->ops->generation ? st->ops->generation(st->impl) : 0;
+}
+
+store_rc store_get_stats(store *st, store_stats *out) {
+  assert(st != NULL && out != NULL);
+  if (st->ops->stats == NULL) return STORE_UNSUPPORTED;
+  return st->ops->stats(st->impl, out);
+}

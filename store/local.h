@@ -1,0 +1,98 @@
+/*
+** local.h — private to the local (SQLite) backend: the state shared by
+** local.c (opening, schema, connections), local_read.c (queries on a pool
+** of read connections) and local_write.c (the group-commit writer).
+**
+** Concurrency model: SQLite in WAL mode lets one writer and any number of
+** readers work at once.  All writes go through one writer thread that owns
+** the only write connection and commits the requests of many callers in one
+** transaction (one fsync for all of them).  Reads take a connection from a
+** pool, one per concurrent reader, and give it back when done.
+**
+** Invariants:
+**   - a connection in the pool has no statement in progress (no open read
+**     transaction), so every query sees the latest commit;
+**   - `generation` is incremented after each commit that changed a profile
+**     or a service, before any of its callers is told the outcome.
+*/
+#ifndef PROFEFS_STORE_LOCAL_H
+#define PROFEFS_STORE_LOCAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "backend.h"
+
+#define STORE_LOCAL_DBNAME "profefs.db"
+
+typedef struct store_local_reader store_local_reader;
+typedef struct store_local_writer store_local_writer;
+
+typedef struct store_local {
+  char *dir;                /* data directory, as given */
+  char *path;               /* dir/profefs.db */
+  size_t max_inflate;       /* for pprof_check / pprof_merge_new */
+  int read_only;
+
+  pthread_mutex_t pool_mu;  /* guards pool and npool */
+  store_local_reader *pool; /* idle read connections */
+  size_t npool;
+
+  store_local_writer *writer; /* NULL when read_only */
+
+  _Atomic uint64_t generation;
+  _Atomic int64_t ingests, commits;
+} store_local;
+
+/* Opens a connection on l->path with the pragmas every connection uses and
+** the labels_match() SQL function.  writer: read-write with synchronous=FULL,
+** else query-only.  STORE_IO with a reason on failure. */
+store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
+                             char *err);
+
+/* Maps a failed SQLite call (rc, with db's message) to a store_rc and a
+** reason starting with `what`.  SQLITE_FULL (or ENOSPC) is STORE_NOSPACE. */
+store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
+                            const char *what);
+
+/* ---- local_write.c ------------------------------------------------------- */
+
+/* Starts the writer thread on db, a connection from store_local_connect
+** that the writer owns from now on (it closes it, also on failure). */
+store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err);
+/* Runs what is queued, stops the thread, closes the write connection. */
+void store_local_writer_stop(store_local *l);
+
+store_rc store_local_ingest(void *impl, const char *service, meta_type type,
+                            const char *labels, int64_t created_at_hint,
+                            const void *data, size_t len, store_meta *out,
+                            char *err);
+store_rc store_local_add_service(void *impl, const char *service, char *err);
+store_rc store_local_del(void *impl, const char *id, char *err);
+store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
+                            char *err);
+
+/* ---- local_read.c -------------------------------------------------------- */
+
+/* Closes every pooled read connection. */
+void store_local_pool_free(store_local *l);
+
+store_rc store_local_find(void *impl, const store_query *q,
+                          store_meta_list *out, char *err);
+store_rc store_local_get(void *impl, const char *id, store_meta *meta,
+                         void **data, size_t *len, char *err);
+store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
+                          char *err);
+store_rc store_local_merge(void *impl, const store_query *q, void **out,
+                           size_t *len, size_t *count, char *err);
+store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
+                               void **out, size_t *len, char *err);
+store_rc store_local_services(void *impl, char ***names, size_t *n,
+                              char *err);
+store_rc store_local_label_sets(void *impl, const char *service,
+                                meta_type type, char ***sets, size_t *n,
+                                char *err);
+store_rc store_local_stats(void *impl, store_stats *out);
+
+#endif /* PROFEFS_STORE_LOCAL_H */

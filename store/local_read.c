@@ -1,0 +1,504 @@
+/*
+** local_read.c — the queries of the local store (find, get, stat, merge,
+** services, label sets, statistics) on a pool of read connections.
+**
+** WAL mode lets readers run beside the writer, but a SQLite connection
+** serves one thread at a time; so each query borrows a connection (with its
+** prepared statements) from the pool, or opens one when all are busy, and
+** returns it afterwards.  The pool keeps at most POOL_MAX idle connections.
+**
+** Merges stream: the blob of each matching row is handed to pprof_merge_add
+** straight from SQLite's row buffer, so memory holds one stored profile and
+** the merged result, never all the matching profiles.
+*/
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "local.h"
+#include "pprof.h"
+
+#define POOL_MAX 16
+
+enum {
+  R_FIND, R_MERGE, R_GET, R_STAT, R_BLOB, R_SERVICES, R_LABEL_SETS, R_STATS,
+  R_BEGIN, R_COMMIT, NSTMT
+};
+
+#define META_COLS "p.id, p.service, p.type, p.labels, p.created_at, p.size"
+/* ?1 service, ?2 type, ?3..?4 time range, ?5 label filter, ?6 limit.  The
+** index on (service, type, created_at, id) yields rows in result order. */
+#define QUERY_WHERE                                                     \
+  " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4" \
+  " AND (?5 = '' OR labels_match(?5, p.labels))"                        \
+  " ORDER BY p.created_at, p.id LIMIT ?6"
+
+static const char *const stmt_sql[NSTMT] = {
+  [R_FIND] = "SELECT " META_COLS " FROM profiles p" QUERY_WHERE,
+  [R_MERGE] = "SELECT p.id, b.data FROM profiles p"
+              " JOIN blobs b ON b.rowid = p.rowid" QUERY_WHERE,
+  [R_GET] = "SELECT " META_COLS ", b.data FROM profiles p"
+            " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1",
+  [R_STAT] = "SELECT " META_COLS " FROM profiles p WHERE p.id = ?1",
+  [R_BLOB] = "SELECT b.data FROM profiles p"
+             " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1",
+  [R_SERVICES] = "SELECT name FROM services ORDER BY name",
+  /* The empty set is no label directory. */
+  [R_LABEL_SETS] = "SELECT labels FROM series WHERE service = ?1"
+                   " AND type = ?2 AND labels <> '' ORDER BY labels",
+  [R_STATS] = "SELECT coalesce(sum(profiles), 0), coalesce(sum(bytes), 0)"
+              " FROM series",
+  [R_BEGIN] = "BEGIN",
+  [R_COMMIT] = "COMMIT",
+};
+
+struct store_local_reader {
+  sqlite3 *db;
+  sqlite3_stmt *st[NSTMT]; /* prepared on first use */
+  store_local_reader *next;
+};
+
+/* ---- the pool ----------------------------------------------------------------- */
+
+static void reader_free(store_local_reader *r) {
+  if (r == NULL) return;
+  for (int i = 0; i < NSTMT; i++) sqlite3_finalize(r->st[i]);
+  sqlite3_close(r->db);
+  free(r);
+}
+
+static store_rc reader_get(store_local *l, store_local_reader **out,
+                           char *err) {
+  pthread_mutex_lock(&l->pool_mu);
+  store_local_reader *r = l->pool;
+  if (r != NULL) {
+    l->pool = r->next;
+    l->npool--;
+  }
+  pthread_mutex_unlock(&l->pool_mu);
+  if (r == NULL) {
+    r = calloc(1, sizeof *r);
+    if (r == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+    store_rc rc = store_local_connect(l, 0, &r->db, err);
+    if (rc != STORE_OK) {
+      free(r);
+      return rc;
+    }
+  }
+  *out = r;
+  return STORE_OK;
+}
+
+/* Returns r to the pool with every statement reset (no read transaction
+** left open), or closes it when the pool is full. */
+static void reader_put(store_local *l, store_local_reader *r) {
+  for (int i = 0; i < NSTMT; i++) {
+    if (r->st[i] == NULL) continue;
+    sqlite3_reset(r->st[i]);
+    sqlite3_clear_bindings(r->st[i]);
+  }
+  if (!sqlite3_get_autocommit(r->db))
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+  pthread_mutex_lock(&l->pool_mu);
+  if (l->npool < POOL_MAX) {
+    r->next = l->pool;
+    l->pool = r;
+    l->npool++;
+    r = NULL;
+  }
+  pthread_mutex_unlock(&l->pool_mu);
+  reader_free(r);
+}
+
+void store_local_pool_free(store_local *l) {
+  store_local_reader *r = l->pool, *next;
+  for (; r != NULL; r = next) {
+    next = r->next;
+    reader_free(r);
+  }
+  l->pool = NULL;
+  l->npool = 0;
+}
+
+/* The prepared statement i of r. */
+static store_rc stmt(store_local *l, store_local_reader *r, int i,
+                     sqlite3_stmt **out, char *err) {
+  if (r->st[i] == NULL) {
+    int rc = sqlite3_prepare_v3(r->db, stmt_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL);
+    if (rc != SQLITE_OK)
+      return store_local_sqlerr(l, r->db, rc, err, "cannot prepare query");
+  }
+  *out = r->st[i];
+  return STORE_OK;
+}
+
+/* ---- rows -> metadata ---------------------------------------------------------- */
+
+/* Reads the META_COLS columns of the current row into *m. */
+static store_rc row_meta(sqlite3_stmt *s, store_meta *m, char *err) {
+  const char *id = (const char *)sqlite3_column_text(s, 0);
+  const char *service = (const char *)sqlite3_column_text(s, 1);
+  const char *labels = (const char *)sqlite3_column_text(s, 3);
+  store_meta v = {
+    .type = (meta_type)sqlite3_column_int(s, 2),
+    .created_at = sqlite3_column_int64(s, 4),
+    .size = sqlite3_column_int64(s, 5),
+  };
+  if (id == NULL || strlen(id) != META_ID_LEN ||
+      (unsigned)v.type >= META_NTYPES)
+    return store_seterr(err, STORE_IO, "corrupt metadata row");
+  memcpy(v.id, id, META_ID_LEN + 1);
+  v.service = strdup(service ? service : "");
+  v.labels = strdup(labels ? labels : "");
+  if (v.service == NULL || v.labels == NULL) {
+    store_meta_clear(&v);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  *m = v;
+  return STORE_OK;
+}
+
+static void bind_query(sqlite3_stmt *s, const store_query *q) {
+  sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)q->type);
+  sqlite3_bind_int64(s, 3, q->from);
+  sqlite3_bind_int64(s, 4, q->to);
+  sqlite3_bind_text(s, 5, q->labels ? q->labels : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 6, q->limit > 0 ? q->limit : -1);
+}
+
+/* ---- queries --------------------------------------------------------------------- */
+
+store_rc store_local_find(void *impl, const store_query *q,
+                          store_meta_list *out, char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_meta_list list = {0, NULL};
+  size_t cap = 0;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = stmt(l, r, R_FIND, &s, err)) != STORE_OK) goto out;
+  bind_query(s, q);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    if (list.n == cap) {
+      size_t ncap = cap ? 2 * cap : 16;
+      store_meta *v = realloc(list.v, ncap * sizeof *v);
+      if (v == NULL) {
+        rc = store_seterr(err, STORE_NOMEM, "out of memory");
+        goto out;
+      }
+      list.v = v;
+      cap = ncap;
+    }
+    if ((rc = row_meta(s, &list.v[list.n], err)) != STORE_OK) goto out;
+    list.n++;
+  }
+  if (src != SQLITE_DONE)
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot find profiles");
+out:
+  reader_put(l, r);
+  if (rc != STORE_OK) {
+    store_meta_list_free(&list);
+    return rc;
+  }
+  *out = list;
+  return STORE_OK;
+}
+
+/* Looks id up with statement i (R_GET or R_STAT) and leaves r's statement
+** on the row. */
+static store_rc lookup(store_local *l, store_local_reader *r, int i,
+                       const char *id, sqlite3_stmt **out, char *err) {
+  sqlite3_stmt *s = NULL;
+  store_rc rc = stmt(l, r, i, &s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  int src = sqlite3_step(s);
+  if (src == SQLITE_DONE)
+    return store_seterr(err, STORE_NOTFOUND, "no profile with id %s", id);
+  if (src != SQLITE_ROW)
+    return store_local_sqlerr(l, r->db, src, err, "cannot read profile");
+  *out = s;
+  return STORE_OK;
+}
+
+store_rc store_local_get(void *impl, const char *id, store_meta *meta,
+                         void **data, size_t *len, char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_meta m = {0};
+  void *buf = NULL;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = lookup(l, r, R_GET, id, &s, err)) != STORE_OK) goto out;
+  if (meta != NULL && (rc = row_meta(s, &m, err)) != STORE_OK) goto out;
+  size_t n = (size_t)sqlite3_column_bytes(s, 6);
+  const void *blob = sqlite3_column_blob(s, 6);
+  buf = malloc(n ? n : 1);
+  if (buf == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  if (n > 0) memcpy(buf, blob, n);
+out:
+  reader_put(l, r);
+  if (rc != STORE_OK) {
+    store_meta_clear(&m);
+    free(buf);
+    return rc;
+  }
+  if (meta != NULL) *meta = m;
+  *data = buf;
+  *len = n;
+  return STORE_OK;
+}
+
+store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
+                          char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = lookup(l, r, R_STAT, id, &s, err)) == STORE_OK)
+    rc = row_meta(s, meta, err);
+  reader_put(l, r);
+  return rc;
+}
+
+/* ---- merges ------------------------------------------------------------------------ */
+
+/* Adds one stored profile to the merge, mapping pprof's errors. */
+static store_rc merge_add(pprof_merge *m, const char *id, const void *blob,
+                          size_t n, char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  pprof_rc prc = pprof_merge_add(m, blob, n, perr);
+  switch (prc) {
+  case PPROF_OK: return STORE_OK;
+  case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", perr);
+  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
+  default:
+    return store_seterr(err, STORE_BADPROFILE, "stored profile %s: %s", id,
+                        perr[0] ? perr : pprof_strerror(prc));
+  }
+}
+
+static store_rc merge_finish(pprof_merge *m, void **out, size_t *len,
+                             char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  pprof_rc prc = pprof_merge_result(m, out, len, perr);
+  if (prc == PPROF_OK) return STORE_OK;
+  if (prc == PPROF_ENOMEM)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  return store_seterr(err, STORE_IO, "cannot encode merged profile: %s",
+                      perr[0] ? perr : pprof_strerror(prc));
+}
+
+store_rc store_local_merge(void *impl, const store_query *q, void **out,
+                           size_t *len, size_t *count, char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  pprof_merge *m = NULL;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = stmt(l, r, R_MERGE, &s, err)) != STORE_OK) goto out;
+  if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  bind_query(s, q);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    const void *blob = sqlite3_column_blob(s, 1);
+    size_t n = (size_t)sqlite3_column_bytes(s, 1);
+    rc = merge_add(m, (const char *)sqlite3_column_text(s, 0), blob, n, err);
+    if (rc != STORE_OK) goto out;
+  }
+  if (src != SQLITE_DONE) {
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
+    goto out;
+  }
+  if (pprof_merge_count(m) == 0) {
+    rc = store_seterr(err, STORE_NOTFOUND, "nothing found");
+    goto out;
+  }
+  sqlite3_reset(s); /* end the read transaction before encoding */
+  void *buf;
+  size_t n;
+  if ((rc = merge_finish(m, &buf, &n, err)) != STORE_OK) goto out;
+  if (count != NULL) *count = pprof_merge_count(m);
+  *out = buf;
+  *len = n;
+out:
+  pprof_merge_free(m);
+  reader_put(l, r);
+  return rc;
+}
+
+/* Checks that all ids exist and share a mergeable type (first pass of
+** merge_ids, inside its read transaction). */
+static store_rc check_ids(store_local *l, store_local_reader *r,
+                          const char *const *ids, size_t n, char *err) {
+  meta_type first = META_NTYPES;
+  sqlite3_stmt *s = NULL;
+  for (size_t i = 0; i < n; i++) {
+    store_rc rc = lookup(l, r, R_STAT, ids[i], &s, err);
+    if (rc != STORE_OK) return rc;
+    meta_type t = (meta_type)sqlite3_column_int(s, 2);
+    sqlite3_reset(s);
+    if (i == 0) first = t;
+    if (t == META_TRACE)
+      return store_seterr(err, STORE_UNSUPPORTED, "traces cannot be merged");
+    if (t != first)
+      return store_seterr(err, STORE_INVALID,
+                          "profiles %s (%s) and %s (%s) have different types",
+                          ids[0], meta_type_name(first), ids[i],
+                          meta_type_name(t));
+  }
+  return STORE_OK;
+}
+
+store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
+                               void **out, size_t *len, char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL, *begin = NULL, *commit = NULL;
+  pprof_merge *m = NULL;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  /* One read transaction: a delete between the passes cannot interfere. */
+  if ((rc = stmt(l, r, R_BEGIN, &begin, err)) != STORE_OK ||
+      (rc = stmt(l, r, R_COMMIT, &commit, err)) != STORE_OK)
+    goto out;
+  int src = sqlite3_step(begin);
+  sqlite3_reset(begin);
+  if (src != SQLITE_DONE) {
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
+    goto out;
+  }
+  if ((rc = check_ids(l, r, ids, n, err)) != STORE_OK) goto out;
+  if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = lookup(l, r, R_BLOB, ids[i], &s, err)) != STORE_OK) goto out;
+    rc = merge_add(m, ids[i], sqlite3_column_blob(s, 0),
+                   (size_t)sqlite3_column_bytes(s, 0), err);
+    sqlite3_reset(s);
+    if (rc != STORE_OK) goto out;
+  }
+  sqlite3_step(commit);
+  sqlite3_reset(commit);
+  rc = merge_finish(m, out, len, err);
+out:
+  pprof_merge_free(m);
+  reader_put(l, r); /* rolls back the read transaction if still open */
+  return rc;
+}
+
+/* ---- names ----------------------------------------------------------------------------- */
+
+/* Collects the text column 0 of every row of s (bound by the caller). */
+static store_rc collect_names(store_local *l, store_local_reader *r,
+                              sqlite3_stmt *s, char ***names, size_t *n,
+                              char *err) {
+  char **v = NULL;
+  size_t k = 0, cap = 0;
+  store_rc rc = STORE_OK;
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    if (k == cap) {
+      size_t ncap = cap ? 2 * cap : 16;
+      char **nv = realloc(v, ncap * sizeof *nv);
+      if (nv == NULL) goto nomem;
+      v = nv;
+      cap = ncap;
+    }
+    const char *t = (const char *)sqlite3_column_text(s, 0);
+    if ((v[k] = strdup(t ? t : "")) == NULL) goto nomem;
+    k++;
+  }
+  if (src != SQLITE_DONE) {
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot list");
+    goto fail;
+  }
+  *names = v;
+  *n = k;
+  return STORE_OK;
+nomem:
+  rc = store_seterr(err, STORE_NOMEM, "out of memory");
+fail:
+  store_names_free(v, k);
+  return rc;
+}
+
+store_rc store_local_services(void *impl, char ***names, size_t *n,
+                              char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = stmt(l, r, R_SERVICES, &s, err)) == STORE_OK)
+    rc = collect_names(l, r, s, names, n, err);
+  reader_put(l, r);
+  return rc;
+}
+
+store_rc store_local_label_sets(void *impl, const char *service,
+                                meta_type type, char ***sets, size_t *n,
+                                char *err) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = stmt(l, r, R_LABEL_SETS, &s, err)) == STORE_OK) {
+    sqlite3_bind_text(s, 1, service, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, (int)type);
+    rc = collect_names(l, r, s, sets, n, err);
+  }
+  reader_put(l, r);
+  return rc;
+}
+
+/* ---- statistics ---------------------------------------------------------------------- */
+
+static int64_t file_size(const char *path, const char *suffix) {
+  char p[4096];
+  struct stat sb;
+  snprintf(p, sizeof p, "%s%s", path, suffix);
+  return stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+store_rc store_local_stats(void *impl, store_stats *out) {
+  store_local *l = impl;
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = reader_get(l, &r, NULL);
+  if (rc != STORE_OK) return rc;
+  if ((rc = stmt(l, r, R_STATS, &s, NULL)) != STORE_OK) goto out;
+  int src = sqlite3_step(s);
+  if (src != SQLITE_ROW) {
+    rc = store_local_sqlerr(l, r->db, src, NULL, "cannot count profiles");
+    goto out;
+  }
+  *out = (store_stats){
+    .profiles = sqlite3_column_int64(s, 0),
+    .bytes = sqlite3_column_int64(s, 1),
+    .disk_bytes = file_size(l->path, "") + file_size(l->path, "-wal"),
+    .ingests = atomic_load(&l->ingests),
+    .commits = atomic_load(&l->commits),
+  };
+out:
+  reader_put(l, r);
+  return rc;
+}

@@ -1,0 +1,436 @@
+/*
+** local_write.c — every write of the local store, through one writer thread
+** doing group commit.
+**
+** Why: a durable commit costs an fsync, and SQLite allows one writer at a
+** time.  Committing each ingest on its own would cap throughput at one
+** fsync per profile; instead callers queue requests and sleep, and the
+** writer takes everything queued, runs it in one transaction, commits once
+** and wakes all of them.  The more clients wait, the bigger the batch, so
+** throughput grows with load while latency stays about one fsync.
+**
+** Each request runs inside its own SAVEPOINT: a failing request (unknown id
+** to delete, ...) is rolled back alone and the others of the batch still
+** commit.  A failed COMMIT (disk full) fails every request of the batch,
+** since none of them is durable.  Expensive checks (pprof_check) run in the
+** caller's thread before queueing, so the writer only does SQL.
+**
+** Invariants:
+**   - requests live on their caller's stack; a caller does not return before
+**     the writer has set `done` on its request (under mu), and the writer
+**     does not touch a request after that;
+**   - a request is reported STORE_OK only after the COMMIT that made it
+**     durable (synchronous=FULL) returned SQLITE_OK;
+**   - only the writer thread uses `db` and the statements once started.
+*/
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "local.h"
+#include "pprof.h"
+
+/* Rows a retention step deletes per transaction, so that ingests keep
+** flowing while a large backlog is being deleted. */
+#define RETAIN_CHUNK 2000
+
+typedef enum wkind { W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM } wkind;
+
+typedef struct wreq {
+  wkind kind;
+  const char *service, *labels; /* ingest, service */
+  meta_type type;               /* ingest */
+  int64_t created_at, now;      /* ingest: now is the id's second */
+  const void *data;             /* ingest */
+  size_t len;
+  int64_t cutoff;               /* retain */
+  char id[META_ID_LEN + 1];     /* ingest: assigned; delete: target */
+  char *err;                    /* the caller's buffer, may be NULL */
+  store_rc rc;
+  int64_t changes;              /* rows this request changed */
+  int done;
+  struct wreq *next;
+} wreq;
+
+enum {
+  S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_ROLLBACK_TO, S_RELEASE,
+  S_INSERT_PROFILE, S_INSERT_BLOB, S_INSERT_SERVICE, S_DELETE, S_RETAIN,
+  NSTMT
+};
+
+static const char *const stmt_sql[NSTMT] = {
+  [S_BEGIN] = "BEGIN IMMEDIATE",
+  [S_COMMIT] = "COMMIT",
+  [S_ROLLBACK] = "ROLLBACK",
+  [S_SAVEPOINT] = "SAVEPOINT req",
+  [S_ROLLBACK_TO] = "ROLLBACK TO req",
+  [S_RELEASE] = "RELEASE req",
+  [S_INSERT_PROFILE] =
+    "INSERT INTO profiles(id, service, type, labels, created_at, size)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+  [S_INSERT_BLOB] = "INSERT INTO blobs(rowid, data) VALUES(?1, ?2)",
+  [S_INSERT_SERVICE] = "INSERT OR IGNORE INTO services(name) VALUES(?1)",
+  [S_DELETE] = "DELETE FROM profiles WHERE id = ?1",
+  /* Walks the time index per (service, type) instead of scanning. */
+  [S_RETAIN] =
+    "DELETE FROM profiles WHERE rowid IN ("
+    " SELECT p.rowid FROM (SELECT DISTINCT service, type FROM series) s"
+    " JOIN profiles p ON p.service = s.service AND p.type = s.type"
+    " WHERE p.created_at < ?1 LIMIT ?2)",
+};
+
+struct store_local_writer {
+  store_local *l;
+  sqlite3 *db;
+  sqlite3_stmt *st[NSTMT];
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t work;  /* signalled when a request is queued or stop set */
+  pthread_cond_t done;  /* broadcast when a batch is finished */
+  wreq *head, **tail;   /* queued requests, FIFO (under mu) */
+  int stop;             /* (under mu) */
+};
+
+/* Steps s to the end and resets it; returns SQLITE_OK or the error. */
+static int run(sqlite3_stmt *s) {
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {}
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void req_fail(store_local_writer *w, wreq *r, int rc, const char *what) {
+  r->rc = store_local_sqlerr(w->l, w->db, rc, r->err, what);
+  r->changes = 0;
+}
+
+/* ---- the requests, run by the writer inside a savepoint ------------------- */
+
+static void exec_ingest(store_local_writer *w, wreq *r) {
+  sqlite3_stmt *p = w->st[S_INSERT_PROFILE], *b = w->st[S_INSERT_BLOB];
+  int rc;
+  /* 64 random bits make an id collision all but impossible; if it happens
+  ** anyway, a new id is cheaper than an error. */
+  for (int attempt = 0;; attempt++) {
+    sqlite3_bind_text(p, 1, r->id, META_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(p, 2, r->service, -1, SQLITE_STATIC);
+    sqlite3_bind_int(p, 3, (int)r->type);
+    sqlite3_bind_text(p, 4, r->labels, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(p, 5, r->created_at);
+    sqlite3_bind_int64(p, 6, (sqlite3_int64)r->len);
+    rc = run(p);
+    if (rc != SQLITE_CONSTRAINT_UNIQUE || attempt == 3) break;
+    meta_id_new(r->now, r->id);
+  }
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(w->db));
+    sqlite3_bind_blob64(b, 2, r->data, r->len, SQLITE_STATIC);
+    rc = run(b);
+  }
+  if (rc != SQLITE_OK) {
+    req_fail(w, r, rc, "cannot store profile");
+    return;
+  }
+  r->changes = 1;
+}
+
+static void exec_service(store_local_writer *w, wreq *r) {
+  sqlite3_stmt *s = w->st[S_INSERT_SERVICE];
+  sqlite3_bind_text(s, 1, r->service, -1, SQLITE_STATIC);
+  int rc = run(s);
+  if (rc != SQLITE_OK) {
+    req_fail(w, r, rc, "cannot create service");
+    return;
+  }
+  r->changes = sqlite3_changes(w->db);
+}
+
+static void exec_delete(store_local_writer *w, wreq *r) {
+  sqlite3_stmt *s = w->st[S_DELETE];
+  sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+  int rc = run(s);
+  if (rc != SQLITE_OK) {
+    req_fail(w, r, rc, "cannot delete profile");
+    return;
+  }
+  r->changes = sqlite3_changes(w->db);
+  if (r->changes == 0)
+    r->rc = store_seterr(r->err, STORE_NOTFOUND, "no profile with id %s",
+                         r->id);
+}
+
+static void exec_retain(store_local_writer *w, wreq *r) {
+  sqlite3_stmt *s = w->st[S_RETAIN];
+  sqlite3_bind_int64(s, 1, r->cutoff);
+  sqlite3_bind_int(s, 2, RETAIN_CHUNK);
+  int rc = run(s);
+  if (rc != SQLITE_OK) {
+    req_fail(w, r, rc, "cannot delete old profiles");
+    return;
+  }
+  r->changes = sqlite3_changes(w->db);
+}
+
+static void exec_req(store_local_writer *w, wreq *r) {
+  switch (r->kind) {
+  case W_INGEST: exec_ingest(w, r); break;
+  case W_SERVICE: exec_service(w, r); break;
+  case W_DELETE: exec_delete(w, r); break;
+  case W_RETAIN: exec_retain(w, r); break;
+  case W_VACUUM: break; /* after the commit, see vacuum() */
+  }
+}
+
+/* Gives the pages freed by deletes back to the file system: incremental
+** vacuum moves them to the end and truncates, and the checkpoint carries
+** the shorter file from the WAL into the database file. */
+static void vacuum(store_local_writer *w, wreq *r) {
+  int rc = sqlite3_exec(w->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(w->db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL,
+                      NULL);
+  if (rc != SQLITE_OK) req_fail(w, r, rc, "cannot reclaim space");
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+/* Runs one request between SAVEPOINT and RELEASE.  Returns 0 when the
+** transaction is still open, else the SQLite error that ended it. */
+static int run_one(store_local_writer *w, wreq *r) {
+  int rc = run(w->st[S_SAVEPOINT]);
+  if (rc != SQLITE_OK) {
+    req_fail(w, r, rc, "cannot start a request");
+    return sqlite3_get_autocommit(w->db) ? rc : 0;
+  }
+  exec_req(w, r);
+  if (r->rc != STORE_OK) run(w->st[S_ROLLBACK_TO]);
+  run(w->st[S_RELEASE]);
+  /* SQLite may roll back the whole transaction on a full disk or an I/O
+  ** error; then nothing of this batch can commit. */
+  if (sqlite3_get_autocommit(w->db))
+    return sqlite3_extended_errcode(w->db) != SQLITE_OK
+               ? sqlite3_extended_errcode(w->db)
+               : SQLITE_ABORT;
+  return 0;
+}
+
+static void run_batch(store_local_writer *w, wreq *batch) {
+  store_local *l = w->l;
+  int rc = run(w->st[S_BEGIN]), vacuum_asked = 0;
+  for (wreq *r = batch; r != NULL; r = r->next)
+    vacuum_asked |= r->kind == W_VACUUM;
+  for (wreq *r = batch; r != NULL && rc == SQLITE_OK; r = r->next)
+    rc = run_one(w, r);
+  if (rc == SQLITE_OK) rc = run(w->st[S_COMMIT]);
+  if (rc != SQLITE_OK && !sqlite3_get_autocommit(w->db))
+    run(w->st[S_ROLLBACK]);
+
+  int64_t changed = 0, ingests = 0;
+  for (wreq *r = batch; r != NULL; r = r->next) {
+    if (r->rc != STORE_OK || r->kind == W_VACUUM) continue;
+    if (rc != SQLITE_OK) {
+      /* Nothing of the batch is durable: fail those that had succeeded. */
+      r->rc = store_local_sqlerr(l, w->db, rc, r->err,
+                                 r->kind == W_INGEST ? "cannot store profile"
+                                                     : "cannot commit");
+      r->changes = 0;
+      continue;
+    }
+    changed += r->changes;
+    ingests += r->kind == W_INGEST;
+  }
+  if (changed > 0) {
+    atomic_fetch_add(&l->generation, 1);
+    atomic_fetch_add(&l->commits, 1);
+    atomic_fetch_add(&l->ingests, ingests);
+  }
+  if (vacuum_asked)
+    for (wreq *r = batch; r != NULL; r = r->next)
+      if (r->kind == W_VACUUM) vacuum(w, r);
+}
+
+static void *writer_main(void *arg) {
+  store_local_writer *w = arg;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (w->head == NULL && !w->stop) pthread_cond_wait(&w->work, &w->mu);
+    if (w->head == NULL) break; /* stop, and nothing left to do */
+    wreq *batch = w->head;
+    w->head = NULL;
+    w->tail = &w->head;
+    pthread_mutex_unlock(&w->mu);
+
+    run_batch(w, batch);
+
+    pthread_mutex_lock(&w->mu);
+    for (wreq *r = batch, *next; r != NULL; r = next) {
+      next = r->next; /* r may be gone once done is set and mu released */
+      r->done = 1;
+    }
+    pthread_cond_broadcast(&w->done);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Queues r and waits until the writer has run it. */
+static void submit(store_local *l, wreq *r) {
+  store_local_writer *w = l->writer;
+  assert(w != NULL);
+  r->rc = STORE_OK;
+  r->changes = 0;
+  r->done = 0;
+  r->next = NULL;
+  pthread_mutex_lock(&w->mu);
+  assert(!w->stop);
+  *w->tail = r;
+  w->tail = &r->next;
+  pthread_cond_signal(&w->work);
+  while (!r->done) pthread_cond_wait(&w->done, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- start / stop ---------------------------------------------------------- */
+
+static void writer_free(store_local_writer *w) {
+  for (int i = 0; i < NSTMT; i++) sqlite3_finalize(w->st[i]);
+  sqlite3_close(w->db);
+  pthread_cond_destroy(&w->done);
+  pthread_cond_destroy(&w->work);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
+  assert(l->writer == NULL && db != NULL);
+  store_local_writer *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    sqlite3_close(db);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  w->l = l;
+  w->db = db;
+  w->tail = &w->head;
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->done, NULL);
+  for (int i = 0; i < NSTMT; i++) {
+    int rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &w->st[i], NULL);
+    if (rc != SQLITE_OK) {
+      store_rc r = store_local_sqlerr(l, db, rc, err, "cannot prepare writes");
+      writer_free(w);
+      return r;
+    }
+  }
+  if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+    writer_free(w);
+    return store_seterr(err, STORE_NOMEM, "cannot start the writer thread");
+  }
+  l->writer = w;
+  return STORE_OK;
+}
+
+void store_local_writer_stop(store_local *l) {
+  store_local_writer *w = l->writer;
+  if (w == NULL) return;
+  pthread_mutex_lock(&w->mu);
+  w->stop = 1;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->thread, NULL);
+  writer_free(w);
+  l->writer = NULL;
+}
+
+/* ---- entry points (caller's thread) ------------------------------------------ */
+
+static store_rc check_profile(store_local *l, const void *data, size_t len,
+                              int64_t *time_nanos, char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  pprof_rc prc = pprof_check(data, len, l->max_inflate, time_nanos, perr);
+  switch (prc) {
+  case PPROF_OK: return STORE_OK;
+  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
+  case PPROF_ETOOBIG:
+    return store_seterr(err, STORE_TOOBIG, "profile too big (%s)",
+                        perr[0] ? perr : pprof_strerror(prc));
+  default:
+    return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)",
+                        perr[0] ? perr : pprof_strerror(prc));
+  }
+}
+
+store_rc store_local_ingest(void *impl, const char *service, meta_type type,
+                            const char *labels, int64_t created_at_hint,
+                            const void *data, size_t len, store_meta *out,
+                            char *err) {
+  store_local *l = impl;
+  int64_t nanos = 0, now = (int64_t)time(NULL);
+  store_meta m = {.type = type, .size = (int64_t)len};
+  store_rc rc;
+  if (type != META_TRACE &&
+      (rc = check_profile(l, data, len, &nanos, err)) != STORE_OK)
+    return rc;
+  if (out != NULL) {
+    m.service = strdup(service);
+    m.labels = strdup(labels);
+    if (m.service == NULL || m.labels == NULL) {
+      store_meta_clear(&m);
+      return store_seterr(err, STORE_NOMEM, "out of memory");
+    }
+  }
+  wreq r = {
+    .kind = W_INGEST, .service = service, .labels = labels, .type = type,
+    .created_at = nanos > 0 ? nanos / 1000000000
+                  : created_at_hint > 0 ? created_at_hint : now,
+    .now = now, .data = data, .len = len, .err = err,
+  };
+  meta_id_new(now, r.id);
+  submit(l, &r);
+  if (r.rc != STORE_OK) {
+    store_meta_clear(&m);
+    return r.rc;
+  }
+  if (out != NULL) {
+    memcpy(m.id, r.id, sizeof m.id);
+    m.created_at = r.created_at;
+    *out = m;
+  }
+  return STORE_OK;
+}
+
+store_rc store_local_add_service(void *impl, const char *service, char *err) {
+  wreq r = {.kind = W_SERVICE, .service = service, .err = err};
+  submit(impl, &r);
+  return r.rc;
+}
+
+store_rc store_local_del(void *impl, const char *id, char *err) {
+  wreq r = {.kind = W_DELETE, .err = err};
+  memcpy(r.id, id, META_ID_LEN + 1);
+  submit(impl, &r);
+  return r.rc;
+}
+
+store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
+                            char *err) {
+  size_t total = 0;
+  /* In chunks, each its own commit, until a chunk comes back short. */
+  for (;;) {
+    wreq r = {.kind = W_RETAIN, .cutoff = cutoff, .err = err};
+    submit(impl, &r);
+    if (r.rc != STORE_OK) return r.rc;
+    total += (size_t)r.changes;
+    if (r.changes < RETAIN_CHUNK) break;
+  }
+  if (total > 0) {
+    wreq v = {.kind = W_VACUUM, .err = err};
+    submit(impl, &v);
+    if (v.rc != STORE_OK) return v.rc;
+  }
+  if (deleted != NULL) *deleted = total;
+  return STORE_OK;
+}
