@@ -1,0 +1,152 @@
+/*
+** profile.c — single profiles: pprof_decode / pprof_check (inflate, decode
+** and validate), pprof_encode, the pprof_profile object and its accessors.
+**
+** Both run the input through wire.c + validate.c, the same code the merge
+** uses, so a profile accepted at ingest is one the merge accepts, with the
+** same error messages.  pprof_decode then also unpacks it with protobuf-c:
+** that generated struct is what pprof_profile holds and pprof_encode packs.
+*/
+#include <assert.h>
+#include <libdeflate.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "profile.pb-c.h"
+
+struct pprof_profile {
+  Perftools__Profiles__Profile *msg;
+};
+
+const char *pprof_strerror(pprof_rc rc) {
+  switch (rc) {
+  case PPROF_OK: return "ok";
+  case PPROF_EGZIP: return "truncated or corrupt gzip";
+  case PPROF_ETOOBIG: return "profile too big";
+  case PPROF_EDECODE: return "not a protobuf profile";
+  case PPROF_EINVALID: return "invalid profile";
+  case PPROF_EEMPTY: return "no samples";
+  case PPROF_EMISMATCH: return "profile types differ";
+  case PPROF_ENOMEM: return "out of memory";
+  }
+  return "unknown error";
+}
+
+/* Inflates (when gzip) and validates buf into v.  *data / *dlen are the
+** protobuf bytes; *owned is the inflated buffer to free (NULL when the
+** input was plain). */
+static pprof_rc load(pprof_view *v, const void *buf, size_t len,
+                     size_t max_inflate, const uint8_t **data, size_t *dlen,
+                     uint8_t **owned, char *err) {
+  struct libdeflate_decompressor *d;
+  uint8_t *ibuf = NULL;
+  size_t icap = 0, ilen = len;
+  pprof_rc rc;
+
+  *owned = NULL;
+  *data = buf;
+  if (pprof_is_gzip(buf, len)) {
+    d = libdeflate_alloc_decompressor();
+    if (d == NULL)
+      return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+    rc = pprof_gunzip(d, buf, len, max_inflate ? max_inflate
+                                               : PPROF_DEFAULT_INFLATE,
+                      &ibuf, &icap, &ilen, err);
+    libdeflate_free_decompressor(d);
+    if (rc != PPROF_OK) {
+      free(ibuf);
+      return rc;
+    }
+    *owned = ibuf;
+    *data = ibuf;
+  }
+  *dlen = ilen;
+  rc = pprof_view_parse(v, *data, ilen, err);
+  if (rc == PPROF_OK)
+    rc = pprof_view_validate(v, err);
+  if (rc == PPROF_OK && v->nsample == 0)
+    rc = pprof_fail(PPROF_EEMPTY, err, "profile has no samples");
+  if (rc != PPROF_OK) {
+    free(ibuf);
+    *owned = NULL;
+  }
+  return rc;
+}
+
+pprof_rc pprof_decode(const void *buf, size_t len, size_t max_inflate,
+                      pprof_profile **out, char err[PPROF_ERRMAX]) {
+  pprof_profile *p = NULL;
+  pprof_view *v;
+  const uint8_t *data;
+  uint8_t *owned = NULL;
+  size_t dlen;
+  pprof_rc rc;
+
+  assert(out != NULL && (buf != NULL || len == 0));
+  if ((v = pprof_view_new()) == NULL)
+    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  rc = load(v, buf, len, max_inflate, &data, &dlen, &owned, err);
+  if (rc != PPROF_OK)
+    goto out;
+  if ((p = calloc(1, sizeof *p)) == NULL) {
+    rc = pprof_fail(PPROF_ENOMEM, err, "out of memory");
+    goto out;
+  }
+  p->msg = perftools__profiles__profile__unpack(NULL, dlen, data);
+  if (p->msg == NULL) {
+    /* The wire reader accepted it, so this is protobuf-c's stricter view
+    ** (or its malloc failing); it does not say which. */
+    rc = pprof_fail(PPROF_EDECODE, err, "protobuf-c could not unpack the "
+                                        "Profile message");
+    goto out;
+  }
+  *out = p;
+  p = NULL;
+out:
+  pprof_free(p);
+  free(owned);
+  pprof_view_free(v);
+  return rc;
+}
+
+pprof_rc pprof_check(const void *buf, size_t len, size_t max_inflate,
+                     int64_t *time_nanos, char err[PPROF_ERRMAX]) {
+  pprof_view *v;
+  const uint8_t *data;
+  uint8_t *owned = NULL;
+  size_t dlen;
+  pprof_rc rc;
+
+  assert(buf != NULL || len == 0);
+  if ((v = pprof_view_new()) == NULL)
+    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  rc = load(v, buf, len, max_inflate, &data, &dlen, &owned, err);
+  if (rc == PPROF_OK && time_nanos != NULL)
+    *time_nanos = v->time_nanos;
+  free(owned);
+  pprof_view_free(v);
+  return rc;
+}
+
+void pprof_free(pprof_profile *p) {
+  if (p == NULL)
+    return;
+  if (p->msg != NULL)
+    perftools__profiles__profile__free_unpacked(p->msg, NULL);
+  free(p);
+}
+
+int64_t pprof_time_nanos(const pprof_profile *p) {
+  assert(p != NULL);
+  return p->msg->time_nanos;
+}
+
+size_t pprof_sample_count(const pprof_profile *p) {
+  assert(p != NULL);
+  return p->msg->n_sample;
+}
+
+pprof_rc pprof_encode(const pprof_profile *p, void **out, size_t *len) {
+  assert(p != NULL && out != NULL && len != NULL);
+  return pprof_pack_gzip(p->msg, out, len);
+}
