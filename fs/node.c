@@ -1,0 +1,366 @@
+/*
+** node.c — what exists in the FUSE view, its attributes and its listings.
+**
+** Everything is asked from the store each time (the kernel caches entries
+** and attributes for FS_ATTR_TIMEOUT), except merges, which go through the
+** merge cache so that getattr and the open that follows agree on the bytes.
+*/
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs_int.h"
+
+/* The ready-made ranges listed in merge type directories. */
+static const char *const ready_ranges[] = {
+  "now-1h..now", "now-24h..now", "now-7d..now",
+};
+
+static void stat_times(struct stat *st, int64_t t) {
+  st->st_atime = st->st_mtime = st->st_ctime = (time_t)t;
+}
+
+static void stat_file(const fs *f, struct stat *st, mode_t mode, size_t size,
+                      int64_t t) {
+  memset(st, 0, sizeof *st);
+  st->st_mode = S_IFREG | mode;
+  st->st_nlink = 1;
+  st->st_uid = f->uid;
+  st->st_gid = f->gid;
+  st->st_size = (off_t)size;
+  st->st_blocks = (blkcnt_t)((size + 511) / 512);
+  stat_times(st, t);
+}
+
+void fs_stat_dir(const fs *f, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_mode = S_IFDIR | 0755;
+  st->st_nlink = 2;
+  st->st_uid = f->uid;
+  st->st_gid = f->gid;
+  stat_times(st, f->mounted_at);
+}
+
+void fs_stat_stored(const fs *f, const store_meta *m, struct stat *st) {
+  stat_file(f, st, 0444, (size_t)m->size, m->created_at);
+}
+
+void fs_stat_merge(const fs *f, const fs_mbuf *b, struct stat *st) {
+  stat_file(f, st, 0444, fs_mbuf_len(b), fs_mbuf_time(b));
+}
+
+void fs_stat_pending(const fs *f, fs_wb *wb, struct stat *st) {
+  stat_file(f, st, 0644, fs_wb_size(wb), fs_wb_ctime(wb));
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int fs_service_exists(fs *f, const char *service) {
+  char **names = NULL;
+  size_t n = 0;
+  store_rc rc;
+  int found;
+
+  rc = store_services(f->st, &names, &n, NULL);
+  if (rc != STORE_OK) return -fs_errno(rc);
+  found = bsearch(&service, names, n, sizeof *names, cmp_name) != NULL;
+  store_names_free(names, n);
+  return found;
+}
+
+int fs_labeldir_exists(fs *f, const char *service, meta_type type,
+                       const char *labels) {
+  char **sets = NULL;
+  size_t n = 0, i;
+  store_rc rc;
+  int found = 0;
+
+  if (fs_dirset_has(f->mkdirs, service, meta_type_name(type), labels))
+    return 1;
+  rc = store_label_sets(f->st, service, type, &sets, &n, NULL);
+  if (rc == STORE_NOTFOUND) return 0;
+  if (rc != STORE_OK) return -fs_errno(rc);
+  for (i = 0; i < n && !found; i++)
+    found = meta_labels_match(labels, sets[i]);
+  store_names_free(sets, n);
+  return found;
+}
+
+int fs_stored_meta(fs *f, const fs_path *p, store_meta *m) {
+  store_meta tmp = { 0 };
+  char stamp[META_TIME_MAX];
+  void *data = NULL;
+  size_t len = 0;
+  store_rc rc;
+  int err = -ENOENT;
+
+  rc = store_stat(f->st, p->id, &tmp, NULL);
+  if (rc != STORE_OK) {
+    err = rc == STORE_INVALID ? -ENOENT : -fs_errno(rc);
+    goto out;
+  }
+  meta_time_stamp(tmp.created_at, stamp);
+  if (strcmp(tmp.service, p->service) != 0 || tmp.type != p->type ||
+      strcmp(stamp, p->stamp) != 0 || !meta_labels_match(p->labels, tmp.labels))
+    goto out;
+  if (tmp.size < 0) {
+    /* A backend that cannot tell sizes cheaply: ask for the bytes. */
+    rc = store_get(f->st, p->id, NULL, &data, &len, NULL);
+    free(data);
+    if (rc != STORE_OK) {
+      err = -fs_errno(rc);
+      goto out;
+    }
+    tmp.size = (int64_t)len;
+  }
+  *m = tmp;
+  return 0;
+out:
+  store_meta_clear(&tmp);
+  return err;
+}
+
+int fs_merge_get(fs *f, const fs_path *p, fs_mbuf **out) {
+  store_query q = { 0 };
+  char key[FS_PATH_MAX + 64];
+  char err[STORE_ERRMAX] = "";
+  store_rc rc;
+
+  q.service = p->service;
+  q.type = p->type;
+  q.labels = p->labels[0] != '\0' ? p->labels : NULL;
+  q.from = p->from;
+  q.to = p->to;
+  /* A relative range names a different query every second: the text is
+  ** the identity, the TTL bounds its age.  An absolute one is its values. */
+  if (p->relative)
+    snprintf(key, sizeof key, "%s/%s/%s/%s", p->service,
+             meta_type_name(p->type), p->labels, p->name);
+  else
+    snprintf(key, sizeof key, "%s/%s/%s/@%" PRId64 "..%" PRId64, p->service,
+             meta_type_name(p->type), p->labels, p->from, p->to);
+  rc = fs_mcache_get(f->mc, key, p->relative, &q, out, err);
+  if (rc != STORE_OK && rc != STORE_NOTFOUND)
+    fs_log("merge %s/%s/%s%s%s failed: %s", p->service,
+           meta_type_name(p->type), p->labels, p->labels[0] ? "/" : "",
+           p->name, err);
+  return -fs_errno(rc);
+}
+
+/* getattr of a FS_FILE: a stored profile, else a file being written. */
+static int stat_file_node(fs *f, const char *path, const fs_path *p,
+                          struct stat *st) {
+  store_meta m;
+  fs_wb *wb;
+  int rc = -ENOENT;
+
+  if (p->stored) {
+    rc = fs_stored_meta(f, p, &m);
+    if (rc == 0) {
+      fs_stat_stored(f, &m, st);
+      store_meta_clear(&m);
+      return 0;
+    }
+    if (rc != -ENOENT) return rc;
+  }
+  wb = fs_wbtab_get(f->pending, path);
+  if (wb == NULL) return rc;
+  fs_stat_pending(f, wb, st);
+  fs_wb_unref(wb);
+  return 0;
+}
+
+static int stat_merge_node(fs *f, const fs_path *p, struct stat *st) {
+  fs_mbuf *b = NULL;
+  int rc = fs_merge_get(f, p, &b);
+
+  if (rc != 0) return rc;
+  fs_stat_merge(f, b, st);
+  fs_mbuf_unref(b);
+  return 0;
+}
+
+int fs_node_stat(fs *f, const char *path, const fs_path *p, struct stat *st) {
+  int rc = 1;
+
+  switch (p->node) {
+    case FS_ROOT:
+    case FS_MROOT:
+      break;
+    case FS_SERVICE:
+    case FS_TYPE:
+    case FS_MSERVICE:
+    case FS_MTYPE:
+      rc = fs_service_exists(f, p->service);
+      break;
+    case FS_LABELDIR:
+    case FS_MLABELDIR:
+      rc = fs_service_exists(f, p->service);
+      if (rc == 1) rc = fs_labeldir_exists(f, p->service, p->type, p->labels);
+      break;
+    case FS_FILE:
+      return stat_file_node(f, path, p, st);
+    case FS_MFILE:
+      return stat_merge_node(f, p, st);
+  }
+  if (rc < 0) return rc;
+  if (rc == 0) return -ENOENT;
+  fs_stat_dir(f, st);
+  return 0;
+}
+
+/* ---- listings ----------------------------------------------------------- */
+
+typedef struct lister {
+  fs *f;
+  void *buf;
+  fuse_fill_dir_t filler;
+  int plus;
+  char **sets;   /* label sets from the store, to skip duplicates */
+  size_t nsets;
+} lister;
+
+static int add_dir(lister *l, const char *name) {
+  struct stat st;
+
+  fs_stat_dir(l->f, &st);
+  return l->filler(l->buf, name, &st, 0, 0) != 0 ? -ENOMEM : 0;
+}
+
+static int add_merge_file(lister *l, const char *name) {
+  struct stat st;
+
+  memset(&st, 0, sizeof st);
+  st.st_mode = S_IFREG | 0444;  /* size unknown until merged: no PLUS */
+  return l->filler(l->buf, name, &st, 0, 0) != 0 ? -ENOMEM : 0;
+}
+
+static int add_stored(lister *l, const store_meta *m) {
+  char name[FS_NAME_MAX];
+  struct stat st;
+  enum fuse_fill_dir_flags fl = 0;
+
+  fs_name_format(m->id, m->type, m->created_at, name);
+  if (m->size >= 0) {
+    fs_stat_stored(l->f, m, &st);
+    if (l->plus) fl = FUSE_FILL_DIR_PLUS;
+  } else {
+    memset(&st, 0, sizeof st);
+    st.st_mode = S_IFREG | 0444;
+  }
+  return l->filler(l->buf, name, &st, 0, fl) != 0 ? -ENOMEM : 0;
+}
+
+static int list_services(lister *l, int merge) {
+  char **names = NULL;
+  size_t n = 0, i;
+  store_rc rc;
+  int err = 0;
+
+  rc = store_services(l->f->st, &names, &n, NULL);
+  if (rc != STORE_OK && rc != STORE_NOTFOUND) return -fs_errno(rc);
+  for (i = 0; i < n && err == 0; i++)
+    if (strcmp(names[i], FS_MERGE_DIR) != 0) err = add_dir(l, names[i]);
+  store_names_free(names, n);
+  if (err == 0 && !merge) err = add_dir(l, FS_MERGE_DIR);
+  return err;
+}
+
+static int list_types(lister *l, int merge) {
+  int t, err = 0;
+
+  for (t = 0; t < META_NTYPES && err == 0; t++)
+    if (!merge || t != META_TRACE) err = add_dir(l, meta_type_name((meta_type)t));
+  return err;
+}
+
+static int add_mkdir_label(const char *labels, void *arg) {
+  lister *l = arg;
+  size_t i;
+
+  for (i = 0; i < l->nsets; i++)
+    if (strcmp(l->sets[i], labels) == 0) return 0;
+  return add_dir(l, labels);
+}
+
+/* Label directories of service/type: the stored label sets and mkdir's. */
+static int list_labeldirs(lister *l, const fs_path *p) {
+  store_rc rc;
+  size_t i;
+  int err = 0;
+
+  rc = store_label_sets(l->f->st, p->service, p->type, &l->sets, &l->nsets,
+                        NULL);
+  if (rc != STORE_OK && rc != STORE_NOTFOUND) return -fs_errno(rc);
+  for (i = 0; i < l->nsets && err == 0; i++)
+    if (l->sets[i][0] != '\0' && fs_name_valid(l->sets[i]))
+      err = add_dir(l, l->sets[i]);
+  if (err == 0)
+    err = fs_dirset_foreach(l->f->mkdirs, p->service, meta_type_name(p->type),
+                            add_mkdir_label, l);
+  store_names_free(l->sets, l->nsets);
+  l->sets = NULL;
+  l->nsets = 0;
+  return err;
+}
+
+static int list_profiles(lister *l, const fs_path *p) {
+  store_query q = { 0 };
+  store_meta_list ml = { 0 };
+  store_rc rc;
+  size_t i;
+  int err = 0;
+
+  q.service = p->service;
+  q.type = p->type;
+  q.labels = p->labels[0] != '\0' ? p->labels : NULL;
+  q.from = l->f->window_sec > 0 ? (int64_t)time(NULL) - l->f->window_sec : 0;
+  q.to = INT64_MAX;
+  rc = store_find(l->f->st, &q, &ml, NULL);
+  if (rc == STORE_NOTFOUND) return 0;
+  if (rc != STORE_OK) return -fs_errno(rc);
+  for (i = 0; i < ml.n && err == 0; i++) err = add_stored(l, &ml.v[i]);
+  store_meta_list_free(&ml);
+  return err;
+}
+
+static int list_ranges(lister *l) {
+  size_t i;
+  int err = 0;
+
+  for (i = 0; i < sizeof ready_ranges / sizeof *ready_ranges && err == 0; i++)
+    err = add_merge_file(l, ready_ranges[i]);
+  return err;
+}
+
+int fs_node_list(fs *f, const fs_path *p, void *buf, fuse_fill_dir_t filler,
+                 int plus) {
+  lister l = { f, buf, filler, plus, NULL, 0 };
+  int err;
+
+  if ((err = add_dir(&l, ".")) != 0 || (err = add_dir(&l, "..")) != 0)
+    return err;
+  switch (p->node) {
+    case FS_ROOT: return list_services(&l, 0);
+    case FS_MROOT: return list_services(&l, 1);
+    case FS_SERVICE: return list_types(&l, 0);
+    case FS_MSERVICE: return list_types(&l, 1);
+    case FS_TYPE:
+      err = list_labeldirs(&l, p);
+      return err != 0 ? err : list_profiles(&l, p);
+    case FS_LABELDIR: return list_profiles(&l, p);
+    case FS_MTYPE:
+      err = list_ranges(&l);
+      return err != 0 ? err : list_labeldirs(&l, p);
+    case FS_MLABELDIR: return list_ranges(&l);
+    case FS_FILE:
+    case FS_MFILE:
+      break;
+  }
+  return -ENOTDIR;
+}

@@ -1,0 +1,95 @@
+/*
+** path.h — private to fs/: what a FUSE path names.
+**
+** The FUSE view is a fixed shape (DESIGN.md "FUSE view"), so every path can
+** be classified from its text alone, before any store call:
+**
+**   /                                         FS_ROOT
+**   /<svc>                                    FS_SERVICE
+**   /<svc>/<type>                             FS_TYPE
+**   /<svc>/<type>/<labels>                    FS_LABELDIR  (name contains '='
+**                                             and is a canonical label set)
+**   /<svc>/<type>/[<labels>/]<name>           FS_FILE      (stored when <name>
+**                                             is <stamp>_<id>.pb.gz / .trace)
+**   /merge                                    FS_MROOT
+**   /merge/<svc>                              FS_MSERVICE
+**   /merge/<svc>/<type>                       FS_MTYPE     (not trace)
+**   /merge/<svc>/<type>/<labels>              FS_MLABELDIR
+**   /merge/<svc>/<type>/[<labels>/]<f>..<t>   FS_MFILE
+**
+** Whether the thing exists (the service, the id, a match for the merge) is
+** for the caller to ask the store.
+*/
+#ifndef PROFEFS_FS_PATH_H
+#define PROFEFS_FS_PATH_H
+
+#include <stdint.h>
+
+#include "meta.h"
+
+/* The reserved top-level name of the merge view. */
+#define FS_MERGE_DIR "merge"
+
+/* Longest path the view has: 255-byte service, type, 255-byte label set and
+** 255-byte file name, plus "/merge" and separators. */
+#define FS_PATH_MAX 1024
+
+typedef enum fs_node {
+  FS_ROOT = 0,
+  FS_SERVICE,
+  FS_TYPE,
+  FS_LABELDIR,
+  FS_FILE,
+  FS_MROOT,
+  FS_MSERVICE,
+  FS_MTYPE,
+  FS_MLABELDIR,
+  FS_MFILE
+} fs_node;
+
+typedef struct fs_path {
+  fs_node node;
+  const char *service;   /* FS_SERVICE and below; points into buf */
+  meta_type type;        /* FS_TYPE and below */
+  const char *labels;    /* canonical filter; "" when there is no label dir */
+  const char *name;      /* FS_FILE / FS_MFILE: the last component */
+  /* FS_FILE with the stored shape: */
+  int stored;
+  char id[META_ID_LEN + 1];
+  char stamp[17];        /* "20060102T150405Z" */
+  /* FS_MFILE: the range, resolved against the caller's now */
+  int64_t from, to;
+  int relative;          /* from or to depends on now: results age */
+  char buf[FS_PATH_MAX];
+} fs_path;
+
+/* Classifies path (absolute, as libfuse passes it) into *out, resolving merge
+** ranges against now_sec.  Returns 0, or
+**   -EINVAL  the last component is not a valid name at all (empty, control
+**            characters, "." / "..", too long); lookups report ENOENT,
+**            creates report EINVAL;
+**   -ENOENT  a well-formed name that cannot exist here (unknown type, a
+**            service name that is not valid, a bad merge range, too deep).
+** *out is unspecified on failure. */
+int fs_path_parse(const char *path, int64_t now_sec, fs_path *out);
+
+/* 1 when name may be a file or directory name of the view: 1..255 bytes,
+** no '/' or control characters, not "." or "..". */
+int fs_name_valid(const char *name);
+
+/* 1 when name has the shape of a stored profile's file name for type t;
+** fills id and stamp (either may be NULL). */
+int fs_name_stored(const char *name, meta_type t, char id[META_ID_LEN + 1],
+                   char stamp[17]);
+
+/* Writes the file name of a stored profile into out (FS_NAME_MAX bytes). */
+#define FS_NAME_MAX 64
+void fs_name_format(const char *id, meta_type t, int64_t created_at,
+                    char out[FS_NAME_MAX]);
+
+/* Parses "<from>..<to>" (meta_time_parse formats) against now_sec.
+** Returns 0 and sets *from, *to, *relative; -1 for a bad time or from > to. */
+int fs_range_parse(const char *name, int64_t now_sec, int64_t *from,
+                   int64_t *to, int *relative);
+
+#endif /* PROFEFS_FS_PATH_H */
