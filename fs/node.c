@@ -14,7 +14,7 @@
 
 #include "fs_int.h"
 
-/* The ready-made ranges listed in merge type directories. */
+/* The ready-made ranges listed in merge type directories (when not empty). */
 static const char *const ready_ranges[] = {
   "now-1h..now", "now-24h..now", "now-7d..now",
 };
@@ -329,13 +329,39 @@ static int list_profiles(lister *l, const fs_path *p) {
   return err;
 }
 
-static int list_ranges(lister *l) {
+/* 1 when some profile matches the range of p's service/type/labels,
+** 0 when none does, or -errno. */
+static int range_has_profiles(fs *f, const fs_path *p, const char *range) {
+  store_query q = { 0 };
+  store_meta_list ml = { 0 };
+  store_rc rc;
+  int rel, found;
+
+  q.service = p->service;
+  q.type = p->type;
+  q.labels = p->labels[0] != '\0' ? p->labels : NULL;
+  q.limit = 1;
+  if (fs_range_parse(range, (int64_t)time(NULL), &q.from, &q.to, &rel) != 0)
+    return 0;
+  rc = store_find(f->st, &q, &ml, NULL);
+  if (rc == STORE_NOTFOUND) return 0;
+  if (rc != STORE_OK) return -fs_errno(rc);
+  found = ml.n > 0;
+  store_meta_list_free(&ml);
+  return found;
+}
+
+/* The ready-made ranges that are not empty (an empty one would be listed
+** but fail to stat, as a merge of nothing is ENOENT). */
+static int list_ranges(lister *l, const fs_path *p) {
   size_t i;
   int err = 0;
 
-  for (i = 0; i < sizeof ready_ranges / sizeof *ready_ranges && err == 0; i++)
-    err = add_merge_file(l, ready_ranges[i]);
-  return err;
+  for (i = 0; i < sizeof ready_ranges / sizeof *ready_ranges && err >= 0; i++) {
+    err = range_has_profiles(l->f, p, ready_ranges[i]);
+    if (err == 1) err = add_merge_file(l, ready_ranges[i]);
+  }
+  return err < 0 ? err : 0;
 }
 
 int fs_node_list(fs *f, const fs_path *p, void *buf, fuse_fill_dir_t filler,
@@ -355,9 +381,9 @@ int fs_node_list(fs *f, const fs_path *p, void *buf, fuse_fill_dir_t filler,
       return err != 0 ? err : list_profiles(&l, p);
     case FS_LABELDIR: return list_profiles(&l, p);
     case FS_MTYPE:
-      err = list_ranges(&l);
+      err = list_ranges(&l, p);
       return err != 0 ? err : list_labeldirs(&l, p);
-    case FS_MLABELDIR: return list_ranges(&l);
+    case FS_MLABELDIR: return list_ranges(&l, p);
     case FS_FILE:
     case FS_MFILE:
       break;

@@ -270,7 +270,8 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
   (void)mode;
   if (f->read_only) return -EROFS;
   rc = fs_path_parse(path, (int64_t)time(NULL), &p);
-  if (rc == -ENOENT) return -EPERM;  /* no files at this place */
+  if (rc == -ENOENT)  /* no files at this place */
+    return strncmp(path, "/" FS_MERGE_DIR "/", 7) == 0 ? -EACCES : -EPERM;
   if (rc != 0) return rc;
   if (is_merge_node(p.node)) return -EACCES;
   if (p.node == FS_LABELDIR) return -EINVAL;  /* label sets name directories */
