@@ -265,7 +265,7 @@ static store_rc remote_find(void *impl, const store_query *q,
     goto out;
   }
   if ((rc = cached_get(r, key, generation(r), url, &resp, err)) != STORE_OK) goto out;
-  if (resp.status == 404) {        /* profefe's "nothing found" */
+  if (resp.status == 404 || resp.status == 204) { /* profefe's "nothing found" */
     *out = l;
     goto out;
   }
@@ -337,7 +337,7 @@ static store_rc remote_services(void *impl, char ***names, size_t *n, char *err)
   if (resp.status == 200) {
     if ((rc = store_rjson_names(resp.body, resp.len, &got, &ngot, err)) != STORE_OK)
       goto out;
-  } else if (resp.status != 404) { /* 404: no services yet */
+  } else if (resp.status != 404 && resp.status != 204) { /* none yet */
     rc = status_rc("services", &resp, STORE_IO, err);
     goto out;
   }
@@ -550,6 +550,10 @@ static store_rc get_merge(remote *r, const char *url, void **out, size_t *len,
   rc = cached_get(r, key, generation(r), url, &resp, err);
   free(key);
   if (rc != STORE_OK) return rc;
+  if (resp.status == 204) { /* profefe: "profile empty" */
+    store_rhttp_resp_clear(&resp);
+    return store_seterr(err, STORE_NOTFOUND, "nothing found");
+  }
   if (resp.status != 200) {
     rc = status_rc("merge", &resp, STORE_MISMATCH, err);
     store_rhttp_resp_clear(&resp);
@@ -670,12 +674,15 @@ static store_rc remote_del(void *impl, const char *id, char *err) {
   if (url == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
   rc = store_rhttp_request(r->http, "DELETE", url, NULL, 0, 1 << 20, &resp, err);
   if (rc != STORE_OK) goto out;
-  if (resp.status == 200 || resp.status == 204) {
+  if (resp.status == 200 && store_rjson_is_code(resp.body, resp.len, 200)) {
     forget(r, id);
     count_write(r, 0);
-  } else if (resp.status == 404 || resp.status == 405 || resp.status == 501) {
-    /* A plain profefe has no DELETE and may call that "not found": tell
-    ** it from a real unknown id by asking for the profile. */
+  } else if (resp.status == 200 || resp.status == 404 || resp.status == 405 ||
+             resp.status == 501) {
+    /* A plain profefe has no DELETE: it serves DELETE like GET (200 with
+    ** the profile's bytes, or 404 for an unknown id) or refuses it.  Only
+    ** a JSON {"code":200} means deleted; otherwise tell "cannot delete"
+    ** from a real unknown id by asking for the profile. */
     rc = probe(r, id, &size, err);
     if (rc == STORE_OK)
       rc = store_seterr(err, STORE_UNSUPPORTED,

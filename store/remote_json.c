@@ -15,7 +15,9 @@
 #include "backend.h"
 #include "remote_json.h"
 
-/* Loads text and returns its "body" member (a new reference) or NULL. */
+/* Loads text and returns its "body" member (a new reference) or NULL.
+** Some profefe versions answer the bare value without the envelope: an
+** object with no "code" is taken as the body itself. */
 static json_t *load_body(const char *text, size_t len, char *err) {
   json_error_t jerr;
   json_t *root = json_loadb(text, len, 0, &jerr), *body;
@@ -24,6 +26,8 @@ static json_t *load_body(const char *text, size_t len, char *err) {
     store_seterr(err, STORE_IO, "remote server sent invalid JSON (%s)", jerr.text);
     return NULL;
   }
+  if (!json_is_object(root) || json_object_get(root, "code") == NULL)
+    return root;
   body = json_object_get(root, "body");
   if (body == NULL) {
     store_seterr(err, STORE_IO, "remote server sent JSON without a body");
@@ -41,6 +45,14 @@ char *store_rjson_error(const char *text, size_t len) {
   char *copy = msg != NULL ? strdup(msg) : NULL;
   json_decref(root);
   return copy;
+}
+
+int store_rjson_is_code(const char *text, size_t len, int code) {
+  json_t *root = json_loadb(text, len, 0, NULL);
+  json_t *c = json_object_get(root, "code");
+  int yes = json_is_integer(c) && json_integer_value(c) == code;
+  json_decref(root);
+  return yes;
 }
 
 /* Appends s to b %-escaping every byte that is not unreserved, so that

@@ -2,7 +2,9 @@
 ** remote_json.h — private to store/: reading the JSON answers of a
 ** profefe/profefs server (jansson), for the remote backend.
 **
-** Answers are {"code":N,"body":...} or {"code":N,"error":"..."}.  A meta is
+** Answers are {"code":N,"body":...} or {"code":N,"error":"..."} (a bare
+** body without the envelope is accepted too, as some profefe versions
+** send it).  A meta is
 ** {"id","service","type","labels":[{"key","value"}],"created_at"}; labels
 ** are turned into the canonical string of meta.h, created_at (RFC 3339)
 ** into unix seconds.  Sizes are unknown in JSON: size is -1.
@@ -16,6 +18,9 @@
 
 /* The "error" string of an answer (malloc'd), or NULL when there is none. */
 char *store_rjson_error(const char *text, size_t len);
+
+/* 1 when text is a JSON answer whose "code" is `code`. */
+int store_rjson_is_code(const char *text, size_t len, int code);
 
 /* Parses the body of a POST answer into *out (caller clears).
 ** STORE_IO with a reason when it is not a valid meta. */

@@ -195,6 +195,22 @@ static void test_json_lists(void) {
   store_names_free(v, n);
   CHECK(store_rjson_names(list, strlen(list), &v, &n, err) == STORE_IO);
 
+  /* Some profefe versions send the bare body, without the envelope. */
+  static const char bare[] = "[{\"id\":\"bo51acqs8snb9srq3p10\",\"type\":\"mutex\","
+                             "\"service\":\"s\"}]";
+  CHECK_I64(store_rjson_meta_list(bare, strlen(bare), &l, err), STORE_OK);
+  CHECK_I64(l.n, 1);
+  if (l.n == 1) CHECK_I64(l.v[0].type, META_MUTEX);
+  store_meta_list_free(&l);
+  static const char bare_names[] = "[\"x\"]";
+  CHECK_I64(store_rjson_names(bare_names, strlen(bare_names), &v, &n, err), STORE_OK);
+  CHECK_I64(n, 1);
+  store_names_free(v, n);
+
+  CHECK(store_rjson_is_code("{\"code\":200,\"body\":{}}", 22, 200));
+  CHECK(!store_rjson_is_code("{\"code\":404}", 12, 200));
+  CHECK(!store_rjson_is_code("\x1f\x8b\x08", 3, 200)); /* profile bytes */
+
   e = store_rjson_error(err_answer, strlen(err_answer));
   CHECK_STR(e, "nothing found");
   free(e);
