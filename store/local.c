@@ -117,6 +117,10 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
                                : "PRAGMA query_only=1;"
                                  "PRAGMA temp_store=MEMORY;";
   rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+  if ((rc & 0xff) == SQLITE_NOTADB) {
+    sqlite3_close(db);
+    return store_seterr(err, STORE_IO, "%s is not a profefs store", l->path);
+  }
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function(db, "labels_match", 2,
                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC |
@@ -176,8 +180,7 @@ static store_rc create_schema(store_local *l, sqlite3 *db, char *err) {
            "BEGIN IMMEDIATE;%s"
            "PRAGMA application_id=%d;PRAGMA user_version=%d;COMMIT;",
            schema_sql, APPLICATION_ID, SCHEMA_VERSION);
-  int rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     store_rc r = store_local_sqlerr(l, db, rc, err, "cannot create database");
     if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -198,8 +201,13 @@ static store_rc prepare_db(store_local *l, sqlite3 *db, char *err) {
                         "%s was made by a newer profefs (schema > %d)",
                         l->path, SCHEMA_VERSION);
   if (l->read_only) return STORE_OK;
-  /* WAL is persistent; set before creating so the schema goes to the WAL. */
-  int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+  /* auto_vacuum only takes on an empty file, before anything (even the
+  ** switch to WAL) writes the header; WAL is persistent once set. */
+  int rc = kind == DB_EMPTY ? sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL",
+                                           NULL, NULL, NULL)
+                            : SQLITE_OK;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     return store_local_sqlerr(l, db, rc, err, "cannot enable WAL mode");
   return kind == DB_EMPTY ? create_schema(l, db, err) : STORE_OK;

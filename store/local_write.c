@@ -9,6 +9,14 @@
 ** and wakes all of them.  The more clients wait, the bigger the batch, so
 ** throughput grows with load while latency stays about one fsync.
 **
+** A batch can only be as big as the number of callers waiting when the
+** writer starts it.  Callers that were just woken come back a moment later
+** and would miss the batch that starts right away, so with N busy clients
+** batches alternate between two halves of N.  The writer therefore
+** remembers how many requests were pending around its recent commits and,
+** when fewer are queued, waits a little for the rest (never longer than
+** half a commit, and only while they keep arriving in time).
+**
 ** Each request runs inside its own SAVEPOINT: a failing request (unknown id
 ** to delete, ...) is rolled back alone and the others of the batch still
 ** commit.  A failed COMMIT (disk full) fails every request of the batch,
@@ -21,9 +29,11 @@
 **     does not touch a request after that;
 **   - a request is reported STORE_OK only after the COMMIT that made it
 **     durable (synchronous=FULL) returned SQLITE_OK;
-**   - only the writer thread uses `db` and the statements once started.
+**   - only the writer thread uses `db` and the statements once started;
+**   - nqueued is the length of the list head (under mu).
 */
 #include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +44,11 @@
 /* Rows a retention step deletes per transaction, so that ingests keep
 ** flowing while a large backlog is being deleted. */
 #define RETAIN_CHUNK 2000
+
+/* Batch sizing: how many recent batches are remembered, and the longest
+** wait for stragglers (the real bound is half the last commit's time). */
+#define GATHER_WINDOW 16
+#define GATHER_MAX_NS 1000000
 
 typedef enum wkind { W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM } wkind;
 
@@ -89,7 +104,13 @@ struct store_local_writer {
   pthread_cond_t work;  /* signalled when a request is queued or stop set */
   pthread_cond_t done;  /* broadcast when a batch is finished */
   wreq *head, **tail;   /* queued requests, FIFO (under mu) */
+  int nqueued;          /* (under mu) */
   int stop;             /* (under mu) */
+  /* Writer thread only: requests pending around recent commits, and how
+  ** long the last batch took. */
+  int recent[GATHER_WINDOW];
+  unsigned recent_i;
+  int64_t last_batch_ns;
 };
 
 /* Steps s to the end and resets it; returns SQLITE_OK or the error. */
@@ -184,13 +205,17 @@ static void exec_req(store_local_writer *w, wreq *r) {
 }
 
 /* Gives the pages freed by deletes back to the file system: incremental
-** vacuum moves them to the end and truncates, and the checkpoint carries
-** the shorter file from the WAL into the database file. */
+** vacuum moves used pages down into the holes and truncates the file, in
+** the WAL; the checkpoint then carries the shorter file into the database
+** file and empties the WAL, which the moves have made large.  A checkpoint
+** that finds readers busy is no error: the next automatic one finishes. */
 static void vacuum(store_local_writer *w, wreq *r) {
   int rc = sqlite3_exec(w->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(w->db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL,
-                      NULL);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                   NULL, NULL);
+    if ((rc & 0xff) == SQLITE_BUSY) rc = SQLITE_OK;
+  }
   if (rc != SQLITE_OK) req_fail(w, r, rc, "cannot reclaim space");
 }
 
@@ -251,18 +276,46 @@ static void run_batch(store_local_writer *w, wreq *batch) {
       if (r->kind == W_VACUUM) vacuum(w, r);
 }
 
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Called with mu held and at least one request queued: waits (releasing
+** mu) while fewer requests are queued than were pending around the recent
+** commits, for at most half the last batch's time. */
+static void gather(store_local_writer *w) {
+  int want = 0;
+  for (int i = 0; i < GATHER_WINDOW; i++)
+    if (w->recent[i] > want) want = w->recent[i];
+  int64_t wait = w->last_batch_ns / 2;
+  if (w->nqueued >= want || wait <= 0) return;
+  if (wait > GATHER_MAX_NS) wait = GATHER_MAX_NS;
+  int64_t end = mono_ns() + wait;
+  struct timespec deadline = {end / 1000000000, end % 1000000000};
+  while (w->nqueued < want && !w->stop)
+    if (pthread_cond_timedwait(&w->work, &w->mu, &deadline) == ETIMEDOUT)
+      break;
+}
+
 static void *writer_main(void *arg) {
   store_local_writer *w = arg;
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (w->head == NULL && !w->stop) pthread_cond_wait(&w->work, &w->mu);
     if (w->head == NULL) break; /* stop, and nothing left to do */
+    gather(w);
     wreq *batch = w->head;
+    int n = w->nqueued;
     w->head = NULL;
     w->tail = &w->head;
+    w->nqueued = 0;
     pthread_mutex_unlock(&w->mu);
 
+    int64_t t0 = mono_ns();
     run_batch(w, batch);
+    w->last_batch_ns = mono_ns() - t0;
 
     pthread_mutex_lock(&w->mu);
     for (wreq *r = batch, *next; r != NULL; r = next) {
@@ -270,6 +323,8 @@ static void *writer_main(void *arg) {
       r->done = 1;
     }
     pthread_cond_broadcast(&w->done);
+    /* Those committed plus those that arrived meanwhile were all pending. */
+    w->recent[w->recent_i++ % GATHER_WINDOW] = n + w->nqueued;
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
@@ -287,6 +342,7 @@ static void submit(store_local *l, wreq *r) {
   assert(!w->stop);
   *w->tail = r;
   w->tail = &r->next;
+  w->nqueued++;
   pthread_cond_signal(&w->work);
   while (!r->done) pthread_cond_wait(&w->done, &w->mu);
   pthread_mutex_unlock(&w->mu);
@@ -313,9 +369,13 @@ store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
   w->l = l;
   w->db = db;
   w->tail = &w->head;
+  pthread_condattr_t monotonic;
+  pthread_condattr_init(&monotonic);
+  pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* for gather() */
   pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->work, &monotonic);
   pthread_cond_init(&w->done, NULL);
+  pthread_condattr_destroy(&monotonic);
   for (int i = 0; i < NSTMT; i++) {
     int rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &w->st[i], NULL);
