@@ -5,10 +5,14 @@
 **
 ** libdeflate inflates whole buffers, so it needs the output size up front.
 ** The gzip trailer's ISIZE (size mod 2^32 of the last member) is only a
-** hint: we start with it, bounded by the limit, and on "insufficient space"
-** double the buffer, never past the limit.  libdeflate stops writing when
-** the buffer is full, so a zip bomb costs at most about twice `limit` bytes
-** of inflating and `limit` bytes of memory, never its full size.
+** hint, and garbage in a truncated stream: we start with it and on
+** "insufficient space" double the buffer.  Two bounds apply: the caller's
+** limit (reaching it is PPROF_ETOOBIG) and what deflate can possibly
+** produce from the input, at most 1032 bytes per input byte (needing more
+** means the stream is corrupt, whatever ISIZE says).  libdeflate stops
+** writing when the buffer is full, so a zip bomb costs at most about twice
+** `limit` bytes of inflating and `limit` bytes of memory, never its full
+** size, and a short corrupt stream never gets a big buffer.
 */
 #include <assert.h>
 #include <libdeflate.h>
@@ -17,6 +21,7 @@
 #include "internal.h"
 
 #define GZIP_MIN 18 /* 10-byte header + empty deflate block + 8-byte trailer */
+#define DEFLATE_MAX_RATIO 1032
 #define GZIP_LEVEL 6
 
 int pprof_is_gzip(const void *buf, size_t len) {
@@ -50,43 +55,49 @@ pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
                       size_t len, size_t limit, uint8_t **buf, size_t *cap,
                       size_t *outlen, char *err) {
   const unsigned char *p = in;
-  size_t used = 0, want, in_used, out_used, room;
+  size_t used = 0, want, in_used, out_used, room, bound;
   enum libdeflate_result r;
 
   assert(d != NULL && buf != NULL && cap != NULL && outlen != NULL);
   if (len < GZIP_MIN)
     return pprof_fail(PPROF_EGZIP, err, "gzip: stream too short (%zu bytes)",
                       len);
+  bound = len <= (SIZE_MAX - 4096) / DEFLATE_MAX_RATIO
+              ? len * DEFLATE_MAX_RATIO + 4096
+              : SIZE_MAX;
+  if (bound > limit)
+    bound = limit;
   want = isize_hint(p, len);
-  if (want > limit)
-    return pprof_fail(PPROF_ETOOBIG, err,
-                      "inflated size over the limit of %zu bytes", limit);
   if (want < 4096)
     want = 4096;
-  if (reserve(buf, cap, want < limit ? want : limit) != PPROF_OK)
+  if (reserve(buf, cap, want < bound ? want : bound) != PPROF_OK)
     return pprof_fail(PPROF_ENOMEM, err, "out of memory");
   while (len > 0) {
     if (!pprof_is_gzip(p, len))
       return pprof_fail(PPROF_EGZIP, err,
                         "gzip: garbage after the compressed data");
-    room = (*cap < limit ? *cap : limit) - used;
+    room = (*cap < bound ? *cap : bound) - used;
     r = libdeflate_gzip_decompress_ex(d, p, len, *buf + used, room, &in_used,
                                       &out_used);
     if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
       if (used + room >= limit)
         return pprof_fail(PPROF_ETOOBIG, err,
                           "inflated size over the limit of %zu bytes", limit);
-      want = *cap > limit / 2 ? limit : *cap * 2;
+      if (used + room >= bound)
+        break; /* more than deflate can make of this input: corrupt */
+      want = *cap > bound / 2 ? bound : *cap * 2;
       if (reserve(buf, cap, want) != PPROF_OK)
         return pprof_fail(PPROF_ENOMEM, err, "out of memory");
       continue; /* inflate this member again into the bigger buffer */
     }
     if (r != LIBDEFLATE_SUCCESS)
-      return pprof_fail(PPROF_EGZIP, err, "gzip: corrupt or truncated stream");
+      break;
     used += out_used;
     p += in_used;
     len -= in_used;
   }
+  if (len > 0)
+    return pprof_fail(PPROF_EGZIP, err, "gzip: corrupt or truncated stream");
   *outlen = used;
   return PPROF_OK;
 }

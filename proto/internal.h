@@ -207,7 +207,7 @@ typedef struct pprof_view {
   pprof_vtype period_type;
   int64_t drop_frames, keep_frames, time_nanos, duration_nanos, period;
   int64_t default_sample_type;
-  int64_t *comment;
+  uint64_t *comment; /* string indices, as read (see value) */
   size_t ncomment, capcomment;
   int time_seen;
 
@@ -220,7 +220,7 @@ typedef struct pprof_view {
   uint64_t *locid;
   uint32_t *locix;
   size_t nlocid, caplocid, caplocix;
-  int64_t *value;
+  uint64_t *value; /* int64 values as read: (int64_t)value[i] */
   size_t nvalue, capvalue;
   pprof_vlabel *label;
   size_t nlabel, caplabel;

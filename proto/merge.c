@@ -25,7 +25,16 @@ pprof_merge *pprof_merge_new(size_t max_inflate) {
       pprof_htab_reserve(&m->comment_idx, 1) ||
       pprof_htab_reserve(&m->map_idx, 1) || pprof_htab_reserve(&m->fn_idx, 1) ||
       pprof_htab_reserve(&m->loc_idx, 1) ||
-      pprof_htab_reserve(&m->sample_idx, 1)) {
+      pprof_htab_reserve(&m->sample_idx, 1) ||
+      /* Arrays are never NULL, so "the end of an array" is always a valid
+      ** pointer for merge_map.c's write-then-keep scheme. */
+      PPROF_ROOM(m->map, 0, m->capmap, 1) || PPROF_ROOM(m->fn, 0, m->capfn, 1) ||
+      PPROF_ROOM(m->loc, 0, m->caploc, 1) ||
+      PPROF_ROOM(m->line, 0, m->capline, 1) ||
+      PPROF_ROOM(m->sample, 0, m->capsample, 1) ||
+      PPROF_ROOM(m->stack, 0, m->capstack, 1) ||
+      PPROF_ROOM(m->label, 0, m->caplabel, 1) ||
+      PPROF_ROOM(m->value, 0, m->capvalue, 1)) {
     pprof_merge_free(m);
     return NULL;
   }

@@ -69,7 +69,7 @@ static void header(pprof_merge *m, const pprof_view *v) {
   if (m->period == 0 || m->period < v->period)
     m->period = v->period;
   for (i = 0; i < v->ncomment; i++)
-    add_comment(m, intern(m, v, v->comment[i]));
+    add_comment(m, intern(m, v, (int64_t)v->comment[i]));
   if (m->default_sample_type == 0)
     m->default_sample_type = intern(m, v, v->default_sample_type);
 }
@@ -292,7 +292,8 @@ static int same_sample(const pprof_merge *m, const pprof_msample *a,
   uint32_t i;
 
   if (a->nloc != nloc || a->nlab != nlab ||
-      memcmp(&m->stack[a->loc0], stack, nloc * sizeof *stack) != 0)
+      (nloc > 0 &&
+       memcmp(&m->stack[a->loc0], stack, nloc * sizeof *stack) != 0))
     return 0;
   al = &m->label[a->lab0];
   for (i = 0; i < nlab; i++)
@@ -306,7 +307,7 @@ static void map_sample(pprof_merge *m, const pprof_view *v,
                        const pprof_vsample *s) {
   uint32_t *stack = &m->stack[m->nstack];
   pprof_mlabel *lab = &m->label[m->nlabel];
-  const int64_t *val = &v->value[s->val0];
+  const uint64_t *val = &v->value[s->val0];
   int64_t *acc;
   uint32_t i, nlab, h, c;
   size_t pos;
@@ -327,13 +328,14 @@ static void map_sample(pprof_merge *m, const pprof_view *v,
     m->sample[c].nlab = nlab;
     m->nstack += s->nloc;
     m->nlabel += nlab;
-    memset(&m->value[m->nvalue], 0, m->nstype * sizeof *m->value);
+    if (m->nstype > 0)
+      memset(&m->value[m->nvalue], 0, m->nstype * sizeof *m->value);
     m->nvalue += m->nstype;
     pprof_htab_insert(&m->sample_idx, pos, h, c);
   }
   acc = &m->value[(size_t)c * m->nstype];
   for (i = 0; i < s->nval; i++) /* wraps like Go's int64 */
-    acc[i] = (int64_t)((uint64_t)acc[i] + (uint64_t)val[i]);
+    acc[i] = (int64_t)((uint64_t)acc[i] + val[i]);
 }
 
 void pprof_merge_commit(pprof_merge *m, const pprof_view *v) {

@@ -165,7 +165,7 @@ static pprof_rc check_strings(const pprof_view *v, char *err) {
   CHECK_STR(v, v->keep_frames, "keep_frames", err);
   CHECK_STR(v, v->default_sample_type, "default_sample_type", err);
   for (i = 0; i < v->ncomment; i++)
-    CHECK_STR(v, v->comment[i], "comment", err);
+    CHECK_STR(v, (int64_t)v->comment[i], "comment", err);
   for (i = 0; i < v->nlabel; i++) {
     CHECK_STR(v, v->label[i].key, "sample.label.key", err);
     CHECK_STR(v, v->label[i].str, "sample.label.str", err);
