@@ -68,7 +68,7 @@ int fs_service_exists(fs *f, const char *service) {
 
   rc = store_services(f->st, &names, &n, NULL);
   if (rc != STORE_OK) return -fs_errno(rc);
-  found = bsearch(&service, names, n, sizeof *names, cmp_name) != NULL;
+  found = n > 0 && bsearch(&service, names, n, sizeof *names, cmp_name) != NULL;
   store_names_free(names, n);
   return found;
 }

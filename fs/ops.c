@@ -466,6 +466,18 @@ static int op_mknod(const char *path, mode_t mode, dev_t dev) {
   return op_refuse();
 }
 
+/* Regular files are always ready.  ENOSYS makes the kernel stop asking and
+** answer poll/epoll itself; the handle must still be freed (libfuse hands
+** it over even when it would leak it without a poll op). */
+static int op_poll(const char *path, struct fuse_file_info *fi,
+                   struct fuse_pollhandle *ph, unsigned *reventsp) {
+  (void)path;
+  (void)fi;
+  (void)reventsp;
+  fuse_pollhandle_destroy(ph);
+  return -ENOSYS;
+}
+
 /* ---- extended attributes ----------------------------------------------- */
 
 /* The labels of the stored profile at path into *labels (caller frees). */
@@ -554,6 +566,7 @@ static const struct fuse_operations ops = {
   .listxattr = op_listxattr,
   .setxattr = op_setxattr,
   .removexattr = op_removexattr,
+  .poll = op_poll,
 };
 
 const struct fuse_operations *fs_operations(void) { return &ops; }

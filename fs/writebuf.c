@@ -112,7 +112,7 @@ int fs_wb_write(fs_wb *wb, const void *data, size_t size, off_t off) {
   } else if ((size_t)off > wb->max || size > wb->max - (size_t)off) {
     rc = -EFBIG;
   } else if ((rc = grow(wb, (size_t)off + size)) == 0) {
-    memcpy(wb->data + off, data, size);
+    if (size > 0) memcpy(wb->data + off, data, size);
     rc = (int)size;
   }
   pthread_mutex_unlock(&wb->lock);
