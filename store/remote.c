@@ -1,6 +1,8 @@
 /*
 ** remote.c — the store backend that is a client of a profefe/profefs HTTP
-** server (libcurl through remote_http.c, JSON through remote_json.c).
+** server (libcurl through remote_http.c, JSON through remote_json.c): its
+** queries, opening, and the op table.  Per-profile operations are in
+** remote_profile.c, the shared state in remote_int.h.
 **
 ** It lets `profefs mount --remote URL` show a remote repository with the
 ** same FUSE view as a local one, and `profefs scrape --to URL` ingest into
@@ -14,28 +16,16 @@
 **
 ** A plain profefe server has no DELETE and no way to create an empty
 ** service: delete then fails with STORE_UNSUPPORTED, and services made by
-** add_service (FUSE mkdir) are remembered locally until profiles arrive.
-**
-** Invariants:
-**   - `bytes` holds, under key "P <id>" generation 0, exactly the bytes the
-**     server stores for id; under "L|M|S <url>" the answer of url at the
-**     generation it is stored with;
-**   - `metas` holds, under key <id>, what the server said about id (see
-**     meta_pack); its size is -1 until learned;
-**   - added[0..nadded) are distinct valid service names (under mu).
+** add_service (FUSE mkdir) are remembered locally (never expire).
 */
 #include <assert.h>
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "backend.h"
-#include "remote_cache.h"
-#include "remote_http.h"
+#include "remote_int.h"
 #include "remote_json.h"
 
 #define BYTES_CACHE_MAX  (64u << 20)
@@ -44,28 +34,10 @@
 #define DEFAULT_ANSWER_MAX ((size_t)256 << 20)
 /* Seconds during which a derived answer (list, merge) may be reused. */
 #define GENERATION_BUCKET 5
-/* How far around an id's creation second to look for its metadata. */
-#define META_SEARCH_SLACK 86400
-
-typedef struct remote {
-  char *base;            /* "http://host:port" without trailing '/' */
-  int read_only;
-  size_t answer_max;     /* largest answer accepted */
-  store_rhttp *http;
-  store_rcache *bytes;
-  store_rcache *metas;
-  pthread_mutex_t mu;    /* guards what follows */
-  char **added;
-  size_t nadded;
-  uint64_t writes;       /* own successful ingests and deletes */
-  int64_t ingests;
-  int head_unsupported;  /* the server refused HEAD once: use GET */
-} remote;
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static char *strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *strfmt(const char *fmt, ...) {
+char *store_remote_strfmt(const char *fmt, ...) {
   va_list ap;
   char *s;
   int n;
@@ -76,7 +48,7 @@ static char *strfmt(const char *fmt, ...) {
 }
 
 /* profefe's own time format (UTC); the range is clamped to what it parses. */
-static void time_param(int64_t t, char out[32]) {
+void store_remote_time_param(int64_t t, char out[32]) {
   struct tm tm;
   time_t tt;
   if (t < 0) t = 0;
@@ -86,18 +58,7 @@ static void time_param(int64_t t, char out[32]) {
   strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
 }
 
-/* The creation second that ids (profefs and profefe/xid alike) begin with. */
-static int64_t id_time(const char *id) {
-  uint64_t v = 0;
-  /* 4 bytes = 32 bits = the first 6.4 base32hex digits: take 7 (35 bits). */
-  for (int i = 0; i < 7; i++) {
-    char c = id[i];
-    v = v << 5 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
-  }
-  return (int64_t)(v >> 3);
-}
-
-static uint64_t generation(remote *r) {
+uint64_t store_remote_generation(store_remote *r) {
   uint64_t w;
   pthread_mutex_lock(&r->mu);
   w = r->writes;
@@ -105,73 +66,19 @@ static uint64_t generation(remote *r) {
   return (uint64_t)(time(NULL) / GENERATION_BUCKET) << 32 | (w & 0xffffffffu);
 }
 
-static void count_write(remote *r, int ingest) {
+void store_remote_count_write(store_remote *r, int ingest) {
   pthread_mutex_lock(&r->mu);
   r->writes++;
   if (ingest) r->ingests++;
   pthread_mutex_unlock(&r->mu);
 }
 
-/* ---- metadata cache ---------------------------------------------------------- */
-
-/* A meta is kept as "<created_at> <size> <type> <labels>\n<service>": the
-** canonical labels have no space or newline, a service no newline. */
-static void meta_put(remote *r, const store_meta *m) {
-  char *s = strfmt("%" PRId64 " %" PRId64 " %d %s\n%s", m->created_at, m->size,
-                   (int)m->type, m->labels, m->service);
-  if (s == NULL) return;
-  store_rcache_put(r->metas, m->id, 0, s, strlen(s));
-  free(s);
-}
-
-/* 1 and *m (caller clears) when id's metadata is known; else 0. */
-static int meta_get(remote *r, const char *id, store_meta *m) {
-  void *data;
-  size_t len;
-  char *s, *end, *nl, *sp;
-  long long created, size;
-  long type;
-  int ok = 0;
-
-  if (!store_rcache_get(r->metas, id, 0, &data, &len)) return 0;
-  s = data;
-  created = strtoll(s, &end, 10);
-  size = strtoll(end, &end, 10);
-  type = strtol(end, &end, 10);
-  nl = strchr(end, '\n');
-  if (*end == ' ' && nl != NULL && type >= 0 && type < META_NTYPES) {
-    sp = end + 1;
-    memset(m, 0, sizeof *m);
-    memcpy(m->id, id, META_ID_LEN + 1);
-    m->created_at = created;
-    m->size = size;
-    m->type = (meta_type)type;
-    m->labels = strndup(sp, (size_t)(nl - sp));
-    m->service = strdup(nl + 1);
-    ok = m->labels != NULL && m->service != NULL;
-    if (!ok) store_meta_clear(m);
-  }
-  free(data);
-  return ok;
-}
-
-/* Records a size learned for id, keeping what else is known. */
-static void meta_set_size(remote *r, const char *id, int64_t size) {
-  store_meta m;
-  if (!meta_get(r, id, &m)) return;
-  if (m.size != size) {
-    m.size = size;
-    meta_put(r, &m);
-  }
-  store_meta_clear(&m);
-}
-
-/* ---- answers ----------------------------------------------------------------- */
+/* ---- answers ------------------------------------------------------------- */
 
 /* The store_rc for a non-200 answer, with the server's reason in err.
 ** on400 is what a 400 means for this request. */
-static store_rc status_rc(const char *what, const store_rhttp_resp *resp,
-                          store_rc on400, char *err) {
+store_rc store_remote_status_rc(const char *what, const store_rhttp_resp *resp,
+                                store_rc on400, char *err) {
   char *msg = store_rjson_error(resp->body, resp->len);
   const char *why = msg != NULL ? msg : "";
   store_rc rc;
@@ -204,8 +111,9 @@ static store_rc status_rc(const char *what, const store_rhttp_resp *resp,
 
 /* GETs url, or takes it from the cache under key/gen; stores 200 answers
 ** there.  A hit looks like a 200 answer. */
-static store_rc cached_get(remote *r, const char *key, uint64_t gen,
-                           const char *url, store_rhttp_resp *out, char *err) {
+store_rc store_remote_cached_get(store_remote *r, const char *key, uint64_t gen,
+                                 const char *url, store_rhttp_resp *out,
+                                 char *err) {
   void *data;
   size_t len;
   store_rc rc;
@@ -223,10 +131,10 @@ static store_rc cached_get(remote *r, const char *key, uint64_t gen,
   return rc;
 }
 
-/* ---- queries ------------------------------------------------------------------- */
+/* ---- queries ------------------------------------------------------------- */
 
 /* URL of path with the query of q (find and merge take the same one). */
-static char *query_url(remote *r, const char *path, const store_query *q) {
+static char *query_url(store_remote *r, const char *path, const store_query *q) {
   char from[32], to[32], limit[32] = "";
   char *svc = store_rhttp_escape(q->service), *labels = NULL, *url = NULL;
 
@@ -234,10 +142,11 @@ static char *query_url(remote *r, const char *path, const store_query *q) {
   if (q->labels != NULL && q->labels[0] != 0 &&
       (labels = store_rhttp_escape(q->labels)) == NULL)
     goto out;
-  time_param(q->from, from);
-  time_param(q->to, to);
+  store_remote_time_param(q->from, from);
+  store_remote_time_param(q->to, to);
   if (q->limit > 0) snprintf(limit, sizeof limit, "&limit=%ld", q->limit);
-  url = strfmt("%s%s?service=%s&type=%s&from=%s&to=%s%s%s%s", r->base, path, svc,
+  url = store_remote_strfmt("%s%s?service=%s&type=%s&from=%s&to=%s%s%s%s",
+                            r->base, path, svc,
                meta_type_name(q->type), from, to, labels ? "&labels=" : "",
                labels ? labels : "", limit);
 out:
@@ -252,35 +161,36 @@ static int meta_cmp(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
-static store_rc remote_find(void *impl, const store_query *q,
+store_rc store_remote_find(void *impl, const store_query *q,
                             store_meta_list *out, char *err) {
-  remote *r = impl;
+  store_remote *r = impl;
   store_rhttp_resp resp = { 0 };
   store_meta_list l = { 0 };
   char *url = query_url(r, "/api/0/profiles", q), *key = NULL;
   store_rc rc;
 
-  if (url == NULL || (key = strfmt("L %s", url)) == NULL) {
+  if (url == NULL || (key = store_remote_strfmt("L %s", url)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
   }
-  if ((rc = cached_get(r, key, generation(r), url, &resp, err)) != STORE_OK) goto out;
+  rc = store_remote_cached_get(r, key, store_remote_generation(r), url, &resp, err);
+  if (rc != STORE_OK) goto out;
   if (resp.status == 404 || resp.status == 204) { /* profefe's "nothing found" */
     *out = l;
     goto out;
   }
   if (resp.status != 200) {
-    rc = status_rc("find", &resp, STORE_INVALID, err);
+    rc = store_remote_status_rc("find", &resp, STORE_INVALID, err);
     goto out;
   }
   if ((rc = store_rjson_meta_list(resp.body, resp.len, &l, err)) != STORE_OK) goto out;
   for (size_t i = 0; i < l.n; i++) {
     store_meta known;
-    if (meta_get(r, l.v[i].id, &known)) {
+    if (store_remote_meta_get(r, l.v[i].id, &known)) {
       l.v[i].size = known.size;
       store_meta_clear(&known);
     }
-    meta_put(r, &l.v[i]);
+    store_remote_meta_put(r, &l.v[i]);
   }
   if (l.n > 1) qsort(l.v, l.n, sizeof *l.v, meta_cmp);
   *out = l;
@@ -292,7 +202,7 @@ out:
 }
 
 
-/* ---- services ------------------------------------------------------------------ */
+/* ---- services ------------------------------------------------------------ */
 
 static int name_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -300,7 +210,7 @@ static int name_cmp(const void *a, const void *b) {
 
 /* Appends copies of the locally added services to v[0..*n) (room for them
 ** was made by the caller), then sorts and removes duplicates. */
-static store_rc add_local_names(remote *r, char **v, size_t *n, size_t room) {
+static store_rc add_local_names(store_remote *r, char **v, size_t *n, size_t room) {
   size_t k = *n, w = 0;
   store_rc rc = STORE_OK;
 
@@ -324,21 +234,22 @@ static store_rc add_local_names(remote *r, char **v, size_t *n, size_t room) {
   return rc;
 }
 
-static store_rc remote_services(void *impl, char ***names, size_t *n, char *err) {
-  remote *r = impl;
+store_rc store_remote_services(void *impl, char ***names, size_t *n, char *err) {
+  store_remote *r = impl;
   store_rhttp_resp resp = { 0 };
-  char **got = NULL, **v = NULL, *url = strfmt("%s/api/0/services", r->base);
+  char *url = store_remote_strfmt("%s/api/0/services", r->base);
+  char **got = NULL, **v = NULL;
   size_t ngot = 0, nv = 0, room;
   store_rc rc;
 
   if (url == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  rc = cached_get(r, "S", generation(r), url, &resp, err);
+  rc = store_remote_cached_get(r, "S", store_remote_generation(r), url, &resp, err);
   if (rc != STORE_OK) goto out;
   if (resp.status == 200) {
     if ((rc = store_rjson_names(resp.body, resp.len, &got, &ngot, err)) != STORE_OK)
       goto out;
   } else if (resp.status != 404 && resp.status != 204) { /* none yet */
-    rc = status_rc("services", &resp, STORE_IO, err);
+    rc = store_remote_status_rc("services", &resp, STORE_IO, err);
     goto out;
   }
   pthread_mutex_lock(&r->mu);
@@ -368,7 +279,7 @@ out:
 }
 
 static store_rc remote_add_service(void *impl, const char *service, char *err) {
-  remote *r = impl;
+  store_remote *r = impl;
   store_rc rc = STORE_OK;
   char **v;
   size_t i;
@@ -392,162 +303,17 @@ static store_rc remote_add_service(void *impl, const char *service, char *err) {
   return rc;
 }
 
-/* ---- single profiles ----------------------------------------------------------- */
-
-/* Looks for id's metadata when the cache does not have it: the protocol
-** cannot ask by id, so search each service and type around the second the
-** id was made.  Every meta seen on the way is cached, so a directory's
-** worth of misses costs one search.  STORE_NOTFOUND when not found. */
-static store_rc meta_search(remote *r, const char *id, store_meta *m, char *err) {
-  char **svcs = NULL;
-  size_t nsvcs = 0;
-  int64_t t = id_time(id);
-  store_rc rc;
-
-  if ((rc = remote_services(r, &svcs, &nsvcs, err)) != STORE_OK) return rc;
-  rc = STORE_NOTFOUND;
-  for (size_t i = 0; i < nsvcs && rc == STORE_NOTFOUND; i++) {
-    for (int ty = 0; ty < META_NTYPES && rc == STORE_NOTFOUND; ty++) {
-      store_query q = { .service = svcs[i], .type = (meta_type)ty,
-                        .from = t - META_SEARCH_SLACK, .to = t + META_SEARCH_SLACK };
-      store_meta_list l = { 0 };
-      store_rc frc = remote_find(r, &q, &l, err);
-      store_meta_list_free(&l);
-      if (frc == STORE_IO) {
-        rc = frc;
-      } else if (meta_get(r, id, m)) {
-        rc = STORE_OK;
-      }
-    }
-  }
-  store_names_free(svcs, nsvcs);
-  if (rc == STORE_NOTFOUND)
-    store_seterr(err, rc, "profile %s not found on the remote server", id);
-  return rc;
-}
-
-/* The stored bytes of id, from the cache or the server. */
-static store_rc fetch_bytes(remote *r, const char *id, store_rhttp_resp *resp,
-                            char *err) {
-  char key[META_ID_LEN + 3], *url = strfmt("%s/api/0/profiles/%s", r->base, id);
-  store_rc rc;
-
-  if (url == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  snprintf(key, sizeof key, "P %s", id);
-  rc = cached_get(r, key, 0, url, resp, err);
-  if (rc == STORE_OK && resp->status != 200) {
-    rc = status_rc("get", resp, STORE_INVALID, err);
-    store_rhttp_resp_clear(resp);
-  }
-  free(url);
-  if (rc == STORE_OK) meta_set_size(r, id, (int64_t)resp->len);
-  return rc;
-}
-
-/* Asks the server (not the cache) whether id exists: HEAD when it can,
-** else GET.  Sets *size to its length. */
-static store_rc probe(remote *r, const char *id, int64_t *size, char *err) {
-  char *url = strfmt("%s/api/0/profiles/%s", r->base, id);
-  store_rhttp_resp resp = { 0 };
-  int use_head;
-  store_rc rc;
-
-  if (url == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  pthread_mutex_lock(&r->mu);
-  use_head = !r->head_unsupported;
-  pthread_mutex_unlock(&r->mu);
-  if (use_head) {
-    rc = store_rhttp_request(r->http, "HEAD", url, NULL, 0, 0, &resp, err);
-    if (rc != STORE_OK) goto out;
-    if (resp.status == 200 && resp.content_length >= 0) {
-      *size = resp.content_length;
-      goto out;
-    }
-    if (resp.status == 404) {
-      rc = store_seterr(err, STORE_NOTFOUND, "profile %s not found", id);
-      goto out;
-    }
-    /* A plain profefe answers HEAD with 405 (or without a length): from
-    ** now on just GET. */
-    pthread_mutex_lock(&r->mu);
-    r->head_unsupported = 1;
-    pthread_mutex_unlock(&r->mu);
-    store_rhttp_resp_clear(&resp);
-  }
-  rc = store_rhttp_request(r->http, "GET", url, NULL, 0, r->answer_max, &resp, err);
-  if (rc != STORE_OK) goto out;
-  if (resp.status == 200) {
-    char key[META_ID_LEN + 3];
-    snprintf(key, sizeof key, "P %s", id);
-    store_rcache_put(r->bytes, key, 0, resp.body, resp.len);
-    *size = (int64_t)resp.len;
-  } else {
-    rc = status_rc("get", &resp, STORE_INVALID, err);
-  }
-out:
-  store_rhttp_resp_clear(&resp);
-  free(url);
-  return rc;
-}
-
-static store_rc remote_get(void *impl, const char *id, store_meta *meta,
-                           void **data, size_t *len, char *err) {
-  remote *r = impl;
-  store_rhttp_resp resp = { 0 };
-  store_meta m;
-  store_rc rc;
-
-  if ((rc = fetch_bytes(r, id, &resp, err)) != STORE_OK) return rc;
-  if (meta != NULL) {
-    if (!meta_get(r, id, &m) && (rc = meta_search(r, id, &m, err)) != STORE_OK) {
-      store_rhttp_resp_clear(&resp);
-      return rc;
-    }
-    m.size = (int64_t)resp.len;
-    *meta = m;
-  }
-  *data = resp.body;
-  *len = resp.len;
-  return STORE_OK;
-}
-
-static store_rc remote_stat(void *impl, const char *id, store_meta *meta,
-                            char *err) {
-  remote *r = impl;
-  char key[META_ID_LEN + 3];
-  store_meta m;
-  void *data;
-  size_t len;
-  store_rc rc;
-
-  if (!meta_get(r, id, &m) && (rc = meta_search(r, id, &m, err)) != STORE_OK)
-    return rc;
-  if (m.size < 0) {
-    snprintf(key, sizeof key, "P %s", id);
-    if (store_rcache_get(r->bytes, key, 0, &data, &len)) {
-      m.size = (int64_t)len;
-      free(data);
-    } else if ((rc = probe(r, id, &m.size, err)) != STORE_OK) {
-      store_meta_clear(&m);
-      return rc;
-    }
-    meta_set_size(r, id, m.size);
-  }
-  *meta = m;
-  return STORE_OK;
-}
-
-/* ---- merges ---------------------------------------------------------------------- */
+/* ---- merges -------------------------------------------------------------- */
 
 /* GETs a merge url (cached for the current generation) into *out and *len. */
-static store_rc get_merge(remote *r, const char *url, void **out, size_t *len,
+static store_rc get_merge(store_remote *r, const char *url, void **out, size_t *len,
                           char *err) {
   store_rhttp_resp resp = { 0 };
-  char *key = strfmt("M %s", url);
+  char *key = store_remote_strfmt("M %s", url);
   store_rc rc;
 
   if (key == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  rc = cached_get(r, key, generation(r), url, &resp, err);
+  rc = store_remote_cached_get(r, key, store_remote_generation(r), url, &resp, err);
   free(key);
   if (rc != STORE_OK) return rc;
   if (resp.status == 204) { /* profefe: "profile empty" */
@@ -555,7 +321,7 @@ static store_rc get_merge(remote *r, const char *url, void **out, size_t *len,
     return store_seterr(err, STORE_NOTFOUND, "nothing found");
   }
   if (resp.status != 200) {
-    rc = status_rc("merge", &resp, STORE_MISMATCH, err);
+    rc = store_remote_status_rc("merge", &resp, STORE_MISMATCH, err);
     store_rhttp_resp_clear(&resp);
     return rc;
   }
@@ -566,7 +332,7 @@ static store_rc get_merge(remote *r, const char *url, void **out, size_t *len,
 
 static store_rc remote_merge(void *impl, const store_query *q, void **out,
                              size_t *len, size_t *count, char *err) {
-  remote *r = impl;
+  store_remote *r = impl;
   char *url;
   store_rc rc;
 
@@ -580,7 +346,7 @@ static store_rc remote_merge(void *impl, const store_query *q, void **out,
     /* The answer does not say how many were merged; the list does (and
     ** is cached for this generation, like the merge). */
     store_meta_list l = { 0 };
-    *count = remote_find(r, q, &l, NULL) == STORE_OK ? l.n : 0;
+    *count = store_remote_find(r, q, &l, NULL) == STORE_OK ? l.n : 0;
     store_meta_list_free(&l);
   }
   return rc;
@@ -588,7 +354,7 @@ static store_rc remote_merge(void *impl, const store_query *q, void **out,
 
 static store_rc remote_merge_ids(void *impl, const char *const *ids, size_t n,
                                  void **out, size_t *len, char *err) {
-  remote *r = impl;
+  store_remote *r = impl;
   size_t blen = strlen(r->base), cap = blen + 32 + n * (META_ID_LEN + 1);
   char *url = malloc(cap);
   size_t at;
@@ -603,106 +369,12 @@ static store_rc remote_merge_ids(void *impl, const char *const *ids, size_t n,
   return rc;
 }
 
-/* ---- writes ------------------------------------------------------------------------ */
-
-static store_rc remote_ingest(void *impl, const char *service, meta_type type,
-                              const char *labels, int64_t created_at_hint,
-                              const void *data, size_t len, store_meta *out,
-                              char *err) {
-  remote *r = impl;
-  store_rhttp_resp resp = { 0 };
-  char *svc = NULL, *lab = NULL, *url = NULL, created[64] = "";
-  char key[META_ID_LEN + 3];
-  store_meta m;
-  store_rc rc;
-
-  if (r->read_only) return store_seterr(err, STORE_READONLY, "read-only store");
-  if ((svc = store_rhttp_escape(service)) == NULL ||
-      (labels != NULL && labels[0] != 0 && (lab = store_rhttp_escape(labels)) == NULL)) {
-    rc = store_seterr(err, STORE_NOMEM, "out of memory");
-    goto out;
-  }
-  if (created_at_hint > 0) {
-    memcpy(created, "&created_at=", 12);
-    time_param(created_at_hint, created + 12);
-  }
-  url = strfmt("%s/api/0/profiles?service=%s&type=%s%s%s%s", r->base, svc,
-               meta_type_name(type), lab ? "&labels=" : "", lab ? lab : "", created);
-  if (url == NULL) {
-    rc = store_seterr(err, STORE_NOMEM, "out of memory");
-    goto out;
-  }
-  rc = store_rhttp_request(r->http, "POST", url, data, len, 1 << 20, &resp, err);
-  if (rc != STORE_OK) goto out;
-  if (resp.status != 200) {
-    rc = status_rc("ingest", &resp, STORE_BADPROFILE, err);
-    goto out;
-  }
-  if ((rc = store_rjson_meta(resp.body, resp.len, &m, err)) != STORE_OK) goto out;
-  m.size = (int64_t)len;
-  meta_put(r, &m);
-  snprintf(key, sizeof key, "P %s", m.id);
-  store_rcache_put(r->bytes, key, 0, data, len);
-  count_write(r, 1);
-  if (out != NULL)
-    *out = m;
-  else
-    store_meta_clear(&m);
-out:
-  store_rhttp_resp_clear(&resp);
-  free(url);
-  free(svc);
-  free(lab);
-  return rc;
-}
-
-static void forget(remote *r, const char *id) {
-  char key[META_ID_LEN + 3];
-  snprintf(key, sizeof key, "P %s", id);
-  store_rcache_del(r->bytes, key);
-  store_rcache_del(r->metas, id);
-}
-
-static store_rc remote_del(void *impl, const char *id, char *err) {
-  remote *r = impl;
-  store_rhttp_resp resp = { 0 };
-  char *url = strfmt("%s/api/0/profiles/%s", r->base, id);
-  int64_t size;
-  store_rc rc;
-
-  if (r->read_only) return store_seterr(err, STORE_READONLY, "read-only store");
-  if (url == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  rc = store_rhttp_request(r->http, "DELETE", url, NULL, 0, 1 << 20, &resp, err);
-  if (rc != STORE_OK) goto out;
-  if (resp.status == 200 && store_rjson_is_code(resp.body, resp.len, 200)) {
-    forget(r, id);
-    count_write(r, 0);
-  } else if (resp.status == 200 || resp.status == 404 || resp.status == 405 ||
-             resp.status == 501) {
-    /* A plain profefe has no DELETE: it serves DELETE like GET (200 with
-    ** the profile's bytes, or 404 for an unknown id) or refuses it.  Only
-    ** a JSON {"code":200} means deleted; otherwise tell "cannot delete"
-    ** from a real unknown id by asking for the profile. */
-    rc = probe(r, id, &size, err);
-    if (rc == STORE_OK)
-      rc = store_seterr(err, STORE_UNSUPPORTED,
-                        "the remote server does not support deleting profiles");
-    if (rc == STORE_NOTFOUND) forget(r, id);
-  } else {
-    rc = status_rc("delete", &resp, STORE_INVALID, err);
-  }
-out:
-  store_rhttp_resp_clear(&resp);
-  free(url);
-  return rc;
-}
-
-/* ---- derived answers ---------------------------------------------------------------- */
+/* ---- derived answers ----------------------------------------------------- */
 
 static store_rc remote_label_sets(void *impl, const char *service,
                                   meta_type type, char ***sets, size_t *n,
                                   char *err) {
-  remote *r = impl;
+  store_remote *r = impl;
   /* All of time: label directories must exist for old profiles too. */
   store_query q = { .service = service, .type = type, .from = 0,
                     .to = (int64_t)time(NULL) + 366 * 86400 };
@@ -711,7 +383,7 @@ static store_rc remote_label_sets(void *impl, const char *service,
   size_t k = 0, w = 0;
   store_rc rc;
 
-  if ((rc = remote_find(r, &q, &l, err)) != STORE_OK) return rc;
+  if ((rc = store_remote_find(r, &q, &l, err)) != STORE_OK) return rc;
   if (l.n > 0 && (v = calloc(l.n, sizeof *v)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
@@ -736,11 +408,11 @@ out:
 }
 
 static uint64_t remote_generation(void *impl) {
-  return generation(impl);
+  return store_remote_generation(impl);
 }
 
 static store_rc remote_stats(void *impl, store_stats *out) {
-  remote *r = impl;
+  store_remote *r = impl;
   store_stats s = { -1, -1, -1, 0, -1 };
   pthread_mutex_lock(&r->mu);
   s.ingests = r->ingests;
@@ -749,10 +421,10 @@ static store_rc remote_stats(void *impl, store_stats *out) {
   return STORE_OK;
 }
 
-/* ---- opening and closing -------------------------------------------------------------- */
+/* ---- opening and closing ------------------------------------------------- */
 
 static void remote_close(void *impl) {
-  remote *r = impl;
+  store_remote *r = impl;
   if (r == NULL) return;
   store_rhttp_free(r->http);
   store_rcache_free(r->bytes);
@@ -766,25 +438,25 @@ static void remote_close(void *impl) {
 static const store_backend_ops remote_ops = {
   .name = "remote",
   .close = remote_close,
-  .ingest = remote_ingest,
-  .find = remote_find,
-  .get = remote_get,
-  .stat = remote_stat,
+  .ingest = store_remote_ingest,
+  .find = store_remote_find,
+  .get = store_remote_get,
+  .stat = store_remote_stat,
   .merge = remote_merge,
   .merge_ids = remote_merge_ids,
-  .services = remote_services,
+  .services = store_remote_services,
   .add_service = remote_add_service,
   .label_sets = remote_label_sets,
-  .del = remote_del,
+  .del = store_remote_del,
   .retain = NULL, /* the server runs its own retention */
   .generation = remote_generation,
   .stats = remote_stats,
 };
 
 /* Fails early when nothing (or no profefe) answers at the URL. */
-static store_rc hello(remote *r, char *err) {
+static store_rc hello(store_remote *r, char *err) {
   store_rhttp_resp resp = { 0 };
-  char *url = strfmt("%s/api/0/version", r->base);
+  char *url = store_remote_strfmt("%s/api/0/version", r->base);
   char why[STORE_ERRMAX];
   store_rc rc;
 
@@ -804,7 +476,7 @@ store_rc store_remote_open(const char *base_url, const store_options *opts,
                            const store_backend_ops **ops, void **impl,
                            char *err) {
   static const store_options defaults = { 0 };
-  remote *r;
+  store_remote *r;
   size_t n;
   store_rc rc;
 

@@ -130,6 +130,28 @@ http GET "$URL/api/0/profiles/$ID2"
 assert_eq "removed profile is gone over HTTP" 404 "$HTTP_STATUS"
 check "removed profile is gone from the listing" bash -c "! ls '$RMNT/webapp/cpu' | grep -q '$ID2'"
 
+# ---- concurrent readers (curl handle pool, caches shared by FUSE threads) --------------------
+reader() {
+    local i f bad=0
+    for ((i = 0; i < 15; i++)); do
+        for f in "$RMNT"/webapp/cpu/*.pb.gz "$RMNT"/webapp/heap/*.pb.gz; do
+            id=${f##*_}; id=${id%.pb.gz}
+            cmp -s "$f" "$T/byid/$id" || bad=$((bad + 1))
+        done
+        cmp -s "$RMNT/merge/webapp/cpu/$FROM..$TO" "$T/hmerge3" || bad=$((bad + 1))
+    done
+    echo "$bad" >"$T/reader.$1"
+}
+mkdir -p "$T/byid"
+for id in $ID1 $ID3 $ID4 $(ls "$RMNT/webapp/cpu/env=prod" | sed -n 's/.*_\(.*\)\.pb\.gz$/\1/p'); do
+    curl -s -o "$T/byid/$id" "$URL/api/0/profiles/$id"
+done
+curl -s -o "$T/hmerge3" "$URL/api/0/profiles/merge?service=webapp&type=cpu&from=$FROM&to=$TO"
+rpids=()
+for r in 1 2 3 4; do reader $r & rpids+=($!); done
+wait "${rpids[@]}"
+assert_eq "4 concurrent readers x 15 rounds: every read identical" "0 0 0 0" "$(cat "$T"/reader.[1-4] | tr '\n' ' ' | sed 's/ $//')"
+
 # ---- a read-only remote mount ----------------------------------------------------------
 start_remote "$T/romnt" --read-only || t_done
 RO_PID=$RPID
