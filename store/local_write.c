@@ -249,17 +249,20 @@ static void run_batch(store_local_writer *w, wreq *batch) {
   for (wreq *r = batch; r != NULL && rc == SQLITE_OK; r = r->next)
     rc = run_one(w, r);
   if (rc == SQLITE_OK) rc = run(w->st[S_COMMIT]);
-  if (rc != SQLITE_OK && !sqlite3_get_autocommit(w->db))
-    run(w->st[S_ROLLBACK]);
+  store_rc txn_rc = STORE_OK;
+  char txn_err[STORE_ERRMAX] = "";
+  if (rc != SQLITE_OK) {
+    /* The reason first: ROLLBACK would replace SQLite's message. */
+    txn_rc = store_local_sqlerr(l, w->db, rc, txn_err, "cannot commit");
+    if (!sqlite3_get_autocommit(w->db)) run(w->st[S_ROLLBACK]);
+  }
 
   int64_t changed = 0, ingests = 0;
   for (wreq *r = batch; r != NULL; r = r->next) {
     if (r->rc != STORE_OK || r->kind == W_VACUUM) continue;
-    if (rc != SQLITE_OK) {
+    if (txn_rc != STORE_OK) {
       /* Nothing of the batch is durable: fail those that had succeeded. */
-      r->rc = store_local_sqlerr(l, w->db, rc, r->err,
-                                 r->kind == W_INGEST ? "cannot store profile"
-                                                     : "cannot commit");
+      r->rc = store_seterr(r->err, txn_rc, "%s", txn_err);
       r->changes = 0;
       continue;
     }
