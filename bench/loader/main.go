@@ -2,6 +2,8 @@
 //
 //	bench-loader -url URL [-c 8] (-files LIST | -body FILE -n N | -body FILE -d 10s)
 //
+//	bench-loader -fetch A,B[,...] [-n 5] [-bump URL -body FILE] [-out DIR]
+//
 // POSTs profiles to URL over -c keep-alive connections and prints one line
 // of key=value results: sent, ok (HTTP 200), bad (other status), errors
 // (transport), elapsed seconds, req/s and latency percentiles in ms.
@@ -11,6 +13,14 @@
 // so "ok" is exactly the number of acknowledgements the server sent.  That is
 // what lets scripts/bench check that the store holds exactly one profile per
 // 200 answer.  Bodies are read into memory before the clock starts.
+//
+// -fetch compares ways of reading the same answer (an http:// URL is a GET,
+// anything else a file read: open, read to EOF, close), -n rounds with the
+// targets interleaved, all in this process so that no side pays a process
+// start; with -bump, each read follows one POST of -body to that URL, so a
+// cache keyed on the store generation cannot answer it.  Prints one line
+// per target: target=i median_ms=... bytes=... ms=t1,t2,...  The answers of
+// the last round are written to -out/fetch.<i> when -out is given.
 package main
 
 import (
@@ -67,6 +77,68 @@ func percentile(sorted []time.Duration, p float64) float64 {
 	return float64(sorted[i]) / 1e6
 }
 
+// fetchOne reads target once and returns its bytes.
+func fetchOne(client *http.Client, target string) ([]byte, error) {
+	if !strings.HasPrefix(target, "http://") {
+		return os.ReadFile(target)
+	}
+	resp, err := client.Get(target)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: HTTP %d", target, resp.StatusCode)
+	}
+	return b, err
+}
+
+func fetch(targets []string, rounds int, bump string, body []byte, out string) error {
+	client := &http.Client{Timeout: 600 * time.Second}
+	times := make([][]time.Duration, len(targets))
+	last := make([][]byte, len(targets))
+	for r := 0; r < rounds; r++ {
+		for i, t := range targets {
+			if bump != "" {
+				resp, err := client.Post(bump, "application/octet-stream", bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			t0 := time.Now()
+			b, err := fetchOne(client, t)
+			if err != nil {
+				return err
+			}
+			times[i] = append(times[i], time.Since(t0))
+			last[i] = b
+		}
+	}
+	for i := range targets {
+		d := append([]time.Duration(nil), times[i]...)
+		sort.Slice(d, func(a, b int) bool { return d[a] < d[b] })
+		med := float64(d[len(d)/2])
+		if len(d)%2 == 0 {
+			med = (float64(d[len(d)/2-1]) + float64(d[len(d)/2])) / 2
+		}
+		all := make([]string, len(times[i]))
+		for j, t := range times[i] {
+			all[j] = fmt.Sprintf("%.1f", float64(t)/1e6)
+		}
+		fmt.Printf("target=%d median_ms=%.3f bytes=%d ms=%s\n", i, med/1e6, len(last[i]),
+			strings.Join(all, ","))
+		if out != "" {
+			if err := os.WriteFile(fmt.Sprintf("%s/fetch.%d", out, i), last[i], 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func main() {
 	url := flag.String("url", "", "POST URL, e.g. http://127.0.0.1:10100/api/0/profiles?service=s&type=cpu")
 	conns := flag.Int("c", 8, "connections (concurrent requests)")
@@ -74,7 +146,29 @@ func main() {
 	body := flag.String("body", "", "one profile POSTed repeatedly (with -n or -d)")
 	n := flag.Int("n", 0, "number of requests with -body")
 	dur := flag.Duration("d", 0, "with -body: issue requests for this long, then drain")
+	fetchList := flag.String("fetch", "", "comma-separated URLs / paths to read and time")
+	bump := flag.String("bump", "", "with -fetch: POST -body here before each read")
+	out := flag.String("out", "", "with -fetch: directory for the last answers")
 	flag.Parse()
+	if *fetchList != "" {
+		var b []byte
+		var err error
+		if *bump != "" {
+			b, err = os.ReadFile(*body)
+		}
+		if err == nil {
+			rounds := *n
+			if rounds <= 0 {
+				rounds = 5
+			}
+			err = fetch(strings.Split(*fetchList, ","), rounds, *bump, b, *out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-loader:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *url == "" || (*list == "") == (*body == "") || (*body != "" && *n <= 0 && *dur <= 0) {
 		flag.Usage()
 		os.Exit(2)
