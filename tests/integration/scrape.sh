@@ -18,12 +18,14 @@ if [ ! -x "$T/goapp" ]; then
 fi
 
 # start_goapp: a goapp on a free port; sets GOURL.
+GOPIDS=()
 start_goapp() {
     local port
     port=$(free_port)
     GOURL="http://127.0.0.1:$port"
     "$T/goapp" -addr "127.0.0.1:$port" 2>>"$T/goapp.log" &
     T_PIDS+=("$!")
+    GOPIDS+=("$!")
     wait_http "$GOURL/debug/pprof/" 10 || fail "goapp did not start"
 }
 start_goapp
@@ -161,4 +163,6 @@ done
 curl -s -o "$T/direct.pb.gz" "$URL/api/0/profiles/merge?service=direct&type=cpu&$RANGE"
 check "go tool pprof opens a merge of scraped data" bash -c "go tool pprof -raw '$T/direct.pb.gz' >/dev/null 2>&1"
 
+kill "${GOPIDS[@]}"
+wait "${GOPIDS[@]}" 2>/dev/null
 t_done
