@@ -59,11 +59,14 @@ void store_remote_time_param(int64_t t, char out[32]) {
 }
 
 uint64_t store_remote_generation(store_remote *r) {
+  struct timespec now;
   uint64_t w;
   pthread_mutex_lock(&r->mu);
   w = r->writes;
   pthread_mutex_unlock(&r->mu);
-  return (uint64_t)(time(NULL) / GENERATION_BUCKET) << 32 | (w & 0xffffffffu);
+  /* Monotonic: a clock set back must not bring back an old generation. */
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)(now.tv_sec / GENERATION_BUCKET) << 32 | (w & 0xffffffffu);
 }
 
 void store_remote_count_write(store_remote *r, int ingest) {
