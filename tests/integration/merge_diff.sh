@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # merge_diff.sh — `profefs merge` gives the same profile as
 # `go tool pprof -proto` (up to ids and ordering) for every profile type of
-# tests/fixtures, for a mixed set with repeated files, and for one file;
+# tests/fixtures, for a mixed set with repeated files, for one file and for
+# labelled CPU profiles with inlined frames (tests/data/cpu_labels_*);
 # merging a file with itself doubles its values; `go tool pprof -top` opens
 # our output.  Profiles are compared through tests/canon.py.
 . "$TESTS_DIR/lib.sh"
@@ -51,6 +52,12 @@ same_as_go mixed "$FIXTURES/cpu_000.pb.gz" "$FIXTURES/cpu_001.pb.gz" \
 same_as_go heap_repeat "$FIXTURES/heap_010.pb.gz" "$FIXTURES/heap_000.pb.gz" \
     "$FIXTURES/heap_010.pb.gz"
 same_as_go single "$FIXTURES/cpu_005.pb.gz"
+
+# String labels (pprof.Do: user=alice|bob, k=0|1) and inlined frames: CPU
+# profiles of a small Go program, kept in tests/data.
+same_as_go labels "$TESTS_DIR"/data/cpu_labels_*.pb.gz "$TESTS_DIR/data/cpu_labels_1.pb.gz"
+check "labels: the label samples are compared" \
+    grep -q 'user:\[bob\]' "$T/labels.ours.txt"
 
 # The same file twice: every sample's values doubled, the stacks unchanged.
 "$PROFEFS" merge "$FIXTURES/cpu_003.pb.gz" >"$T/once.pb.gz"
