@@ -66,7 +66,6 @@ void pprof_merge_free(pprof_merge *m) {
   pprof_view_free(m->view);
   free(m->str_map);
   free(m->map_map);
-  free(m->map_delta);
   free(m->fn_map);
   free(m->loc_map);
   free(m);
@@ -205,8 +204,6 @@ pprof_rc pprof_merge_reserve(pprof_merge *m, const pprof_view *v) {
     return PPROF_ENOMEM;
   if (remap(&m->str_map, &m->capstr_map, v->nstr) ||
       remap(&m->map_map, &m->capmap_map, v->nmap) ||
-      pprof_grow(&m->map_delta, &m->capmap_delta, v->nmap,
-                 sizeof *m->map_delta) ||
       remap(&m->fn_map, &m->capfn_map, v->nfn) ||
       remap(&m->loc_map, &m->caploc_map, v->nloc))
     return PPROF_ENOMEM;

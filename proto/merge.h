@@ -73,7 +73,8 @@ typedef struct pprof_mline {
 } pprof_mline;
 
 typedef struct pprof_mlocation {
-  uint64_t address; /* rebased onto the merged mapping's start */
+  uint64_t rel; /* address minus its mapping's start (the key's address);
+                   written out as rel + the merged mapping's start */
   uint32_t map;     /* 0 none, else 1 + mapping number */
   uint32_t line0, nline;
   int is_folded;
@@ -139,8 +140,7 @@ struct pprof_merge {
   uint32_t *str_map;
   size_t capstr_map;
   uint32_t *map_map;
-  uint64_t *map_delta; /* merged start - profile start, added to addresses */
-  size_t capmap_map, capmap_delta;
+  size_t capmap_map;
   uint32_t *fn_map;
   size_t capfn_map;
   uint32_t *loc_map;

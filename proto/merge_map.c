@@ -5,7 +5,8 @@
 **                   comments unioned, types/frames from the first profile;
 **   mapMapping      key (size rounded up to 4 KiB, file offset, build id or
 **                   else file name); a known mapping rebases the profile's
-**                   addresses onto the merged start;
+**                   addresses onto the merged start (we keep addresses
+**                   relative to the mapping, which is the same);
 **   mapFunction     key (start line, name, system name, file name);
 **   mapLocation     key (address relative to its mapping, mapping, lines
 **                   as (function, line, column), is_folded);
@@ -116,14 +117,12 @@ static uint32_t map_mapping(pprof_merge *m, const pprof_view *v, uint32_t ix) {
     if (mm->offset == s->offset && map_name(mm) == name &&
         map_size(mm->start, mm->limit) == size) {
       m->map_map[ix] = c;
-      m->map_delta[ix] = mm->start - s->start;
       return c;
     }
   }
   c = (uint32_t)m->nmap++;
   pprof_htab_insert(&m->map_idx, pos, h, c);
   m->map_map[ix] = c;
-  m->map_delta[ix] = 0;
   return c;
 }
 
@@ -161,18 +160,13 @@ static uint32_t map_function(pprof_merge *m, const pprof_view *v,
 
 /* ---- locations ------------------------------------------------------------- */
 
-/* The locationKey address: relative to the mapping's start. */
-static uint64_t loc_addr(const pprof_merge *m, const pprof_mlocation *l) {
-  return l->map ? l->address - m->map[l->map - 1].start : l->address;
-}
-
 static int same_location(const pprof_merge *m, const pprof_mlocation *a,
-                         const pprof_mlocation *b, uint64_t addr) {
+                         const pprof_mlocation *b) {
   const pprof_mline *la, *lb;
   uint32_t i;
 
   if (a->map != b->map || a->nline != b->nline ||
-      a->is_folded != b->is_folded || loc_addr(m, a) != addr)
+      a->is_folded != b->is_folded || a->rel != b->rel)
     return 0;
   la = &m->line[a->line0];
   lb = &m->line[b->line0];
@@ -189,25 +183,24 @@ static uint32_t map_location(pprof_merge *m, const pprof_view *v,
   const pprof_vline *sl;
   pprof_mlocation *nl;
   pprof_mline *ml;
-  uint64_t h, addr;
-  uint32_t c, i, mp, h32;
+  uint64_t h;
+  uint32_t c, i, h32;
   size_t pos;
 
   if (m->loc_map[ix] != PPROF_NONE)
     return m->loc_map[ix];
   nl = &m->loc[m->nloc];
-  nl->address = s->address;
+  nl->rel = s->address;
   nl->map = 0;
   if (s->map != 0) {
-    mp = map_mapping(m, v, s->map - 1);
-    nl->address += m->map_delta[s->map - 1];
-    nl->map = mp + 1;
+    nl->map = map_mapping(m, v, s->map - 1) + 1;
+    nl->rel -= v->map[s->map - 1].start;
   }
   nl->line0 = (uint32_t)m->nline;
   nl->nline = s->nline;
   nl->is_folded = s->is_folded;
-  addr = loc_addr(m, nl);
-  h = pprof_hmix(pprof_hmix(3, addr), nl->map | (uint64_t)nl->is_folded << 32);
+  h = pprof_hmix(pprof_hmix(3, nl->rel),
+                 nl->map | (uint64_t)nl->is_folded << 32);
   /* Written past the used part of line[]; kept only if the key is new. */
   ml = &m->line[m->nline];
   sl = &v->line[s->line0];
@@ -221,7 +214,7 @@ static uint32_t map_location(pprof_merge *m, const pprof_view *v,
   h32 = pprof_hfinal(h);
   pos = pprof_htab_start(&m->loc_idx, h32);
   while ((c = pprof_htab_next(&m->loc_idx, h32, &pos)) != PPROF_NONE)
-    if (same_location(m, &m->loc[c], nl, addr))
+    if (same_location(m, &m->loc[c], nl))
       return m->loc_map[ix] = c;
   m->nline += s->nline;
   c = (uint32_t)m->nloc++;

@@ -270,7 +270,7 @@ static int locations(const pprof_merge *m, out *o) {
     perftools__profiles__location__init(lp);
     lp->id = o->loc_id[i];
     lp->mapping_id = ml->map ? o->map_id[ml->map - 1] : 0;
-    lp->address = ml->address;
+    lp->address = ml->map ? ml->rel + m->map[ml->map - 1].start : ml->rel;
     lp->is_folded = ml->is_folded;
     lp->n_line = ml->nline;
     lp->line = &o->lnp[nln];
