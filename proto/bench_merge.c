@@ -7,7 +7,7 @@
 ** libdeflate).  With -o FILE it writes the merged profile there.
 **
 **   meson compile -C BUILD proto/bench_merge
-**   BUILD/proto/bench_merge [-z] [-n ROUNDS] [-o OUT] tests/fixtures/cpu_*.pb.gz
+**   BUILD/proto/bench_merge [-z] [-n ROUNDS] [-o OUT] tests/fixtures/cpu_*
 */
 #include <libdeflate.h>
 #include <stdio.h>

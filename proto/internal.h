@@ -18,7 +18,7 @@
 **   - loc[i].map is 0 (no mapping) or 1 + the index of its mapping;
 **   - line[j].fn is the index of its function;
 **   - locix[k] is the index of the location named by locid[k];
-**   - every sample has exactly nsample_type values.
+**   - every sample has exactly nstype values.
 */
 #ifndef PROFEFS_PROTO_INTERNAL_H
 #define PROFEFS_PROTO_INTERNAL_H
@@ -37,9 +37,10 @@
 pprof_rc pprof_fail(pprof_rc rc, char *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Grows the array *pp (elements of size bytes, capacity *cap) so that it
-** holds at least need elements.  Returns 0, or -1 when out of memory or on
-** size overflow, leaving *pp and *cap unchanged. */
+/* Grows an array so that it holds at least need elements: pp is the address
+** of the array's pointer (some T **, elements of size bytes) and *cap its
+** capacity.  Returns 0, or -1 when out of memory or on size overflow,
+** leaving the array and *cap unchanged. */
 int pprof_grow(void *pp, size_t *cap, size_t need, size_t size);
 
 /* Evaluates to 0 when array a (n used, cap allocated) has room for k more
@@ -124,9 +125,10 @@ int pprof_is_gzip(const void *buf, size_t len);
 
 /* Inflates the gzip stream in (one or more members) into *buf, a malloc'd
 ** buffer of capacity *cap that is reused and grown as needed (may start
-** NULL/0).  Never produces more than limit bytes: PPROF_ETOOBIG as soon as
-** the output would exceed it.  On success sets *outlen.  d is a
-** decompressor from libdeflate_alloc_decompressor(). */
+** NULL/0; it stays the caller's to free, success or not).  Never produces
+** more than limit bytes: PPROF_ETOOBIG once the output would exceed it;
+** PPROF_EGZIP for a corrupt, truncated or trailing-garbage stream.  On
+** success sets *outlen.  d is from libdeflate_alloc_decompressor(). */
 pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
                       size_t len, size_t limit, uint8_t **buf, size_t *cap,
                       size_t *outlen, char *err);

@@ -28,7 +28,8 @@ pprof_merge *pprof_merge_new(size_t max_inflate) {
       pprof_htab_reserve(&m->sample_idx, 1) ||
       /* Arrays are never NULL, so "the end of an array" is always a valid
       ** pointer for merge_map.c's write-then-keep scheme. */
-      PPROF_ROOM(m->map, 0, m->capmap, 1) || PPROF_ROOM(m->fn, 0, m->capfn, 1) ||
+      PPROF_ROOM(m->map, 0, m->capmap, 1) ||
+      PPROF_ROOM(m->fn, 0, m->capfn, 1) ||
       PPROF_ROOM(m->loc, 0, m->caploc, 1) ||
       PPROF_ROOM(m->line, 0, m->capline, 1) ||
       PPROF_ROOM(m->sample, 0, m->capsample, 1) ||
@@ -76,7 +77,7 @@ size_t pprof_merge_count(const pprof_merge *m) {
   return m->nprofiles;
 }
 
-/* ---- compatibility ------------------------------------------------------ */
+/* ---- compatibility ------------------------------------------------------- */
 
 /* Appends s (n bytes) to buf (size cap, used *len) with unprintable bytes
 ** shown as '?', so that error messages stay one clean line. */
@@ -163,7 +164,7 @@ static pprof_rc compatible(const pprof_merge *m, const pprof_view *v,
   return PPROF_OK;
 }
 
-/* ---- reservation ---------------------------------------------------------- */
+/* ---- reservation --------------------------------------------------------- */
 
 /* Grows a per-profile remap array to n entries, all PPROF_NONE. */
 static int remap(uint32_t **a, size_t *cap, size_t n) {
@@ -210,7 +211,7 @@ pprof_rc pprof_merge_reserve(pprof_merge *m, const pprof_view *v) {
   return PPROF_OK;
 }
 
-/* ---- adding a profile ------------------------------------------------------ */
+/* ---- adding a profile ---------------------------------------------------- */
 
 pprof_rc pprof_merge_add(pprof_merge *m, const void *buf, size_t len,
                          char err[PPROF_ERRMAX]) {

@@ -33,7 +33,7 @@ static uint32_t intern(pprof_merge *m, const pprof_view *v, int64_t ix) {
   return *slot;
 }
 
-/* ---- header ---------------------------------------------------------- */
+/* ---- header -------------------------------------------------------------- */
 
 static void add_comment(pprof_merge *m, uint32_t s) {
   uint32_t h = pprof_hfinal(pprof_hmix(0, s)), ix;
@@ -75,7 +75,7 @@ static void header(pprof_merge *m, const pprof_view *v) {
     m->default_sample_type = intern(m, v, v->default_sample_type);
 }
 
-/* ---- mappings ---------------------------------------------------------- */
+/* ---- mappings ------------------------------------------------------------ */
 
 static uint64_t map_size(uint64_t start, uint64_t limit) {
   uint64_t size = limit - start + 0xfff;
@@ -89,7 +89,8 @@ static uint32_t map_name(const pprof_mmapping *mm) {
 }
 
 static uint32_t map_hash(uint64_t size, uint64_t offset, uint32_t name) {
-  return pprof_hfinal(pprof_hmix(pprof_hmix(pprof_hmix(1, size), offset), name));
+  return pprof_hfinal(
+      pprof_hmix(pprof_hmix(pprof_hmix(1, size), offset), name));
 }
 
 static uint32_t map_mapping(pprof_merge *m, const pprof_view *v, uint32_t ix) {
@@ -158,7 +159,7 @@ static uint32_t map_function(pprof_merge *m, const pprof_view *v,
   return m->fn_map[ix] = c;
 }
 
-/* ---- locations ------------------------------------------------------------- */
+/* ---- locations ----------------------------------------------------------- */
 
 static int same_location(const pprof_merge *m, const pprof_mlocation *a,
                          const pprof_mlocation *b) {
@@ -222,7 +223,7 @@ static uint32_t map_location(pprof_merge *m, const pprof_view *v,
   return m->loc_map[ix] = c;
 }
 
-/* ---- samples --------------------------------------------------------------- */
+/* ---- samples ------------------------------------------------------------- */
 
 static int zero_sample(const pprof_view *v, const pprof_vsample *s) {
   uint32_t i;

@@ -107,7 +107,8 @@ static pprof_rc idmap_build(pprof_idmap *m, const void *base, size_t stride,
   memset(m->keys, 0, cap * sizeof *m->keys);
   for (i = 0; i < n; i++) {
     memcpy(&id, b + i * stride, sizeof id);
-    for (pos = hash_id(id) & (cap - 1); m->keys[pos]; pos = (pos + 1) & (cap - 1))
+    for (pos = hash_id(id) & (cap - 1); m->keys[pos];
+         pos = (pos + 1) & (cap - 1))
       if (m->keys[pos] == id) {
         *bad = id;
         return PPROF_EINVALID;
@@ -198,7 +199,8 @@ static pprof_rc check_locations(pprof_view *v, char *err) {
       ix = pprof_idmap_get(&v->map_ids, l->mapping_id);
       if (ix == PPROF_NONE)
         return pprof_fail(PPROF_EINVALID, err,
-                          "location id %" PRIu64 ": unknown mapping id %" PRIu64,
+                          "location id %" PRIu64
+                          ": unknown mapping id %" PRIu64,
                           l->id, l->mapping_id);
       l->map = ix + 1;
     }
@@ -230,8 +232,8 @@ static pprof_rc check_samples(pprof_view *v, char *err) {
     s = &v->sample[i];
     if (s->nval != v->nstype)
       return pprof_fail(PPROF_EINVALID, err,
-                        "sample %zu has %u values, expected %zu (one per "
-                        "sample type)",
+                        "sample %zu has %" PRIu32 " values, expected %zu "
+                        "(one per sample type)",
                         i, s->nval, v->nstype);
     for (k = s->loc0; k < (size_t)s->loc0 + s->nloc; k++) {
       if (v->locid[k] == 0)

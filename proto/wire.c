@@ -475,10 +475,22 @@ static pprof_rc profile(const ctx *c, const uint8_t *p, const uint8_t *end) {
       rc = value_type(c, ss, se, &v->stype[v->nstype]);
       v->nstype++;
       break;
-    case TAG(2, WT_LEN): GET_LEN(ss, se, "Profile"); rc = sample(c, ss, se); break;
-    case TAG(3, WT_LEN): GET_LEN(ss, se, "Profile"); rc = mapping(c, ss, se); break;
-    case TAG(4, WT_LEN): GET_LEN(ss, se, "Profile"); rc = location(c, ss, se); break;
-    case TAG(5, WT_LEN): GET_LEN(ss, se, "Profile"); rc = function(c, ss, se); break;
+    case TAG(2, WT_LEN):
+      GET_LEN(ss, se, "Profile");
+      rc = sample(c, ss, se);
+      break;
+    case TAG(3, WT_LEN):
+      GET_LEN(ss, se, "Profile");
+      rc = mapping(c, ss, se);
+      break;
+    case TAG(4, WT_LEN):
+      GET_LEN(ss, se, "Profile");
+      rc = location(c, ss, se);
+      break;
+    case TAG(5, WT_LEN):
+      GET_LEN(ss, se, "Profile");
+      rc = function(c, ss, se);
+      break;
     case TAG(6, WT_LEN):
       GET_LEN(ss, se, "Profile");
       if (PPROF_ROOM(v->str, v->nstr, v->capstr, 1))
