@@ -189,11 +189,15 @@ static pprof_rc other(const ctx *c, const char *msg, uint32_t known,
 ** see pprof_view). */
 static pprof_rc packed(const ctx *c, const uint8_t *p, const uint8_t *end,
                        uint64_t **a, size_t *n, size_t *cap) {
+  const uint8_t *q;
   uint64_t *out;
-  size_t k;
+  size_t k = 0;
 
-  /* Every element takes at least one byte: reserve for the worst case. */
-  if (PPROF_ROOM(*a, *n, *cap, (size_t)(end - p)))
+  /* Each varint ends with exactly one byte < 0x80: count them to reserve
+  ** exactly (an unterminated last varint is caught below). */
+  for (q = p; q < end; q++)
+    k += *q < 0x80;
+  if (PPROF_ROOM(*a, *n, *cap, k + 1))
     return nomem(c);
   out = *a;
   k = *n;
