@@ -36,6 +36,7 @@ typedef struct store_backend_ops {
   store_rc (*retain)(void *impl, int64_t cutoff, size_t *deleted, char *err);
   uint64_t (*generation)(void *impl);
   store_rc (*stats)(void *impl, store_stats *out);
+  store_rc (*maintain)(void *impl, size_t *built, char *err);
 } store_backend_ops;
 
 /* Constructors used by store_open / store_open_remote. */

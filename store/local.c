@@ -14,10 +14,15 @@
 **   services  every service, also those created empty (FUSE mkdir);
 **   series    one row per distinct (service, type, labels) with its count
 **             and bytes: label directories and statistics read this small
-**             table instead of scanning profiles.  It is also where a rollup
-**             of merged partial profiles would hang.
-** Triggers keep services, series and blobs consistent with profiles whatever
-** statement inserts or deletes, so no write path can forget one of them.
+**             table instead of scanning profiles;
+**   rollups   the merge of the profiles of one hour of one series, which
+**             merges of long ranges use instead of those profiles;
+**   rollup_dirty  the (series, hour) pairs whose rollup is missing or stale,
+**             each with a sequence number bumped on every change.
+** Triggers keep services, series, blobs and the rollup tables consistent
+** with profiles whatever statement inserts or deletes, so no write path can
+** forget one of them: any change to an hour of a series deletes its rollup
+** in the same transaction.
 ** auto_vacuum=INCREMENTAL is set when the file is created (it cannot be
 ** changed later) so that retention can give space back to the system.
 */
@@ -67,6 +72,39 @@ static const char schema_sql[] =
   "      AND labels = old.labels;"
   "  DELETE FROM series WHERE service = old.service AND type = old.type"
   "    AND labels = old.labels AND profiles = 0;"
+  "END;"
+  /* Rollups (store/rollup.c).  Hours start at 1 so that integer division
+  ** is floor division; traces (type 7) are never merged. */
+  "CREATE TABLE rollups("
+  "  service TEXT NOT NULL,"
+  "  type INTEGER NOT NULL,"
+  "  hour INTEGER NOT NULL,"
+  "  labels TEXT NOT NULL,"
+  "  profiles INTEGER NOT NULL,"
+  "  data BLOB NOT NULL,"
+  "  PRIMARY KEY(service, type, hour, labels));"
+  "CREATE TABLE rollup_dirty("
+  "  service TEXT NOT NULL,"
+  "  type INTEGER NOT NULL,"
+  "  hour INTEGER NOT NULL,"
+  "  labels TEXT NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  PRIMARY KEY(service, type, hour, labels)) WITHOUT ROWID;"
+  "CREATE TRIGGER rollup_added AFTER INSERT ON profiles"
+  "  WHEN new.type <> 7 AND new.created_at >= 3600 BEGIN"
+  "  DELETE FROM rollups WHERE service = new.service AND type = new.type"
+  "    AND hour = new.created_at / 3600 AND labels = new.labels;"
+  "  INSERT INTO rollup_dirty"
+  "    VALUES(new.service, new.type, new.created_at / 3600, new.labels, 1)"
+  "    ON CONFLICT DO UPDATE SET seq = seq + 1;"
+  "END;"
+  "CREATE TRIGGER rollup_removed AFTER DELETE ON profiles"
+  "  WHEN old.type <> 7 AND old.created_at >= 3600 BEGIN"
+  "  DELETE FROM rollups WHERE service = old.service AND type = old.type"
+  "    AND hour = old.created_at / 3600 AND labels = old.labels;"
+  "  INSERT INTO rollup_dirty"
+  "    VALUES(old.service, old.type, old.created_at / 3600, old.labels, 1)"
+  "    ON CONFLICT DO UPDATE SET seq = seq + 1;"
   "END;";
 
 store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
@@ -241,8 +279,10 @@ static store_rc prepare_dir(const char *dir, int read_only, char *err) {
 
 static void local_free(store_local *l) {
   if (l == NULL) return;
-  /* Readers first, so that the writer's connection is the last one: its
-  ** close checkpoints the WAL into the database file and removes it. */
+  /* The rollup thread uses readers and the writer; then readers, so that
+  ** the writer's connection is the last one: its close checkpoints the WAL
+  ** into the database file and removes it. */
+  store_local_rollup_stop(l);
   store_local_pool_free(l);
   store_local_writer_stop(l);
   pthread_mutex_destroy(&l->pool_mu);
@@ -274,6 +314,7 @@ static const store_backend_ops local_ops = {
   .retain = store_local_retain,
   .generation = local_generation,
   .stats = store_local_stats,
+  .maintain = store_local_maintain,
 };
 
 store_rc store_local_open(const char *dir, const store_options *opts,
@@ -311,6 +352,7 @@ store_rc store_local_open(const char *dir, const store_options *opts,
   if (!read_only) {
     r = store_local_writer_start(l, db, err);
     db = NULL; /* owned by the writer now, even on failure */
+    if (r == STORE_OK) r = store_local_rollup_start(l, err);
   }
 out:
   sqlite3_close(db);

@@ -28,6 +28,11 @@
 
 typedef struct store_local_reader store_local_reader;
 typedef struct store_local_writer store_local_writer;
+typedef struct store_local_rollup store_local_rollup;
+
+/* Rollups cover whole hours of one series (service, type, labels): hour h
+** holds the profiles with created_at in [h * 3600, h * 3600 + 3599]. */
+#define STORE_LOCAL_HOUR 3600
 
 typedef struct store_local {
   char *dir;                /* data directory, as given */
@@ -40,6 +45,7 @@ typedef struct store_local {
   size_t npool;
 
   store_local_writer *writer; /* NULL when read_only */
+  store_local_rollup *rollup; /* background builder; NULL when read_only */
 
   _Atomic uint64_t generation;
   _Atomic int64_t ingests, commits;
@@ -55,6 +61,13 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
 ** reason starting with `what`.  SQLITE_FULL (or ENOSPC) is STORE_NOSPACE. */
 store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
                             const char *what);
+
+/* One (series, hour) whose rollup is missing or stale, as of seq. */
+typedef struct store_local_hour {
+  char *service, *labels;
+  meta_type type;
+  int64_t hour, seq;
+} store_local_hour;
 
 /* ---- local_write.c ------------------------------------------------------- */
 
@@ -72,6 +85,14 @@ store_rc store_local_add_service(void *impl, const char *service, char *err);
 store_rc store_local_del(void *impl, const char *id, char *err);
 store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
                             char *err);
+
+/* Stores data (the merge of `profiles` profiles; NULL: nothing worth a
+** rollup) as the rollup of h and clears h's dirty mark, but only if the
+** mark still has h->seq: otherwise the hour changed since it was read and
+** nothing is written.  *stored (may be NULL) tells whether a rollup was. */
+store_rc store_local_put_rollup(store_local *l, const store_local_hour *h,
+                                const void *data, size_t len,
+                                int64_t profiles, int *stored, char *err);
 
 /* ---- local_read.c -------------------------------------------------------- */
 
@@ -94,5 +115,28 @@ store_rc store_local_label_sets(void *impl, const char *service,
                                 meta_type type, char ***sets, size_t *n,
                                 char *err);
 store_rc store_local_stats(void *impl, store_stats *out);
+
+/* The dirty (series, hour) pairs with hour < before (oldest first), in a
+** malloc'd array to free with store_local_hours_free. */
+store_rc store_local_dirty_hours(store_local *l, int64_t before,
+                                 store_local_hour **out, size_t *n, char *err);
+void store_local_hours_free(store_local_hour *v, size_t n);
+
+/* Merges the profiles of h's series and hour, and sets h->seq to the dirty
+** mark's value in the same snapshot (0 when the mark is gone).  *data is
+** NULL (STORE_OK) when fewer than 2 profiles are left or they cannot be
+** merged (a rollup would not help); else malloc'd, with *profiles. */
+store_rc store_local_merge_hour(store_local *l, store_local_hour *h,
+                                void **data, size_t *len, int64_t *profiles,
+                                char *err);
+
+/* ---- rollup.c ------------------------------------------------------------- */
+
+/* Starts / stops the thread that builds rollups of complete hours. */
+store_rc store_local_rollup_start(store_local *l, char *err);
+void store_local_rollup_stop(store_local *l);
+
+/* Builds now every due rollup (the op behind store_maintain). */
+store_rc store_local_maintain(void *impl, size_t *built, char *err);
 
 #endif /* PROFEFS_STORE_LOCAL_H */

@@ -9,7 +9,10 @@
 **
 ** Merges stream: the blob of each matching row is handed to pprof_merge_add
 ** straight from SQLite's row buffer, so memory holds one stored profile and
-** the merged result, never all the matching profiles.
+** the merged result, never all the matching profiles.  For the whole hours
+** of a range, hourly rollups (rollup.c) stand in for the profiles they
+** merged; both are read in one snapshot, in time order, so that for one
+** label set the result is byte for byte the profile-by-profile merge.
 */
 #include <assert.h>
 #include <stdio.h>
@@ -23,22 +26,38 @@
 #define POOL_MAX 16
 
 enum {
-  R_FIND, R_MERGE, R_GET, R_STAT, R_BLOB, R_SERVICES, R_LABEL_SETS, R_STATS,
-  R_BEGIN, R_COMMIT, NSTMT
+  R_FIND, R_MERGE, R_MERGE_RAW, R_ROLLUPS, R_GET, R_STAT, R_BLOB, R_SERVICES,
+  R_LABEL_SETS, R_STATS, R_BEGIN, R_COMMIT, R_DIRTY, R_HOUR, R_HOUR_SEQ, NSTMT
 };
 
 #define META_COLS "p.id, p.service, p.type, p.labels, p.created_at, p.size"
 /* ?1 service, ?2 type, ?3..?4 time range, ?5 label filter, ?6 limit.  The
 ** index on (service, type, created_at, id) yields rows in result order. */
-#define QUERY_WHERE                                                     \
+#define QUERY_FILTER                                                    \
   " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4" \
-  " AND (?5 = '' OR labels_match(?5, p.labels))"                        \
-  " ORDER BY p.created_at, p.id LIMIT ?6"
+  " AND (?5 = '' OR labels_match(?5, p.labels))"
+#define QUERY_WHERE QUERY_FILTER " ORDER BY p.created_at, p.id LIMIT ?6"
 
 static const char *const stmt_sql[NSTMT] = {
   [R_FIND] = "SELECT " META_COLS " FROM profiles p" QUERY_WHERE,
-  [R_MERGE] = "SELECT p.id, b.data FROM profiles p"
+  [R_MERGE] = "SELECT p.id, b.data, p.created_at FROM profiles p"
               " JOIN blobs b ON b.rowid = p.rowid" QUERY_WHERE,
+  /* A merge using the rollups of hours ?7..?8: the profiles those rollups
+  ** hold are left out (their blobs are never read), the rollups are read
+  ** in hour order beside them. */
+  [R_MERGE_RAW] = "SELECT p.id, b.data, p.created_at FROM profiles p"
+                  " JOIN blobs b ON b.rowid = p.rowid" QUERY_FILTER
+                  " AND NOT (p.created_at / 3600 BETWEEN ?7 AND ?8"
+                  "  AND EXISTS (SELECT 1 FROM rollups r"
+                  "   WHERE r.service = p.service AND r.type = p.type"
+                  "   AND r.hour = p.created_at / 3600"
+                  "   AND r.labels = p.labels))"
+                  " ORDER BY p.created_at, p.id",
+  [R_ROLLUPS] = "SELECT r.hour, r.data, r.profiles, r.labels FROM rollups r"
+                " WHERE r.service = ?1 AND r.type = ?2"
+                " AND r.hour BETWEEN ?7 AND ?8"
+                " AND (?5 = '' OR labels_match(?5, r.labels))"
+                " ORDER BY r.hour, r.labels",
   [R_GET] = "SELECT " META_COLS ", b.data FROM profiles p"
             " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1",
   [R_STAT] = "SELECT " META_COLS " FROM profiles p WHERE p.id = ?1",
@@ -52,6 +71,14 @@ static const char *const stmt_sql[NSTMT] = {
               " FROM series",
   [R_BEGIN] = "BEGIN",
   [R_COMMIT] = "COMMIT",
+  [R_DIRTY] = "SELECT service, type, hour, labels, seq FROM rollup_dirty"
+              " WHERE hour < ?1 ORDER BY hour",
+  [R_HOUR] = "SELECT p.id, b.data FROM profiles p"
+             " JOIN blobs b ON b.rowid = p.rowid WHERE p.service = ?1"
+             " AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4"
+             " AND p.labels = ?5 ORDER BY p.created_at, p.id",
+  [R_HOUR_SEQ] = "SELECT seq FROM rollup_dirty WHERE service = ?1"
+                 " AND type = ?2 AND hour = ?3 AND labels = ?4",
 };
 
 struct store_local_reader {
@@ -275,8 +302,8 @@ store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
 /* ---- merges ------------------------------------------------------------------------ */
 
 /* Adds one stored profile to the merge, mapping pprof's errors. */
-static store_rc merge_add(pprof_merge *m, const char *id, const void *blob,
-                          size_t n, char *err) {
+static store_rc merge_add(pprof_merge *m, const char *what, const char *name,
+                          const void *blob, size_t n, char *err) {
   char perr[PPROF_ERRMAX] = "";
   pprof_rc prc = pprof_merge_add(m, blob, n, perr);
   switch (prc) {
@@ -284,7 +311,7 @@ static store_rc merge_add(pprof_merge *m, const char *id, const void *blob,
   case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", perr);
   case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
   default:
-    return store_seterr(err, STORE_BADPROFILE, "stored profile %s: %s", id,
+    return store_seterr(err, STORE_BADPROFILE, "%s %s: %s", what, name,
                         perr[0] ? perr : pprof_strerror(prc));
   }
 }
@@ -300,45 +327,117 @@ static store_rc merge_finish(pprof_merge *m, void **out, size_t *len,
                       perr[0] ? perr : pprof_strerror(prc));
 }
 
+/* Runs statement i (R_BEGIN, R_COMMIT) of r. */
+static store_rc exec_stmt(store_local *l, store_local_reader *r, int i,
+                          char *err) {
+  sqlite3_stmt *s = NULL;
+  store_rc rc = stmt(l, r, i, &s, err);
+  if (rc != STORE_OK) return rc;
+  int src = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (src != SQLITE_DONE)
+    return store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
+  return STORE_OK;
+}
+
+/* Floor division for the hour arithmetic of possibly negative times. */
+static int64_t floor_div(int64_t a, int64_t b) {
+  return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* The whole hours inside [from, to] that rollups may stand for; 0 when
+** there are none or the query wants the first `limit` profiles. */
+static int rollup_hours(const store_query *q, int64_t *lo, int64_t *hi) {
+  if (q->limit > 0) return 0;
+  *lo = floor_div(q->from + STORE_LOCAL_HOUR - 1, STORE_LOCAL_HOUR);
+  *hi = floor_div(q->to + 1, STORE_LOCAL_HOUR) - 1;
+  if (*lo < 1) *lo = 1; /* hour 0 and below are never rolled up */
+  return *lo <= *hi;
+}
+
+/* Streams the stored profiles of q (with rollups standing for the whole
+** hours lo..hi when use_rollups) into m, in time order: a rollup of hour h
+** comes before the profiles at or after h * 3600.  *n gets the number of
+** profiles merged. */
+static store_rc merge_rows(store_local *l, store_local_reader *r,
+                           const store_query *q, int use_rollups, int64_t lo,
+                           int64_t hi, pprof_merge *m, size_t *n, char *err) {
+  sqlite3_stmt *raw = NULL, *ru = NULL;
+  store_rc rc = stmt(l, r, use_rollups ? R_MERGE_RAW : R_MERGE, &raw, err);
+  if (rc == STORE_OK && use_rollups) rc = stmt(l, r, R_ROLLUPS, &ru, err);
+  if (rc != STORE_OK) return rc;
+  bind_query(raw, q);
+  if (use_rollups) {
+    sqlite3_bind_int64(raw, 7, lo);
+    sqlite3_bind_int64(raw, 8, hi);
+    bind_query(ru, q);
+    sqlite3_bind_int64(ru, 7, lo);
+    sqlite3_bind_int64(ru, 8, hi);
+  }
+  int rr = sqlite3_step(raw), rur = ru ? sqlite3_step(ru) : SQLITE_DONE;
+  size_t count = 0;
+  while (rr == SQLITE_ROW || rur == SQLITE_ROW) {
+    if (rur == SQLITE_ROW &&
+        (rr != SQLITE_ROW || sqlite3_column_int64(raw, 2) >=
+                                 sqlite3_column_int64(ru, 0) * STORE_LOCAL_HOUR)) {
+      char hour[32];
+      snprintf(hour, sizeof hour, "%lld",
+               (long long)sqlite3_column_int64(ru, 0));
+      rc = merge_add(m, "rollup of hour", hour, sqlite3_column_blob(ru, 1),
+                     (size_t)sqlite3_column_bytes(ru, 1), err);
+      count += (size_t)sqlite3_column_int64(ru, 2);
+      rur = sqlite3_step(ru);
+    } else {
+      rc = merge_add(m, "stored profile",
+                     (const char *)sqlite3_column_text(raw, 0),
+                     sqlite3_column_blob(raw, 1),
+                     (size_t)sqlite3_column_bytes(raw, 1), err);
+      count++;
+      rr = sqlite3_step(raw);
+    }
+    if (rc != STORE_OK) return rc;
+  }
+  if (rr != SQLITE_DONE || rur != SQLITE_DONE)
+    return store_local_sqlerr(l, r->db, rr != SQLITE_DONE ? rr : rur, err,
+                              "cannot read profiles");
+  *n = count;
+  return STORE_OK;
+}
+
 store_rc store_local_merge(void *impl, const store_query *q, void **out,
                            size_t *len, size_t *count, char *err) {
   store_local *l = impl;
   store_local_reader *r;
-  sqlite3_stmt *s = NULL;
   pprof_merge *m = NULL;
+  int64_t lo = 0, hi = -1;
+  int use_rollups = rollup_hours(q, &lo, &hi);
+  size_t n = 0;
   store_rc rc = reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
-  if ((rc = stmt(l, r, R_MERGE, &s, err)) != STORE_OK) goto out;
   if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
   }
-  bind_query(s, q);
-  int src;
-  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-    const void *blob = sqlite3_column_blob(s, 1);
-    size_t n = (size_t)sqlite3_column_bytes(s, 1);
-    rc = merge_add(m, (const char *)sqlite3_column_text(s, 0), blob, n, err);
-    if (rc != STORE_OK) goto out;
-  }
-  if (src != SQLITE_DONE) {
-    rc = store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
+  /* Rollups and profiles must come from one snapshot. */
+  if (use_rollups && (rc = exec_stmt(l, r, R_BEGIN, err)) != STORE_OK)
     goto out;
-  }
-  if (pprof_merge_count(m) == 0) {
+  if ((rc = merge_rows(l, r, q, use_rollups, lo, hi, m, &n, err)) != STORE_OK)
+    goto out;
+  if (n == 0) {
     rc = store_seterr(err, STORE_NOTFOUND, "nothing found");
     goto out;
   }
-  sqlite3_reset(s); /* end the read transaction before encoding */
+  reader_put(l, r); /* end the read transaction before encoding */
+  r = NULL;
   void *buf;
-  size_t n;
-  if ((rc = merge_finish(m, &buf, &n, err)) != STORE_OK) goto out;
-  if (count != NULL) *count = pprof_merge_count(m);
+  size_t blen;
+  if ((rc = merge_finish(m, &buf, &blen, err)) != STORE_OK) goto out;
+  if (count != NULL) *count = n;
   *out = buf;
-  *len = n;
+  *len = blen;
 out:
   pprof_merge_free(m);
-  reader_put(l, r);
+  if (r != NULL) reader_put(l, r);
   return rc;
 }
 
@@ -369,34 +468,26 @@ store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
                                void **out, size_t *len, char *err) {
   store_local *l = impl;
   store_local_reader *r;
-  sqlite3_stmt *s = NULL, *begin = NULL, *commit = NULL;
+  sqlite3_stmt *s = NULL;
   pprof_merge *m = NULL;
   store_rc rc = reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
   /* One read transaction: a delete between the passes cannot interfere. */
-  if ((rc = stmt(l, r, R_BEGIN, &begin, err)) != STORE_OK ||
-      (rc = stmt(l, r, R_COMMIT, &commit, err)) != STORE_OK)
+  if ((rc = exec_stmt(l, r, R_BEGIN, err)) != STORE_OK ||
+      (rc = check_ids(l, r, ids, n, err)) != STORE_OK)
     goto out;
-  int src = sqlite3_step(begin);
-  sqlite3_reset(begin);
-  if (src != SQLITE_DONE) {
-    rc = store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
-    goto out;
-  }
-  if ((rc = check_ids(l, r, ids, n, err)) != STORE_OK) goto out;
   if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
   }
   for (size_t i = 0; i < n; i++) {
     if ((rc = lookup(l, r, R_BLOB, ids[i], &s, err)) != STORE_OK) goto out;
-    rc = merge_add(m, ids[i], sqlite3_column_blob(s, 0),
+    rc = merge_add(m, "stored profile", ids[i], sqlite3_column_blob(s, 0),
                    (size_t)sqlite3_column_bytes(s, 0), err);
     sqlite3_reset(s);
     if (rc != STORE_OK) goto out;
   }
-  sqlite3_step(commit);
-  sqlite3_reset(commit);
+  if ((rc = exec_stmt(l, r, R_COMMIT, err)) != STORE_OK) goto out;
   rc = merge_finish(m, out, len, err);
 out:
   pprof_merge_free(m);
@@ -500,5 +591,137 @@ store_rc store_local_stats(void *impl, store_stats *out) {
   };
 out:
   reader_put(l, r);
+  return rc;
+}
+
+/* ---- rollup support ------------------------------------------------------------------ */
+
+void store_local_hours_free(store_local_hour *v, size_t n) {
+  if (v == NULL) return;
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].service);
+    free(v[i].labels);
+  }
+  free(v);
+}
+
+store_rc store_local_dirty_hours(store_local *l, int64_t before,
+                                 store_local_hour **out, size_t *n,
+                                 char *err) {
+  store_local_reader *r;
+  sqlite3_stmt *s = NULL;
+  store_local_hour *v = NULL;
+  size_t k = 0, cap = 0;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = stmt(l, r, R_DIRTY, &s, err)) != STORE_OK) goto out;
+  sqlite3_bind_int64(s, 1, before);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    if (k == cap) {
+      size_t ncap = cap ? 2 * cap : 64;
+      store_local_hour *nv = realloc(v, ncap * sizeof *nv);
+      if (nv == NULL) goto nomem;
+      v = nv;
+      cap = ncap;
+    }
+    const char *service = (const char *)sqlite3_column_text(s, 0);
+    const char *labels = (const char *)sqlite3_column_text(s, 3);
+    v[k] = (store_local_hour){
+      .service = strdup(service ? service : ""),
+      .labels = strdup(labels ? labels : ""),
+      .type = (meta_type)sqlite3_column_int(s, 1),
+      .hour = sqlite3_column_int64(s, 2),
+      .seq = sqlite3_column_int64(s, 4),
+    };
+    k++;
+    if (v[k - 1].service == NULL || v[k - 1].labels == NULL) goto nomem;
+  }
+  if (src != SQLITE_DONE)
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot list rollups");
+  goto out;
+nomem:
+  rc = store_seterr(err, STORE_NOMEM, "out of memory");
+out:
+  reader_put(l, r);
+  if (rc != STORE_OK) {
+    store_local_hours_free(v, k);
+    return rc;
+  }
+  *out = v;
+  *n = k;
+  return STORE_OK;
+}
+
+/* Reads h's dirty mark and merges its hour into m (same snapshot). */
+static store_rc merge_hour_rows(store_local *l, store_local_reader *r,
+                                store_local_hour *h, pprof_merge *m,
+                                int64_t *count, char *err) {
+  sqlite3_stmt *seq = NULL, *s = NULL;
+  store_rc rc = stmt(l, r, R_HOUR_SEQ, &seq, err);
+  if (rc == STORE_OK) rc = stmt(l, r, R_HOUR, &s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(seq, 1, h->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(seq, 2, (int)h->type);
+  sqlite3_bind_int64(seq, 3, h->hour);
+  sqlite3_bind_text(seq, 4, h->labels, -1, SQLITE_STATIC);
+  int src = sqlite3_step(seq);
+  h->seq = src == SQLITE_ROW ? sqlite3_column_int64(seq, 0) : 0;
+  sqlite3_reset(seq);
+  if (src != SQLITE_ROW && src != SQLITE_DONE)
+    return store_local_sqlerr(l, r->db, src, err, "cannot read rollup mark");
+
+  sqlite3_bind_text(s, 1, h->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)h->type);
+  sqlite3_bind_int64(s, 3, h->hour * STORE_LOCAL_HOUR);
+  sqlite3_bind_int64(s, 4, h->hour * STORE_LOCAL_HOUR + STORE_LOCAL_HOUR - 1);
+  sqlite3_bind_text(s, 5, h->labels, -1, SQLITE_STATIC);
+  int64_t n = 0;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    rc = merge_add(m, "stored profile", (const char *)sqlite3_column_text(s, 0),
+                   sqlite3_column_blob(s, 1),
+                   (size_t)sqlite3_column_bytes(s, 1), err);
+    if (rc != STORE_OK) return rc;
+    n++;
+  }
+  if (src != SQLITE_DONE)
+    return store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
+  *count = n;
+  return STORE_OK;
+}
+
+store_rc store_local_merge_hour(store_local *l, store_local_hour *h,
+                                void **data, size_t *len, int64_t *profiles,
+                                char *err) {
+  store_local_reader *r;
+  pprof_merge *m = NULL;
+  int64_t n = 0;
+  store_rc rc = reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = exec_stmt(l, r, R_BEGIN, err)) != STORE_OK) goto out;
+  rc = merge_hour_rows(l, r, h, m, &n, err);
+  reader_put(l, r);
+  r = NULL;
+  void *buf = NULL;
+  size_t blen = 0;
+  if (rc == STORE_MISMATCH || rc == STORE_BADPROFILE) {
+    /* No rollup: queries merge such an hour profile by profile and
+    ** report the error naming the profile. */
+    rc = STORE_OK;
+  } else if (rc == STORE_OK && n >= 2) {
+    rc = merge_finish(m, &buf, &blen, err);
+  }
+  if (rc == STORE_OK) {
+    *data = buf;
+    *len = blen;
+    *profiles = n;
+  }
+out:
+  pprof_merge_free(m);
+  if (r != NULL) reader_put(l, r);
   return rc;
 }

@@ -50,7 +50,9 @@
 #define GATHER_WINDOW 16
 #define GATHER_MAX_NS 1000000
 
-typedef enum wkind { W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM } wkind;
+typedef enum wkind {
+  W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM, W_ROLLUP
+} wkind;
 
 typedef struct wreq {
   wkind kind;
@@ -60,6 +62,9 @@ typedef struct wreq {
   const void *data;             /* ingest */
   size_t len;
   int64_t cutoff;               /* retain */
+  const store_local_hour *hour; /* rollup (data, len: its bytes) */
+  int64_t profiles;             /* rollup */
+  int stored;                   /* rollup: it was written */
   char id[META_ID_LEN + 1];     /* ingest: assigned; delete: target */
   char *err;                    /* the caller's buffer, may be NULL */
   store_rc rc;
@@ -71,7 +76,7 @@ typedef struct wreq {
 enum {
   S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_ROLLBACK_TO, S_RELEASE,
   S_INSERT_PROFILE, S_INSERT_BLOB, S_INSERT_SERVICE, S_DELETE, S_RETAIN,
-  NSTMT
+  S_CLEAN_HOUR, S_PUT_ROLLUP, NSTMT
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -93,6 +98,12 @@ static const char *const stmt_sql[NSTMT] = {
     " SELECT p.rowid FROM (SELECT DISTINCT service, type FROM series) s"
     " JOIN profiles p ON p.service = s.service AND p.type = s.type"
     " WHERE p.created_at < ?1 LIMIT ?2)",
+  [S_CLEAN_HOUR] =
+    "DELETE FROM rollup_dirty WHERE service = ?1 AND type = ?2"
+    " AND hour = ?3 AND labels = ?4 AND seq = ?5",
+  [S_PUT_ROLLUP] =
+    "INSERT OR REPLACE INTO rollups(service, type, hour, labels, profiles,"
+    " data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 struct store_local_writer {
@@ -194,6 +205,31 @@ static void exec_retain(store_local_writer *w, wreq *r) {
   r->changes = sqlite3_changes(w->db);
 }
 
+/* The dirty mark is cleared and the rollup written only if nothing changed
+** the hour since it was merged (same seq); either way the rollup leaves
+** what queries see unchanged, so it counts as no change (generation). */
+static void exec_rollup(store_local_writer *w, wreq *r) {
+  const store_local_hour *h = r->hour;
+  sqlite3_stmt *c = w->st[S_CLEAN_HOUR], *p = w->st[S_PUT_ROLLUP];
+  sqlite3_bind_text(c, 1, h->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(c, 2, (int)h->type);
+  sqlite3_bind_int64(c, 3, h->hour);
+  sqlite3_bind_text(c, 4, h->labels, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(c, 5, h->seq);
+  int rc = run(c);
+  if (rc == SQLITE_OK && sqlite3_changes(w->db) == 1 && r->data != NULL) {
+    sqlite3_bind_text(p, 1, h->service, -1, SQLITE_STATIC);
+    sqlite3_bind_int(p, 2, (int)h->type);
+    sqlite3_bind_int64(p, 3, h->hour);
+    sqlite3_bind_text(p, 4, h->labels, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(p, 5, r->profiles);
+    sqlite3_bind_blob64(p, 6, r->data, r->len, SQLITE_STATIC);
+    rc = run(p);
+    r->stored = rc == SQLITE_OK;
+  }
+  if (rc != SQLITE_OK) req_fail(w, r, rc, "cannot store rollup");
+}
+
 static void exec_req(store_local_writer *w, wreq *r) {
   switch (r->kind) {
   case W_INGEST: exec_ingest(w, r); break;
@@ -201,6 +237,7 @@ static void exec_req(store_local_writer *w, wreq *r) {
   case W_DELETE: exec_delete(w, r); break;
   case W_RETAIN: exec_retain(w, r); break;
   case W_VACUUM: break; /* after the commit, see vacuum() */
+  case W_ROLLUP: exec_rollup(w, r); break;
   }
 }
 
@@ -496,4 +533,14 @@ store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
   }
   if (deleted != NULL) *deleted = total;
   return STORE_OK;
+}
+
+store_rc store_local_put_rollup(store_local *l, const store_local_hour *h,
+                                const void *data, size_t len,
+                                int64_t profiles, int *stored, char *err) {
+  wreq r = {.kind = W_ROLLUP, .hour = h, .data = data, .len = len,
+            .profiles = profiles, .err = err};
+  submit(l, &r);
+  if (r.rc == STORE_OK && stored != NULL) *stored = r.stored;
+  return r.rc;
 }

@@ -314,3 +314,11 @@ store_rc store_get_stats(store *st, store_stats *out) {
   if (st->ops->stats == NULL) return STORE_UNSUPPORTED;
   return st->ops->stats(st->impl, out);
 }
+
+store_rc store_maintain(store *st, size_t *built, char err[STORE_ERRMAX]) {
+  assert(st != NULL);
+  store_rc rc = check_writable(st, err);
+  if (rc != STORE_OK) return rc;
+  if (st->ops->maintain == NULL) return unsupported(st, "maintenance", err);
+  return st->ops->maintain(st->impl, built, err);
+}

@@ -192,4 +192,13 @@ typedef struct store_stats {
 } store_stats;
 store_rc store_get_stats(store *st, store_stats *out);
 
+/* Does now the upkeep that a backend otherwise does in the background on
+** its own schedule.  Local: builds the hourly rollups (the merge of one
+** hour of one service/type/label set) that make merges of long ranges
+** fast; *built (may be NULL) gets how many were written.  Never needed for
+** correctness (merges give the same profile with or without rollups); for
+** tests, benchmarks and tools.  STORE_READONLY on a read-only local store,
+** STORE_UNSUPPORTED on a remote one. */
+store_rc store_maintain(store *st, size_t *built, char err[STORE_ERRMAX]);
+
 #endif /* PROFEFS_STORE_H */

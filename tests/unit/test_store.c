@@ -4,13 +4,16 @@
 ** profiles whose time_nanos we choose.
 **
 ** Besides the API (ingest/find/get/merge/delete/retain/services and their
-** exact error codes), it checks concurrency (8 threads ingesting), reopening,
+** exact error codes), it checks that hourly rollups never change a merge
+** (late arrivals, deletes, retention, races), concurrency (8 threads
+** ingesting), reopening,
 ** a SIGKILL of a process right after its ingests were acknowledged, and a
 ** full disk (a small tmpfs in a private mount namespace, when root).
 **
 ** With PROFEFS_STORE_BENCH=1 in the environment it also prints timings:
-** durable ingests/s from 8 threads with 8 KB profiles, and the merge of
-** 1000 stored cpu profiles.
+** durable ingests/s from 8 threads with 8 KB profiles, the merge of 1000
+** stored cpu profiles, and a 7-day merge (one profile a minute) without and
+** with rollups.
 */
 #include "pprof.h"
 #include "store.h"
@@ -31,6 +34,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static int checks, fails;
 
@@ -895,6 +899,227 @@ static void test_toobig(void) {
   free(dir);
 }
 
+/* ---- hourly rollups ----------------------------------------------------------------------- */
+
+#define H 3600
+
+/* The store's merge of q, which must succeed; *n gets the count. */
+static buf merged(store *st, store_query q, size_t *n) {
+  char err[STORE_ERRMAX] = "";
+  buf b = {0};
+  void *out = NULL;
+  size_t len = 0;
+  store_rc rc = store_merge(st, &q, &out, &len, n, err);
+  if (rc != STORE_OK) fprintf(stderr, "merge: %s\n", err);
+  CHECK_RC(rc, STORE_OK);
+  b.p = out;
+  b.n = len;
+  return b;
+}
+
+/* What merging q profile by profile gives: pprof over find's ids. */
+static buf merged_raw(store *st, store_query q, size_t *n) {
+  store_meta_list l = {0, NULL};
+  CHECK_RC(store_find(st, &q, &l, NULL), STORE_OK);
+  const char **ids = calloc(l.n + 1, sizeof *ids);
+  for (size_t i = 0; i < l.n; i++) ids[i] = l.v[i].id;
+  buf b = l.n ? expected_merge(st, ids, l.n) : (buf){0};
+  *n = l.n;
+  free(ids);
+  store_meta_list_free(&l);
+  return b;
+}
+
+static int same(buf a, buf b) {
+  return a.n == b.n && a.n > 0 && memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* Merge of q equals the profile-by-profile merge, byte for byte (one label
+** set: rollups keep the time order, so even ids and order agree). */
+#define CHECK_MERGE_SAME(st, q)                                              \
+  do {                                                                       \
+    size_t n1_ = 0, n2_ = 0;                                                 \
+    buf a_ = merged(st, q, &n1_), b_ = merged_raw(st, q, &n2_);              \
+    CHECK_I64(n1_, n2_);                                                     \
+    CHECK(same(a_, b_));                                                     \
+    free(a_.p);                                                              \
+    free(b_.p);                                                              \
+  } while (0)
+
+static int64_t rollup_rows(const char *dir) {
+  return sqlite_int(dir, "SELECT count(*) FROM rollups", NULL, 0);
+}
+
+static void add_at(store *st, const char *service, meta_type t,
+                   const char *labels, int64_t sec, unsigned seed, int alt,
+                   store_meta *m) {
+  buf p = make_profile(sec, 20, seed, alt);
+  CHECK_RC(ingest(st, service, t, labels, 0, &p, m), STORE_OK);
+  free(p.p);
+}
+
+static void test_rollups(void) {
+  char *dir = temp_dir(), err[STORE_ERRMAX];
+  store *st = open_store(dir);
+  int64_t h0 = 470000; /* hour numbers: year 2023, long complete */
+  store_meta first = {0};
+  /* Hours h0..h0+2: 5 profiles each; one profile in h0+3. */
+  for (int h = 0; h < 3; h++)
+    for (int k = 0; k < 5; k++)
+      add_at(st, "roll", META_CPU, "", (h0 + h) * H + k * 600 + 7,
+             (unsigned)(h * 5 + k), 0, h == 0 && k == 0 ? &first : NULL);
+  add_at(st, "roll", META_CPU, "", (h0 + 3) * H + 5, 99, 0, NULL);
+  store_query all = query("roll", META_CPU, NULL, h0 * H, (h0 + 4) * H, 0);
+  size_t n = 0;
+  buf before = merged(st, all, &n);
+  CHECK_I64(n, 16);
+  CHECK_I64(rollup_rows(dir), 0);
+
+  size_t built = 99;
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 3); /* h0+3 has one profile: no rollup */
+  CHECK_I64(rollup_rows(dir), 3);
+  buf after = merged(st, all, &n);
+  CHECK_I64(n, 16);
+  CHECK(same(before, after));
+  free(before.p);
+  free(after.p);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 0); /* nothing changed */
+
+  /* Ranges cutting hours use only the rollups of whole hours inside. */
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, NULL, h0 * H + 1200,
+                             (h0 + 2) * H + 600, 0));
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, NULL, (h0 + 1) * H,
+                             (h0 + 2) * H - 1, 0));
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, NULL, (h0 + 1) * H,
+                             (h0 + 2) * H - 2, 0));
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, NULL, 0, INT64_MAX / 2, 0));
+  /* A limit takes the oldest profiles, not rollups. */
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, NULL, 0, INT64_MAX / 2, 7));
+
+  /* A late arrival in hour h0+1 drops its rollup at once... */
+  add_at(st, "roll", META_CPU, "", (h0 + 1) * H + 3599, 77, 0, NULL);
+  CHECK_I64(rollup_rows(dir), 2);
+  CHECK_MERGE_SAME(st, all);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 1); /* ...and it is built again */
+  CHECK_MERGE_SAME(st, all);
+
+  /* So does a delete. */
+  CHECK_RC(store_delete(st, first.id, err), STORE_OK);
+  CHECK_I64(rollup_rows(dir), 2);
+  CHECK_MERGE_SAME(st, all);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 1);
+  CHECK_MERGE_SAME(st, all);
+
+  /* A second label set in hour h0+1: filters pick rollups by labels. */
+  add_at(st, "roll", META_CPU, "k=v", (h0 + 1) * H + 100, 50, 0, NULL);
+  add_at(st, "roll", META_CPU, "k=v", (h0 + 1) * H + 200, 51, 0, NULL);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 1);
+  CHECK_I64(rollup_rows(dir), 4);
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, "k=v", 0, INT64_MAX / 2, 0));
+  {
+    /* Across label sets the order differs; the content does not. */
+    size_t n1 = 0, n2 = 0;
+    buf a = merged(st, all, &n1), b = merged_raw(st, all, &n2);
+    CHECK_I64(n1, 18);
+    CHECK_I64(n2, 18);
+    pprof_profile *pa = NULL, *pb = NULL;
+    CHECK_I64(pprof_decode(a.p, a.n, 0, &pa, NULL), PPROF_OK);
+    CHECK_I64(pprof_decode(b.p, b.n, 0, &pb, NULL), PPROF_OK);
+    if (pa && pb) {
+      CHECK_I64(pprof_sample_count(pa), pprof_sample_count(pb));
+      CHECK_I64(pprof_time_nanos(pa), pprof_time_nanos(pb));
+    }
+    pprof_free(pa);
+    pprof_free(pb);
+    free(a.p);
+    free(b.p);
+  }
+
+  /* An hour whose profiles cannot be merged gets no rollup, and merging it
+  ** still reports the mismatch. */
+  add_at(st, "mix", META_OTHER, "", h0 * H + 1, 1, 0, NULL);
+  add_at(st, "mix", META_OTHER, "", h0 * H + 2, 2, 1, NULL);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 0);
+  void *out = NULL;
+  size_t len;
+  store_query q = query("mix", META_OTHER, NULL, 0, INT64_MAX / 2, 0);
+  CHECK_I64(store_merge(st, &q, &out, &len, &n, err), STORE_MISMATCH);
+
+  /* Retention takes the rollups of the hours it empties. */
+  size_t deleted = 0;
+  CHECK_RC(store_retain(st, (h0 + 1) * H, &deleted, err), STORE_OK);
+  CHECK_I64(deleted, 4 + 2); /* roll h0 (first one deleted before), mix */
+  CHECK_I64(rollup_rows(dir), 3);
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, "", 0, INT64_MAX / 2, 0));
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 0);
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM rollup_dirty WHERE hour < 470003",
+                       NULL, 0), 0);
+
+  store_close(st);
+  CHECK(integrity_ok(dir));
+  store_options ro = {.read_only = 1};
+  CHECK_RC(store_open(dir, &ro, &st, err), STORE_OK);
+  CHECK_I64(store_maintain(st, &built, err), STORE_READONLY);
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, "", 0, INT64_MAX / 2, 0));
+  store_close(st);
+  store_meta_clear(&first);
+  rm_rf(dir);
+  free(dir);
+}
+
+typedef struct late_arg {
+  store *st;
+  int64_t h0;
+  int n, failures;
+} late_arg;
+
+static void *late_worker(void *arg) {
+  late_arg *a = arg;
+  for (int i = 0; i < a->n; i++) {
+    buf p = make_profile((a->h0 + i % 6) * H + (i * 37) % H, 10,
+                         (unsigned)i, 0);
+    if (store_ingest(a->st, "late", META_HEAP, "", 0, p.p, p.n, NULL,
+                     NULL) != STORE_OK)
+      a->failures++;
+    free(p.p);
+  }
+  return NULL;
+}
+
+/* Late arrivals racing rollup passes: in the end every merge still equals
+** the profile-by-profile merge. */
+static void test_rollup_race(void) {
+  char *dir = temp_dir();
+  store *st = open_store(dir);
+  late_arg a[2] = {{st, 470100, 150, 0}, {st, 470100, 150, 0}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, late_worker, &a[i]);
+  size_t total = 0, built;
+  for (int i = 0; i < 20; i++) {
+    built = 0;
+    CHECK_RC(store_maintain(st, &built, NULL), STORE_OK);
+    total += built;
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  CHECK_I64(a[0].failures + a[1].failures, 0);
+  CHECK_RC(store_maintain(st, &built, NULL), STORE_OK);
+  store_query q = query("late", META_HEAP, NULL, 0, INT64_MAX / 2, 0);
+  CHECK_MERGE_SAME(st, q);
+  CHECK_I64(rollup_rows(dir), 6);
+  if (getenv("VERBOSE"))
+    fprintf(stderr, "rollup race: %zu rollups built while ingesting\n", total);
+  store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
 /* ---- concurrency, reopen ------------------------------------------------------------------- */
 
 typedef struct worker {
@@ -1181,6 +1406,114 @@ static void test_diskfull(void) {
 
 /* ---- measurements (PROFEFS_STORE_BENCH=1) ----------------------------------------------- */
 
+static uint64_t get_varint(const unsigned char **p, const unsigned char *end) {
+  uint64_t v = 0;
+  for (int shift = 0; *p < end && shift < 64; shift += 7) {
+    unsigned char c = *(*p)++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) break;
+  }
+  return v;
+}
+
+/* The top-level fields of the protobuf in, but field 9 (time_nanos). */
+static buf drop_time_nanos(const buf *in) {
+  buf out = {0};
+  const unsigned char *p = in->p, *end = in->p + in->n;
+  while (p < end) {
+    const unsigned char *start = p;
+    uint64_t key = get_varint(&p, end);
+    switch (key & 7) {
+    case 0: get_varint(&p, end); break;
+    case 1: p += 8; break;
+    case 2: p += get_varint(&p, end); break;
+    case 5: p += 4; break;
+    default: p = end; break;
+    }
+    if (p > end) p = end;
+    if (key >> 3 != 9) put(&out, start, (size_t)(p - start));
+  }
+  return out;
+}
+
+/* Fixture i % 15, inflated, with time_nanos set to sec. */
+static buf retimed_cpu(int i, int64_t sec) {
+  buf gz = cpu_fixture(i), raw = {0};
+  z_stream z = {0};
+  unsigned char out[65536];
+  inflateInit2(&z, 16 + MAX_WBITS);
+  z.next_in = gz.p;
+  z.avail_in = (uInt)gz.n;
+  int zrc;
+  do {
+    z.next_out = out;
+    z.avail_out = sizeof out;
+    zrc = inflate(&z, Z_NO_FLUSH);
+    put(&raw, out, sizeof out - z.avail_out);
+  } while (zrc == Z_OK);
+  inflateEnd(&z);
+  buf p = drop_time_nanos(&raw);
+  free(raw.p);
+  put_varint(&p, 9 << 3);
+  put_varint(&p, (uint64_t)sec * 1000000000u);
+  free(gz.p);
+  return p;
+}
+
+typedef struct week_arg {
+  store *st;
+  int index, n;
+  int64_t base;
+} week_arg;
+
+static void *week_worker(void *arg) {
+  week_arg *a = arg;
+  for (int j = a->index; j < a->n; j += 8) {
+    buf p = retimed_cpu(j, a->base + (int64_t)j * 60);
+    ingest(a->st, "week", META_CPU, "", 0, &p, NULL);
+    free(p.p);
+  }
+  return NULL;
+}
+
+static void bench_merge(store *st, store_query q, const char *what) {
+  void *out;
+  size_t len, n = 0;
+  double t0 = now_s();
+  store_rc rc = store_merge(st, &q, &out, &len, &n, NULL);
+  printf("bench: %s: %zu profiles in %.3f s (%s)\n", what, n, now_s() - t0,
+         store_strerror(rc));
+  if (rc == STORE_OK) free(out);
+}
+
+/* 7 days of one cpu profile a minute: merge without and with rollups. */
+static void bench_week(void) {
+  char *dir = temp_dir();
+  store *st = open_store(dir);
+  int64_t base = 1701000000, n = 7 * 24 * 60;
+  pthread_t th[8];
+  week_arg a[8];
+  for (int i = 0; i < 8; i++) {
+    a[i] = (week_arg){st, i, (int)n, base};
+    pthread_create(&th[i], NULL, week_worker, &a[i]);
+  }
+  for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+  store_query q = query("week", META_CPU, NULL, base, base + n * 60, 0);
+  bench_merge(st, q, "7-day merge, no rollups");
+  size_t built = 0;
+  double t0 = now_s();
+  store_maintain(st, &built, NULL);
+  printf("bench: building %zu rollups: %.3f s\n", built, now_s() - t0);
+  for (int i = 0; i < 3; i++) bench_merge(st, q, "7-day merge, rollups");
+  buf late = retimed_cpu(3, base + 3 * 86400 + 17);
+  ingest(st, "week", META_CPU, "", 0, &late, NULL);
+  free(late.p);
+  bench_merge(st, q, "7-day merge after a late arrival");
+  store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
 static void bench(void) {
   char *dir = temp_dir();
   store *st = open_store(dir);
@@ -1222,6 +1555,7 @@ static void bench(void) {
 int main(void) {
   if (getenv("PROFEFS_STORE_BENCH")) {
     bench();
+    bench_week();
     return 0;
   }
   test_open_errors();
@@ -1239,6 +1573,8 @@ int main(void) {
   free(dir);
 
   test_toobig();
+  test_rollups();
+  test_rollup_race();
   test_retention();
   test_concurrency_reopen();
   test_crash();
