@@ -4,7 +4,8 @@
 ** or checks the schema, makes connections, maps SQLite errors, and holds the
 ** op table; queries live in local_read.c, writes in local_write.c.
 **
-** Schema (version 1, recognised by application_id):
+** Schema (version 2, recognised by application_id; older ones are
+** upgraded in place by migrate()):
 **   profiles  one row of metadata per profile; the index on
 **             (service, type, created_at, id) makes a time-range query on
 **             one service and type an index range scan already in the
@@ -37,10 +38,12 @@
 #include "local.h"
 
 #define APPLICATION_ID 0x70726f66 /* "prof" */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 10000
 
-static const char schema_sql[] =
+/* migrations[v] takes the schema from version v to v + 1; a new file runs
+** them all. */
+static const char schema_v1[] =
   "CREATE TABLE services(name TEXT PRIMARY KEY) WITHOUT ROWID;"
   "CREATE TABLE profiles("
   "  rowid INTEGER PRIMARY KEY,"
@@ -72,7 +75,9 @@ static const char schema_sql[] =
   "      AND labels = old.labels;"
   "  DELETE FROM series WHERE service = old.service AND type = old.type"
   "    AND labels = old.labels AND profiles = 0;"
-  "END;"
+  "END;";
+
+static const char schema_v2[] =
   /* Rollups (store/rollup.c).  Hours start at 1 so that integer division
   ** is floor division; traces (type 7) are never merged. */
   "CREATE TABLE rollups("
@@ -105,7 +110,14 @@ static const char schema_sql[] =
   "  INSERT INTO rollup_dirty"
   "    VALUES(old.service, old.type, old.created_at / 3600, old.labels, 1)"
   "    ON CONFLICT DO UPDATE SET seq = seq + 1;"
-  "END;";
+  "END;"
+  /* Hours stored before rollups existed are due as well. */
+  "INSERT OR IGNORE INTO rollup_dirty"
+  "  SELECT service, type, created_at / 3600, labels, 1 FROM profiles"
+  "  WHERE type <> 7 AND created_at >= 3600"
+  "  GROUP BY service, type, created_at / 3600, labels;";
+
+static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
                             const char *what) {
@@ -190,7 +202,7 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out) {
 }
 
 /* What the file at l->path holds. */
-enum db_kind { DB_OURS, DB_EMPTY, DB_FOREIGN, DB_NEWER };
+enum db_kind { DB_OURS, DB_OLDER, DB_EMPTY, DB_FOREIGN, DB_NEWER };
 
 static store_rc db_kind_of(store_local *l, sqlite3 *db, enum db_kind *kind,
                            char *err) {
@@ -206,28 +218,40 @@ static store_rc db_kind_of(store_local *l, sqlite3 *db, enum db_kind *kind,
   if (rc != SQLITE_OK)
     return store_local_sqlerr(l, db, rc, err, "cannot read database");
   if (app == APPLICATION_ID)
-    *kind = version > SCHEMA_VERSION ? DB_NEWER : DB_OURS;
+    *kind = version > SCHEMA_VERSION   ? DB_NEWER
+            : version < SCHEMA_VERSION ? DB_OLDER
+                                       : DB_OURS;
   else
     *kind = app == 0 && objects == 0 ? DB_EMPTY : DB_FOREIGN;
   return STORE_OK;
 }
 
-static store_rc create_schema(store_local *l, sqlite3 *db, char *err) {
-  char sql[sizeof schema_sql + 128];
-  snprintf(sql, sizeof sql,
-           "BEGIN IMMEDIATE;%s"
-           "PRAGMA application_id=%d;PRAGMA user_version=%d;COMMIT;",
-           schema_sql, APPLICATION_ID, SCHEMA_VERSION);
-  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+/* Brings the schema to SCHEMA_VERSION in one transaction (creating it in an
+** empty file).  The version is read again under the write lock: another
+** process may have done the work meanwhile. */
+static store_rc migrate(store_local *l, sqlite3 *db, char *err) {
+  int64_t version = 0;
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = query_int(db, "PRAGMA user_version", &version);
+  for (int64_t v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++)
+    rc = sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
+  if (rc == SQLITE_OK) {
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "PRAGMA application_id=%d;PRAGMA user_version=%d;COMMIT",
+             APPLICATION_ID, SCHEMA_VERSION);
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  }
   if (rc != SQLITE_OK) {
-    store_rc r = store_local_sqlerr(l, db, rc, err, "cannot create database");
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    store_rc r = store_local_sqlerr(l, db, rc, err, "cannot set up the schema");
+    if (!sqlite3_get_autocommit(db))
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return r;
   }
   return STORE_OK;
 }
 
-/* Checks that db is ours, creating the schema in an empty file. */
+/* Checks that db is ours, creating or upgrading the schema. */
 static store_rc prepare_db(store_local *l, sqlite3 *db, char *err) {
   enum db_kind kind;
   store_rc r = db_kind_of(l, db, &kind, err);
@@ -238,6 +262,10 @@ static store_rc prepare_db(store_local *l, sqlite3 *db, char *err) {
     return store_seterr(err, STORE_IO,
                         "%s was made by a newer profefs (schema > %d)",
                         l->path, SCHEMA_VERSION);
+  if (kind == DB_OLDER && l->read_only)
+    return store_seterr(err, STORE_IO,
+                        "%s has an older schema: open it read-write once to "
+                        "upgrade it", l->path);
   if (l->read_only) return STORE_OK;
   /* auto_vacuum only takes on an empty file, before anything (even the
   ** switch to WAL) writes the header; WAL is persistent once set. */
@@ -248,7 +276,7 @@ static store_rc prepare_db(store_local *l, sqlite3 *db, char *err) {
     rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     return store_local_sqlerr(l, db, rc, err, "cannot enable WAL mode");
-  return kind == DB_EMPTY ? create_schema(l, db, err) : STORE_OK;
+  return kind == DB_OURS ? STORE_OK : migrate(l, db, err);
 }
 
 /* ---- the data directory ------------------------------------------------------ */

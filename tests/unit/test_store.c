@@ -1074,6 +1074,39 @@ static void test_rollups(void) {
   free(dir);
 }
 
+/* A store of schema 1 (before rollups) is upgraded when opened read-write,
+** its old hours then get rollups. */
+static void test_upgrade(void) {
+  char *dir = temp_dir(), err[STORE_ERRMAX], path[1024];
+  store *st = open_store(dir);
+  for (int k = 0; k < 4; k++)
+    add_at(st, "old", META_CPU, "", 470200 * H + k, (unsigned)k, 0, NULL);
+  store_close(st);
+  snprintf(path, sizeof path, "%s/profefs.db", dir);
+  sqlite3 *db;
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db,
+                     "DROP TRIGGER rollup_added; DROP TRIGGER rollup_removed;"
+                     "DROP TABLE rollups; DROP TABLE rollup_dirty;"
+                     "PRAGMA user_version=1;",
+                     NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(db);
+
+  store_options ro = {.read_only = 1};
+  st = NULL;
+  CHECK_I64(store_open(dir, &ro, &st, err), STORE_IO);
+  CHECK(strstr(err, "older schema") != NULL);
+  st = open_store(dir);
+  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 2);
+  size_t built = 0;
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK_I64(built, 1);
+  CHECK_MERGE_SAME(st, query("old", META_CPU, NULL, 0, INT64_MAX / 2, 0));
+  store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
 typedef struct late_arg {
   store *st;
   int64_t h0;
@@ -1575,6 +1608,7 @@ int main(void) {
   test_toobig();
   test_rollups();
   test_rollup_race();
+  test_upgrade();
   test_retention();
   test_concurrency_reopen();
   test_crash();
