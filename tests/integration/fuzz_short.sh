@@ -8,7 +8,7 @@
 # on any crash, sanitizer report, leak, timeout or failed property check.
 # scripts/fuzz does the work; run it directly for long runs.  Skipped
 # (exit 77) when clang or libFuzzer is not installed.
-. "$TESTS_DIR/lib.sh"
+. "${TESTS_DIR:?TESTS_DIR must point to tests/}/lib.sh" || exit 1
 t_init
 
 SRC=$(cd "$TESTS_DIR/.." && pwd)
