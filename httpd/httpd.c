@@ -1,1 +1,540 @@
-/* placeholder: being written */
+/*
+** httpd.c — the server: parses the listen address, runs libmicrohttpd with
+** one thread per connection, collects request bodies under the size limit,
+** hands complete requests to api.c, logs one line per request and stops
+** gracefully.
+**
+** Life of a request (libmicrohttpd calls on_request several times):
+**   1. headers complete: a httpd_req is created and routed; a body announced
+**      by Content-Length over the limit is refused at once with 413 (the
+**      body is never read);
+**   2. body chunks: appended while under the limit, otherwise counted and
+**      dropped (413 at the end; a client that goes on sending more than
+**      twice the limit is disconnected); a request whose answer is already
+**      decided (an error) or that takes no body drops its body too;
+**   3. end of the body: the handler runs and its reply is queued;
+**   4. on_completed (answer sent, or the connection died): the request is
+**      counted, logged and freed.
+** Answers are queued at step 3 even for errors decided at step 1, so the
+** client's body has been read and the connection can stay open.
+**
+** Invariants of struct httpd: `inflight` counts requests between steps 1
+** and 4; it and `stopping` are only touched with `mu` held.  Once stopping
+** is set every answer carries "Connection: close", so httpd_stop can wait
+** for inflight to reach 0 and then tear the daemon down.
+*/
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "internal.h"
+
+#define DEFAULT_ADDR "127.0.0.1:10100"
+#define DEFAULT_MAX_BODY ((size_t)32 << 20)
+#define DEFAULT_MAX_CONN 1024u
+#define DEFAULT_TIMEOUT 60u
+
+struct httpd {
+  store *st;
+  httpd_options opts;   /* the caller's, with defaults filled in */
+  struct MHD_Daemon *d;
+  httpd_metrics *metrics;
+  unsigned port;
+  pthread_mutex_t mu;
+  pthread_cond_t idle;  /* signalled when inflight drops to 0 */
+  unsigned inflight;
+  int stopping;
+  int started;          /* MHD_start_daemon returned: log MHD errors */
+  char start_err[HTTPD_ERRMAX]; /* MHD's last message while starting */
+};
+
+/* ---- small accessors (internal.h) ------------------------------------------- */
+
+store *httpd_store(const httpd *h) { return h->st; }
+httpd_metrics *httpd_get_metrics(const httpd *h) { return h->metrics; }
+const httpd_options *httpd_get_options(const httpd *h) { return &h->opts; }
+
+int64_t httpd_now_us(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+const char *httpd_req_arg(const httpd_req *r, const char *key)
+{
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+unsigned httpd_port(const httpd *h)
+{
+  assert(h != NULL);
+  return h->port;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static httpd_req *req_new(httpd *h, struct MHD_Connection *conn,
+                          const char *url, const char *method)
+{
+  httpd_req *r = calloc(1, sizeof *r);
+  size_t n;
+
+  if (r == NULL || (r->path = strdup(url)) == NULL) {
+    free(r);
+    return NULL;
+  }
+  /* "/api/0/profiles/" is "/api/0/profiles", as with profefe's path.Clean */
+  n = strlen(r->path);
+  while (n > 1 && r->path[n - 1] == '/')
+    r->path[--n] = '\0';
+  r->h = h;
+  r->conn = conn;
+  r->method = method;
+  r->type = -1;
+  r->t0_us = httpd_now_us();
+  return r;
+}
+
+static void req_free(httpd_req *r)
+{
+  if (r == NULL)
+    return;
+  httpd_reply_clear(&r->reply);
+  free(r->path);
+  free(r->body);
+  free(r->service);
+  free(r->labels);
+  free(r);
+}
+
+/* Keeps or drops one chunk of the body.  Returns 0, or -1 to drop the
+** connection (a client sending far more than the limit). */
+static int req_body(httpd_req *r, const char *data, size_t n)
+{
+  size_t max = r->h->opts.max_body, cap;
+  char *nb;
+
+  r->received += n;
+  if (r->received > max)
+    r->too_big = 1;
+  if (r->too_big) {
+    /* keep reading (to be able to answer 413) but not forever */
+    return r->received - max > max ? -1 : 0;
+  }
+  if (!r->wants_body || r->reply.status != 0)
+    return 0;
+  if (r->len + n > r->cap) {
+    cap = r->cap ? r->cap : 64 * 1024;
+    while (cap < r->len + n)
+      cap *= 2;
+    if (cap > max)
+      cap = max;
+    if ((nb = realloc(r->body, cap)) == NULL) {
+      httpd_reply_error(&r->reply, 500, "out of memory");
+      return 0;
+    }
+    r->body = nb;
+    r->cap = cap;
+  }
+  memcpy(r->body + r->len, data, n);
+  r->len += n;
+  return 0;
+}
+
+/* Content-Length over the limit?  (libmicrohttpd rejects malformed ones.) */
+static int announced_too_big(const httpd_req *r)
+{
+  const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                               MHD_HTTP_HEADER_CONTENT_LENGTH);
+  unsigned long long n;
+  char *end;
+
+  if (cl == NULL)
+    return 0;
+  errno = 0;
+  n = strtoull(cl, &end, 10);
+  return errno == ERANGE || (end != cl && n > r->h->opts.max_body);
+}
+
+static void reply_too_big(httpd_req *r)
+{
+  httpd_reply_error(&r->reply, 413,
+                    "request body too large (limit %zu bytes)",
+                    r->h->opts.max_body);
+}
+
+/* Queues r->reply (which must be decided). */
+static enum MHD_Result queue_reply(httpd_req *r)
+{
+  httpd_reply *rep = &r->reply;
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
+  char disp[512];
+  int closing;
+
+  assert(rep->status != 0);
+  if (rep->len > 0)
+    resp = MHD_create_response_from_buffer(rep->len, rep->body,
+                                           MHD_RESPMEM_MUST_FREE);
+  else
+    resp = MHD_create_response_from_buffer(0, (void *)"",
+                                           MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  if (rep->len > 0)
+    rep->body = NULL; /* libmicrohttpd frees it with the response */
+  if (rep->content_type != NULL)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rep->content_type);
+  if (rep->filename != NULL) {
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", rep->filename);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+  }
+  if (rep->allow != NULL)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+  pthread_mutex_lock(&r->h->mu);
+  closing = r->h->stopping;
+  pthread_mutex_unlock(&r->h->mu);
+  if (closing)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  r->status = rep->status;
+  r->out_bytes = rep->len;
+  ret = MHD_queue_response(r->conn, rep->status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+  httpd *h = cls;
+  httpd_req *r = *con_cls;
+
+  (void)version;
+  if (r == NULL) { /* step 1: headers */
+    if ((r = req_new(h, conn, url, method)) == NULL)
+      return MHD_NO;
+    *con_cls = r;
+    pthread_mutex_lock(&h->mu);
+    h->inflight++;
+    pthread_mutex_unlock(&h->mu);
+    httpd_api_route(r);
+    if (r->wants_body && r->reply.status == 0 && announced_too_big(r)) {
+      reply_too_big(r);
+      return queue_reply(r); /* early: libmicrohttpd skips the body */
+    }
+    return MHD_YES;
+  }
+  if (*upload_size > 0) { /* step 2: body */
+    if (req_body(r, upload, *upload_size) != 0)
+      return MHD_NO;
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (r->status != 0) /* answered early */
+    return MHD_YES;
+  /* step 3 */
+  if (r->too_big)
+    reply_too_big(r);
+  else if (r->reply.status == 0)
+    r->handler(r, &r->reply);
+  return queue_reply(r);
+}
+
+/* Writes s to f with bytes that could break a log line as %XX. */
+static void log_escaped(FILE *f, const char *s)
+{
+  const unsigned char *p;
+
+  for (p = (const unsigned char *)s; *p; p++) {
+    if (*p <= 0x20 || *p >= 0x7f || *p == '%')
+      fprintf(f, "%%%02X", *p);
+    else
+      fputc(*p, f);
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+  httpd *h = cls;
+  httpd_req *r = *con_cls;
+  int64_t us;
+
+  (void)conn;
+  (void)toe;
+  if (r == NULL)
+    return;
+  *con_cls = NULL;
+  /* status 0 in the log: no answer was queued (the client went away) */
+  if (r->status != 0)
+    httpd_metrics_request(h->metrics, r->method, r->status);
+  if (!h->opts.quiet) {
+    us = httpd_now_us() - r->t0_us;
+    flockfile(stderr);
+    fprintf(stderr, "http ");
+    log_escaped(stderr, r->method);
+    fputc(' ', stderr);
+    log_escaped(stderr, r->path);
+    fprintf(stderr, " %u %zu %" PRId64 ".%03d\n", r->status, r->out_bytes,
+            us / 1000, (int)(us % 1000));
+    funlockfile(stderr);
+  }
+  req_free(r);
+  pthread_mutex_lock(&h->mu);
+  if (--h->inflight == 0)
+    pthread_cond_broadcast(&h->idle);
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* libmicrohttpd's own errors: remembered while starting (httpd_start puts
+** the last one in err), logged afterwards. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  httpd *h = cls;
+  char msg[HTTPD_ERRMAX];
+  size_t n;
+  int starting;
+
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    msg[--n] = '\0';
+  pthread_mutex_lock(&h->mu);
+  starting = !h->started;
+  if (starting)
+    memcpy(h->start_err, msg, n + 1);
+  pthread_mutex_unlock(&h->mu);
+  if (!starting) /* httpd_start's caller reports start-up errors */
+    fprintf(stderr, "httpd: %s\n", msg);
+}
+
+/* Writes a reason for httpd_start's caller (truncated to HTTPD_ERRMAX). */
+static void seterr(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void seterr(char *err, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(err, HTTPD_ERRMAX, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- addresses ----------------------------------------------------------------- */
+
+/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (all IPv4 interfaces) into sa.
+** HOST may be a name (the first address it resolves to is used). */
+static int parse_addr(const char *addr, struct sockaddr_storage *sa,
+                      socklen_t *salen, char *err)
+{
+  char host[256], *end;
+  const char *colon, *h0, *h1;
+  struct addrinfo hints, *res = NULL;
+  unsigned long port;
+  int gai;
+
+  colon = strrchr(addr, ':');
+  if (colon == NULL || colon[1] == '\0')
+    goto bad;
+  errno = 0;
+  port = strtoul(colon + 1, &end, 10);
+  if (errno || *end != '\0' || port > 65535 || colon[1] == '-' ||
+      colon[1] == '+')
+    goto bad;
+  h0 = addr;
+  h1 = colon;
+  if (*h0 == '[') { /* [::1]:port */
+    if (h1 == h0 || h1[-1] != ']')
+      goto bad;
+    h0++;
+    h1--;
+  }
+  if ((size_t)(h1 - h0) >= sizeof host)
+    goto bad;
+  memcpy(host, h0, (size_t)(h1 - h0));
+  host[h1 - h0] = '\0';
+  if (strchr(host, '[') || strchr(host, ']') ||
+      (strchr(host, ':') && *addr != '['))
+    goto bad;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+  gai = getaddrinfo(host[0] ? host : "0.0.0.0", colon + 1, &hints, &res);
+  if (gai != 0) {
+    seterr(err, "bad address \"%s\": %s", addr,
+             gai_strerror(gai));
+    return -1;
+  }
+  memcpy(sa, res->ai_addr, res->ai_addrlen);
+  *salen = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+bad:
+  seterr(err, "bad address \"%s\" (want HOST:PORT)", addr);
+  return -1;
+}
+
+/* ---- start / stop ----------------------------------------------------------- */
+
+static void httpd_free(httpd *h)
+{
+  if (h == NULL)
+    return;
+  httpd_metrics_free(h->metrics);
+  pthread_cond_destroy(&h->idle);
+  pthread_mutex_destroy(&h->mu);
+  free(h);
+}
+
+/* A listening TCP socket on sa (SO_REUSEADDR; IPv6 sockets are v6 only).
+** Returns the socket, or -1 with a reason in err. */
+static int listen_on(const struct sockaddr_storage *sa, socklen_t salen,
+                     const char *addr, char *err)
+{
+  int fd, one = 1;
+
+  fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    goto fail;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      (sa->ss_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+      bind(fd, (const struct sockaddr *)sa, salen) != 0 ||
+      listen(fd, SOMAXCONN) != 0)
+    goto fail;
+  return fd;
+fail:
+  seterr(err, "cannot listen on %s: %s", addr, strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  return -1;
+}
+
+/* The port fd is bound to. */
+static unsigned bound_port(int fd)
+{
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+    return 0;
+  if (sa.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+  return ntohs(((struct sockaddr_in *)&sa)->sin_port);
+}
+
+int httpd_start(store *st, const httpd_options *opts, httpd **out,
+                char err[HTTPD_ERRMAX])
+{
+  const char *addr = opts && opts->addr ? opts->addr : DEFAULT_ADDR;
+  struct sockaddr_storage sa;
+  socklen_t salen = 0;
+  char tmp[HTTPD_ERRMAX];
+  int fd = -1;
+  httpd *h;
+
+  assert(st != NULL && out != NULL);
+  if (err == NULL)
+    err = tmp;
+  h = calloc(1, sizeof *h);
+  if (h == NULL) {
+    seterr(err, "out of memory");
+    return -1;
+  }
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->idle, NULL);
+  if (opts != NULL)
+    h->opts = *opts;
+  h->opts.addr = NULL; /* only needed here; the caller's string */
+  if (h->opts.max_body == 0)
+    h->opts.max_body = DEFAULT_MAX_BODY;
+  if (h->opts.max_connections == 0)
+    h->opts.max_connections = DEFAULT_MAX_CONN;
+  if (h->opts.timeout_sec == 0)
+    h->opts.timeout_sec = DEFAULT_TIMEOUT;
+  h->st = st;
+  if ((h->metrics = httpd_metrics_new()) == NULL) {
+    seterr(err, "out of memory");
+    goto fail;
+  }
+  /* binding here rather than in libmicrohttpd gives errno-precise errors */
+  if (parse_addr(addr, &sa, &salen, err) != 0 ||
+      (fd = listen_on(&sa, salen, addr, err)) < 0)
+    goto fail;
+  h->port = bound_port(fd);
+
+  h->d = MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+          MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+      0, NULL, NULL, on_request, h,
+      /* first, so that every message of MHD_start_daemon goes through it */
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->opts.max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->opts.timeout_sec,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      MHD_OPTION_END);
+  pthread_mutex_lock(&h->mu);
+  h->started = 1;
+  pthread_mutex_unlock(&h->mu);
+  if (h->d == NULL) {
+    seterr(err, "cannot serve on %s: %s", addr,
+           h->start_err[0] ? h->start_err : "libmicrohttpd failed to start");
+    goto fail;
+  }
+  *out = h;
+  return 0;
+fail:
+  if (fd >= 0)
+    close(fd);
+  httpd_free(h);
+  return -1;
+}
+
+void httpd_stop(httpd *h)
+{
+  struct timespec deadline;
+  MHD_socket fd;
+
+  if (h == NULL)
+    return;
+  pthread_mutex_lock(&h->mu);
+  h->stopping = 1;
+  pthread_mutex_unlock(&h->mu);
+
+  /* stop accepting; the listening socket is ours to close now */
+  fd = MHD_quiesce_daemon(h->d);
+  if (fd != MHD_INVALID_SOCKET)
+    close(fd);
+
+  /* let running requests finish, for at most the idle timeout */
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += h->opts.timeout_sec;
+  pthread_mutex_lock(&h->mu);
+  while (h->inflight > 0)
+    if (pthread_cond_timedwait(&h->idle, &h->mu, &deadline) == ETIMEDOUT)
+      break;
+  pthread_mutex_unlock(&h->mu);
+
+  /* closes idle keep-alive connections and joins every thread */
+  MHD_stop_daemon(h->d);
+  httpd_free(h);
+}

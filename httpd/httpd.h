@@ -23,6 +23,11 @@ typedef struct httpd_options {
   unsigned max_connections;  /* 0 = 1024 */
   unsigned timeout_sec;      /* idle connection timeout; 0 = 60 */
   int quiet;                 /* no per-request log lines */
+  /* What GET /api/0/version answers; NULL = "unknown".  The strings must
+  ** outlive the server (main passes static strings). */
+  const char *version;
+  const char *commit;
+  const char *build_time;
 } httpd_options;
 
 typedef struct httpd httpd;

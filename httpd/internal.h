@@ -1,0 +1,140 @@
+/*
+** internal.h — private to httpd/: the server object, one request, one
+** reply, and the functions the parts of the server share.
+**
+**   httpd.c    daemon lifecycle, address parsing, MHD callbacks, request
+**              bodies, logging, graceful stop
+**   api.c      routing and the profefe endpoints (store -> reply)
+**   json.c     JSON replies and the JSON form of a profile's metadata
+**   metrics.c  counters and the Prometheus text of /debug/metrics
+**
+** A request is handled in the thread of its connection (libmicrohttpd's
+** thread-per-connection mode), so handlers may block on the store.  The only
+** state shared between threads is the metrics table and the in-flight
+** counter of struct httpd, both behind their own mutex.
+*/
+#ifndef PROFEFS_HTTPD_INTERNAL_H
+#define PROFEFS_HTTPD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "httpd.h"
+
+typedef struct httpd_metrics httpd_metrics;
+typedef struct httpd_req httpd_req;
+
+/* What a handler answers; turned into an MHD response by httpd.c.
+** Invariant: body is malloc'd (or NULL when len == 0) and owned by the
+** reply until httpd.c hands it to libmicrohttpd. */
+typedef struct httpd_reply {
+  unsigned status;          /* 0 while no answer has been decided */
+  const char *content_type; /* static string */
+  char *body;
+  size_t len;
+  char *filename;           /* malloc'd; sets Content-Disposition: attachment */
+  const char *allow;        /* static; sets Allow (405 replies) */
+} httpd_reply;
+
+/* Frees what r owns and zeroes it; accepts NULL. */
+void httpd_reply_clear(httpd_reply *r);
+
+/* A handler: reads the request, fills out (status != 0 afterwards). */
+typedef void (*httpd_handler)(httpd_req *r, httpd_reply *out);
+
+/* One request.  Owned by httpd.c; created when its headers are complete,
+** freed when libmicrohttpd reports it completed. */
+struct httpd_req {
+  httpd *h;
+  struct MHD_Connection *conn;
+  const char *method;  /* owned by libmicrohttpd, valid for the request */
+  char *path;          /* the unescaped path, without trailing '/' */
+  httpd_handler handler;
+  int wants_body;      /* the handler reads the body (POST ingest) */
+  httpd_reply reply;   /* a reply decided before the body ended (errors) */
+  /* request body; invariant: len <= cap <= h->max_body */
+  char *body;
+  size_t len, cap;
+  uint64_t received;   /* body bytes seen, kept or not */
+  int too_big;         /* the body went over h->max_body: answer 413 */
+  /* ingest parameters, checked when the headers arrive */
+  char *service;
+  char *labels;        /* canonical */
+  int type;
+  int64_t created_at;
+  /* for the log line */
+  unsigned status;
+  size_t out_bytes;
+  int64_t t0_us;
+};
+
+/* ---- httpd.c ---------------------------------------------------------------- */
+
+/* The query argument key of r, url-unescaped ('+' is a space), or NULL. */
+const char *httpd_req_arg(const httpd_req *r, const char *key);
+
+store *httpd_store(const httpd *h);
+httpd_metrics *httpd_get_metrics(const httpd *h);
+const httpd_options *httpd_get_options(const httpd *h);
+
+/* Microseconds of a monotonic clock. */
+int64_t httpd_now_us(void);
+
+/* ---- api.c ------------------------------------------------------------------- */
+
+/* Picks the handler of r from its method and path (r->handler, and
+** r->wants_body), or decides an error reply in r->reply (404, 405, 400 for
+** bad ingest parameters). */
+void httpd_api_route(httpd_req *r);
+
+/* The HTTP status of a store_rc (the one place that maps them). */
+unsigned httpd_status_of(store_rc rc);
+
+/* ---- json.c ------------------------------------------------------------------ */
+
+/* A JSON string of s, each byte that is not valid UTF-8 replaced by
+** U+FFFD; a new reference, NULL when out of memory. */
+json_t *httpd_json_string(const char *s);
+
+/* {"id","type","service","labels":[{"key","value"}],"created_at"}; a new
+** reference, NULL when out of memory or the labels are malformed. */
+json_t *httpd_json_meta(const store_meta *m);
+
+/* Replies {"code":status,"body":body}; steals the reference to body.
+** A NULL body (a failed json_* constructor) or out of memory -> 500. */
+void httpd_reply_json(httpd_reply *out, unsigned status, json_t *body);
+
+/* Replies {"code":status,"error":"<formatted message>"}. */
+void httpd_reply_error(httpd_reply *out, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void httpd_reply_verror(httpd_reply *out, unsigned status, const char *fmt,
+                        va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* Replies 200 with the bytes data (malloc'd, ownership taken) as
+** application/octet-stream, as an attachment named filename when not NULL. */
+void httpd_reply_bytes(httpd_reply *out, void *data, size_t len,
+                       const char *filename);
+
+/* ---- metrics.c --------------------------------------------------------------- */
+
+/* NULL when out of memory. */
+httpd_metrics *httpd_metrics_new(void);
+void httpd_metrics_free(httpd_metrics *m);
+
+/* One answered request. */
+void httpd_metrics_request(httpd_metrics *m, const char *method,
+                           unsigned status);
+/* One successful ingest of len bytes. */
+void httpd_metrics_ingest(httpd_metrics *m, size_t len);
+/* One merge (successful or not) that took seconds. */
+void httpd_metrics_merge(httpd_metrics *m, double seconds);
+
+/* The Prometheus text exposition of m and of st's store_get_stats, malloc'd
+** in *out / *len.  Returns 0, or -1 when out of memory. */
+int httpd_metrics_render(httpd_metrics *m, store *st, char **out,
+                         size_t *len);
+
+#endif /* PROFEFS_HTTPD_INTERNAL_H */
