@@ -15,7 +15,7 @@
 
 int pprof_strtab_init(pprof_strtab *t) {
   memset(t, 0, sizeof *t);
-  if (pprof_strtab_reserve(t, 1, 0))
+  if (pprof_strtab_reserve(t, 1, 1))  /* chars never NULL: no NULL+0 */
     return -1;
   (void)pprof_strtab_intern(t, "", 0);
   return 0;
