@@ -138,7 +138,8 @@ static int req_body(httpd_req *r, const char *data, size_t n)
   if (!r->wants_body || r->reply.status != 0)
     return 0;
   if (r->len + n > r->cap) {
-    cap = r->cap ? r->cap : 64 * 1024;
+    /* the announced length at once, else doubling from 64 KiB */
+    cap = r->cap ? r->cap : r->announced > 0 ? r->announced : 64 * 1024;
     while (cap < r->len + n)
       cap *= 2;
     if (cap > max)
@@ -155,19 +156,23 @@ static int req_body(httpd_req *r, const char *data, size_t n)
   return 0;
 }
 
-/* Content-Length over the limit?  (libmicrohttpd rejects malformed ones.) */
-static int announced_too_big(const httpd_req *r)
+/* The announced Content-Length in *n; 0, or -1 when there is none.
+** (libmicrohttpd has already refused malformed ones.) */
+static int content_length(const httpd_req *r, uint64_t *n)
 {
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
-  unsigned long long n;
+  unsigned long long v;
   char *end;
 
   if (cl == NULL)
-    return 0;
+    return -1;
   errno = 0;
-  n = strtoull(cl, &end, 10);
-  return errno == ERANGE || (end != cl && n > r->h->opts.max_body);
+  v = strtoull(cl, &end, 10);
+  if (end == cl)
+    return -1;
+  *n = errno == ERANGE ? UINT64_MAX : v;
+  return 0;
 }
 
 static void reply_too_big(httpd_req *r)
@@ -225,6 +230,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 {
   httpd *h = cls;
   httpd_req *r = *con_cls;
+  uint64_t cl;
 
   (void)version;
   if (r == NULL) { /* step 1: headers */
@@ -235,9 +241,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     h->inflight++;
     pthread_mutex_unlock(&h->mu);
     httpd_api_route(r);
-    if (r->wants_body && r->reply.status == 0 && announced_too_big(r)) {
-      reply_too_big(r);
-      return queue_reply(r); /* early: libmicrohttpd skips the body */
+    if (r->wants_body && r->reply.status == 0 && content_length(r, &cl) == 0) {
+      if (cl > r->h->opts.max_body) {
+        reply_too_big(r);
+        return queue_reply(r); /* early: libmicrohttpd skips the body */
+      }
+      r->announced = (size_t)cl;
     }
     return MHD_YES;
   }

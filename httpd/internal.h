@@ -58,6 +58,7 @@ struct httpd_req {
   /* request body; invariant: len <= cap <= h->max_body */
   char *body;
   size_t len, cap;
+  size_t announced;    /* Content-Length when known (<= h->max_body) */
   uint64_t received;   /* body bytes seen, kept or not */
   int too_big;         /* the body went over h->max_body: answer 413 */
   /* ingest parameters, checked when the headers arrive */

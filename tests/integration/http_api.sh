@@ -128,6 +128,14 @@ check "trace returned byte-identical" cmp -s "$T/trace.bin" "$T/raw"
 post "$T/trace.bin" 'service=api&type=trace&created_at=2021-06-01T12:00:01'
 posted "$T/trace.bin"
 ID_TRACE2=$(json 'j["body"]["id"]')
+# a body of unknown length (chunked) that outgrows the first buffer
+head -c 300000 /dev/urandom >"$T/trace_big.bin"
+HTTP_STATUS=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -T - --max-time 60 \
+    "$URL/api/0/profiles?service=chunked&type=trace&created_at=2021-06-01T12:00:00" <"$T/trace_big.bin")
+assert_eq "chunked ingest" 200 "$HTTP_STATUS"
+posted "$T/trace_big.bin"
+curl -s -o "$T/raw" "$URL/api/0/profiles/$(json 'j["body"]["id"]')"
+check "chunked ingest returned byte-identical" cmp -s "$T/trace_big.bin" "$T/raw"
 http GET "$URL/api/0/profiles?service=api&type=trace&from=2021-06-01T12:00:00&to=2021-06-01T12:00:01"
 assert_eq "find traces" "$ID_TRACE $ID_TRACE2" "$(ids)"
 http GET "$URL/api/0/profiles/merge?service=api&type=trace&from=2021-06-01T00:00:00&to=2021-06-02T00:00:00"
@@ -267,7 +275,7 @@ expect_error "delete of a malformed id" 400 'bad profile id "zzz"'
 # ---- services ---------------------------------------------------------------------
 http GET "$URL/api/0/services"
 assert_eq "services status" 200 "$HTTP_STATUS"
-assert_eq "services sorted" "api lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
+assert_eq "services sorted" "api chunked lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
 
 # ---- 404 / 405 ----------------------------------------------------------------------
 http GET "$URL/api/0/nothing" -D "$T/headers"
@@ -301,7 +309,33 @@ rm -f "$T/big"
 http GET "$URL/api/0/version"
 assert_eq "still serving after 413s" 200 "$HTTP_STATUS"
 http GET "$URL/api/0/services"
-assert_eq "nothing stored by the 413s" "api lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
+assert_eq "nothing stored by the 413s" "api chunked lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
+
+# ---- decompression limit (the store's: 256 MiB) -> 400 -----------------------------
+head -c $((300 << 20)) /dev/zero | gzip -1 >"$T/bomb.gz"
+post "$T/bomb.gz" 'service=bomb&type=cpu'
+expect_error_prefix "gzip inflating over 256 MiB" 400 'malformed profile ('
+http GET "$URL/api/0/version"
+assert_eq "still serving after the zip bomb" 200 "$HTTP_STATUS"
+
+# ---- listening: port in use, IPv6 ------------------------------------------------------
+timeout 20 "$PROFEFS" serve --data "$T/data_busy" --addr "127.0.0.1:$PORT" 2>"$T/busy.log"
+assert_eq "second server on a busy port fails" 1 "$?"
+assert_contains "busy port reason" "$(cat "$T/busy.log")" "Address already in use"
+P6=$(free_port)
+"$PROFEFS" serve --data "$T/data6" --addr "[::1]:$P6" 2>"$T/v6.log" &
+V6_PID=$!
+T_PIDS+=("$V6_PID")
+T_LOGS+=("$T/v6.log")
+if wait_http "http://[::1]:$P6/api/0/version" 30; then
+    http GET "http://[::1]:$P6/api/0/version" -g
+    assert_eq "IPv6 server answers on [::1]" 200 "$HTTP_STATUS"
+    assert_eq "IPv6 server: not on 127.0.0.1" 000 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$P6/api/0/version")"
+else
+    fail "server on [::1]:$P6 did not start: $(cat "$T/v6.log")"
+fi
+kill -TERM "$V6_PID"; wait "$V6_PID"
+assert_eq "IPv6 server exit status" 0 "$?"
 
 # ---- /debug/metrics -------------------------------------------------------------------
 curl -s -D "$T/headers" -o "$T/metrics" "$URL/debug/metrics"
