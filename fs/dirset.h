@@ -28,7 +28,8 @@ int fs_dirset_del(fs_dirset *ds, const char *service, const char *type,
                   const char *labels);
 
 /* Calls fn(labels, arg) for each key of service/type, stopping at the first
-** non-zero return, which it returns (0 otherwise). */
+** non-zero return, which it returns (0 otherwise).  fn runs with the set
+** locked and must not call back into ds. */
 int fs_dirset_foreach(fs_dirset *ds, const char *service, const char *type,
                       int (*fn)(const char *labels, void *arg), void *arg);
 

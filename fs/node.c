@@ -101,7 +101,7 @@ int fs_stored_meta(fs *f, const fs_path *p, store_meta *m) {
 
   rc = store_stat(f->st, p->id, &tmp, NULL);
   if (rc != STORE_OK) {
-    err = rc == STORE_INVALID ? -ENOENT : -fs_errno(rc);
+    err = -fs_errno(rc);
     goto out;
   }
   meta_time_stamp(tmp.created_at, stamp);
