@@ -494,7 +494,7 @@ static void test_bad_input(store *st) {
   cpu.n /= 2; /* truncated gzip */
   CHECK_I64(store_ingest(st, "s", META_CPU, "", 0, cpu.p, cpu.n, &m, err),
             STORE_BADPROFILE);
-  CHECK_STR(err, "malformed profile (gzip: corrupt or truncated stream)");
+  CHECK(strncmp(err, "malformed profile (", 19) == 0);
   CHECK_I64(m.size, 42); /* out untouched */
   CHECK(m.service == NULL);
 
