@@ -162,6 +162,7 @@ CLIENT_PIDS=()
 # A last crash with nothing running, and an integrity check of the very
 # image the kill left behind (on a copy: opening it runs WAL recovery).
 crash
+check "nothing was written into the bare mount point" [ -z "$(ls -A "$MNT" 2>&1)" ]
 mkdir -p "$T/image"
 cp -a "$DATA"/. "$T/image/"
 DB=$(db_file)
