@@ -107,20 +107,38 @@ static int service_type_args(httpd_req *r, const char **service,
   return 0;
 }
 
+/* meta_labels_foreach callback: 1 at the first key or value (as unescaped
+** by meta) that is not UTF-8. */
+static int label_not_utf8(const char *key, const char *value, void *arg)
+{
+  (void)arg;
+  return !httpd_utf8_valid(key, strlen(key)) ||
+         !httpd_utf8_valid(value, strlen(value));
+}
+
 /* The canonical labels of the optional argument "labels" in *labels
 ** (malloc'd, "" when absent); 0, or -1 after replying 400. */
 static int labels_arg(httpd_req *r, char **labels, httpd_reply *out)
 {
-  char why[META_ERRMAX] = "";
+  char why[META_ERRMAX] = "", *canon = NULL;
   const char *v = httpd_req_arg(r, "labels");
 
-  if (meta_labels_parse(v ? v : "", labels, why) != 0) {
+  if (meta_labels_parse(v ? v : "", &canon, why) != 0) {
     if (why[0] != '\0') /* meta's reason quotes the labels */
       httpd_reply_error(out, 400, "bad request: invalid labels: %s", why);
     else
       httpd_reply_error(out, 400, "bad request: invalid labels \"%s\"", v);
     return -1;
   }
+  /* the query was UTF-8 (req_check), but a %-escape inside a label may not
+  ** be, and JSON replies could not carry it */
+  if (meta_labels_foreach(canon, label_not_utf8, NULL) != 0) {
+    httpd_reply_error(out, 400, "bad request: invalid labels \"%s\" "
+                      "(not UTF-8 once unescaped)", v);
+    free(canon);
+    return -1;
+  }
+  *labels = canon;
   return 0;
 }
 

@@ -4,10 +4,12 @@
 ** hands complete requests to api.c, logs one line per request and stops
 ** gracefully.
 **
-** Life of a request (libmicrohttpd calls on_request several times):
-**   1. headers complete: a httpd_req is created and routed; a body announced
-**      by Content-Length over the limit is refused at once with 413 (the
-**      body is never read);
+** Life of a request:
+**   0. request line (on_uri): a httpd_req is created with the raw URI;
+**   1. headers complete (first call of on_request): the request is checked
+**      (no NUL byte, UTF-8 path and query) and routed; a body announced by
+**      Content-Length over the limit is refused at once with 413 (the body
+**      is never read);
 **   2. body chunks: appended while under the limit, otherwise counted and
 **      dropped (413 at the end; a client that goes on sending more than
 **      twice the limit is disconnected); a request whose answer is already
@@ -17,8 +19,10 @@
 **      counted, logged and freed.
 ** Answers are queued at step 3 even for errors decided at step 1, so the
 ** client's body has been read and the connection can stay open.
+** libmicrohttpd unescapes the path and the query; the raw URI of step 0 is
+** what shows a %00 in the path, which the unescaped C string hides.
 **
-** Invariants of struct httpd: `inflight` counts requests between steps 1
+** Invariants of struct httpd: `inflight` counts requests between steps 0
 ** and 4; it and `stopping` are only touched with `mu` held.  Once stopping
 ** is set every answer carries "Connection: close", so httpd_stop can wait
 ** for inflight to reach 0 and then tear the daemon down.
@@ -87,26 +91,70 @@ unsigned httpd_port(const httpd *h)
 
 /* ---- requests ------------------------------------------------------------------ */
 
+/* Step 0: uri is the raw request target, query included. */
 static httpd_req *req_new(httpd *h, struct MHD_Connection *conn,
-                          const char *url, const char *method)
+                          const char *uri)
 {
   httpd_req *r = calloc(1, sizeof *r);
-  size_t n;
 
-  if (r == NULL || (r->path = strdup(url)) == NULL) {
+  if (r == NULL || (r->raw_path = strndup(uri, strcspn(uri, "?"))) == NULL) {
     free(r);
     return NULL;
   }
+  r->h = h;
+  r->conn = conn;
+  r->type = -1;
+  r->t0_us = httpd_now_us();
+  return r;
+}
+
+/* Step 1: the method and the unescaped path.  Returns 0, -1 on OOM. */
+static int req_start(httpd_req *r, const char *url, const char *method)
+{
+  size_t n;
+
+  if ((r->path = strdup(url)) == NULL)
+    return -1;
   /* "/api/0/profiles/" is "/api/0/profiles", as with profefe's path.Clean */
   n = strlen(r->path);
   while (n > 1 && r->path[n - 1] == '/')
     r->path[--n] = '\0';
-  r->h = h;
-  r->conn = conn;
   r->method = method;
-  r->type = -1;
-  r->t0_us = httpd_now_us();
-  return r;
+  return 0;
+}
+
+/* MHD_get_connection_values_n callback: stops at the first query argument
+** with a NUL byte or invalid UTF-8, after replying 400. */
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, size_t key_size,
+                                 const char *value, size_t value_size)
+{
+  httpd_req *r = cls;
+
+  (void)kind;
+  if (httpd_utf8_valid(key, key_size) &&
+      (value == NULL || httpd_utf8_valid(value, value_size)))
+    return MHD_YES;
+  httpd_reply_error(&r->reply, 400,
+                    "bad request: invalid \"%s\" (NUL byte or invalid UTF-8)",
+                    key);
+  return MHD_NO;
+}
+
+/* Refuses (400) what no endpoint can take: a NUL byte anywhere, a path or
+** query argument that is not UTF-8 (JSON replies could not carry it). */
+static void req_check(httpd_req *r)
+{
+  if (strstr(r->raw_path, "%00") != NULL) {
+    httpd_reply_error(&r->reply, 400, "bad request: NUL byte in the path");
+    return;
+  }
+  if (!httpd_utf8_valid(r->path, strlen(r->path))) {
+    httpd_reply_error(&r->reply, 400,
+                      "bad request: the path is not valid UTF-8");
+    return;
+  }
+  MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, r);
 }
 
 static void req_free(httpd_req *r)
@@ -114,6 +162,7 @@ static void req_free(httpd_req *r)
   if (r == NULL)
     return;
   httpd_reply_clear(&r->reply);
+  free(r->raw_path);
   free(r->path);
   free(r->body);
   free(r->service);
@@ -223,24 +272,40 @@ static enum MHD_Result queue_reply(httpd_req *r)
   return ret;
 }
 
+/* Step 0.  libmicrohttpd passes the result as *con_cls to on_request and
+** on_completed (which is called even if on_request never is). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+  httpd *h = cls;
+  httpd_req *r = req_new(h, conn, uri);
+
+  if (r != NULL) {
+    pthread_mutex_lock(&h->mu);
+    h->inflight++;
+    pthread_mutex_unlock(&h->mu);
+  }
+  return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-  httpd *h = cls;
   httpd_req *r = *con_cls;
   uint64_t cl;
 
+  (void)cls;
+  (void)conn;
   (void)version;
-  if (r == NULL) { /* step 1: headers */
-    if ((r = req_new(h, conn, url, method)) == NULL)
+  if (r == NULL) /* on_uri ran out of memory */
+    return MHD_NO;
+  if (r->method == NULL) { /* step 1: headers */
+    if (req_start(r, url, method) != 0)
       return MHD_NO;
-    *con_cls = r;
-    pthread_mutex_lock(&h->mu);
-    h->inflight++;
-    pthread_mutex_unlock(&h->mu);
-    httpd_api_route(r);
+    req_check(r);
+    if (r->reply.status == 0)
+      httpd_api_route(r);
     if (r->wants_body && r->reply.status == 0 && content_length(r, &cl) == 0) {
       if (cl > r->h->opts.max_body) {
         reply_too_big(r);
@@ -266,13 +331,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   return queue_reply(r);
 }
 
-/* Writes s to f with bytes that could break a log line as %XX. */
+/* Writes s to f with bytes that could break a log line as %XX (s is
+** already %-escaped as the client sent it, so '%' itself stays). */
 static void log_escaped(FILE *f, const char *s)
 {
   const unsigned char *p;
 
   for (p = (const unsigned char *)s; *p; p++) {
-    if (*p <= 0x20 || *p >= 0x7f || *p == '%')
+    if (*p <= 0x20 || *p >= 0x7f)
       fprintf(f, "%%%02X", *p);
     else
       fputc(*p, f);
@@ -298,9 +364,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     us = httpd_now_us() - r->t0_us;
     flockfile(stderr);
     fprintf(stderr, "http ");
-    log_escaped(stderr, r->method);
+    log_escaped(stderr, r->method ? r->method : "-");
     fputc(' ', stderr);
-    log_escaped(stderr, r->path);
+    log_escaped(stderr, r->raw_path);
     fprintf(stderr, " %u %zu %" PRId64 ".%03d\n", r->status, r->out_bytes,
             us / 1000, (int)(us % 1000));
     funlockfile(stderr);
@@ -499,6 +565,7 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->opts.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->opts.timeout_sec,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
       MHD_OPTION_END);
   pthread_mutex_lock(&h->mu);

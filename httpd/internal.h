@@ -45,12 +45,13 @@ void httpd_reply_clear(httpd_reply *r);
 /* A handler: reads the request, fills out (status != 0 afterwards). */
 typedef void (*httpd_handler)(httpd_req *r, httpd_reply *out);
 
-/* One request.  Owned by httpd.c; created when its headers are complete,
-** freed when libmicrohttpd reports it completed. */
+/* One request.  Owned by httpd.c; created with the request line, freed
+** when libmicrohttpd reports it completed. */
 struct httpd_req {
   httpd *h;
   struct MHD_Connection *conn;
-  const char *method;  /* owned by libmicrohttpd, valid for the request */
+  const char *method;  /* owned by libmicrohttpd; NULL until the headers */
+  char *raw_path;      /* the path as sent (escaped), for the log */
   char *path;          /* the unescaped path, without trailing '/' */
   httpd_handler handler;
   int wants_body;      /* the handler reads the body (POST ingest) */
@@ -95,6 +96,9 @@ void httpd_api_route(httpd_req *r);
 unsigned httpd_status_of(store_rc rc);
 
 /* ---- json.c ------------------------------------------------------------------ */
+
+/* 1 when the n bytes at s are valid UTF-8 without a NUL byte. */
+int httpd_utf8_valid(const char *s, size_t n);
 
 /* A JSON string of s, each byte that is not valid UTF-8 replaced by
 ** U+FFFD; a new reference, NULL when out of memory. */

@@ -58,6 +58,19 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
   return len;
 }
 
+int httpd_utf8_valid(const char *s, size_t n)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, k;
+
+  while (i < n) {
+    if (p[i] == 0 || (k = utf8_seq(p + i, n - i)) == 0)
+      return 0;
+    i += k;
+  }
+  return 1;
+}
+
 json_t *httpd_json_string(const char *s)
 {
   const unsigned char *p = (const unsigned char *)s;

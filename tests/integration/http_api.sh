@@ -104,6 +104,17 @@ post "$FIXTURES/mutex_000.pb.gz" 'service=api&type=mutex'
 expect_error_prefix "ingest of a profile without samples" 400 'malformed profile ('
 http POST "$URL/api/0/profiles?service=api&type=cpu"
 expect_error_prefix "ingest of an empty body" 400 'malformed profile ('
+# bytes that JSON cannot carry or C strings would cut
+post "$CPU0" 'service=a%00b&type=cpu'
+expect_error "ingest with a NUL in the service" 400 'bad request: invalid "service" (NUL byte or invalid UTF-8)'
+post "$CPU0" 'service=%FF%FE&type=cpu'
+expect_error "ingest with a non-UTF-8 service" 400 'bad request: invalid "service" (NUL byte or invalid UTF-8)'
+post "$CPU0" 'service=api&type=cpu&labels=k%3D%25FF'
+expect_error_prefix "ingest with a label not UTF-8 once unescaped" 400 'bad request: invalid labels'
+post "$CPU0" 'service=caf%C3%A9&type=cpu&labels=city%3DM%C3%BCnchen'
+assert_eq "ingest with UTF-8 service and labels" 200 "$HTTP_STATUS"
+posted "$CPU0"
+assert_eq "UTF-8 service echoed" "café München" "$(json 'j["body"]["service"] + " " + j["body"]["labels"][0]["value"]')"
 
 # ---- raw get ---------------------------------------------------------------------
 curl -s -D "$T/headers" -o "$T/raw" "$URL/api/0/profiles/$ID_CPU0"
@@ -115,6 +126,8 @@ http GET "$URL/api/0/profiles/NOT-AN-ID"
 expect_error "raw get of a malformed id" 400 'bad profile id "NOT-AN-ID"'
 http GET "$URL/api/0/profiles/00000000000000000000"
 expect_error "raw get of an unknown id" 404 "nothing found"
+http GET "$URL/api/0/profiles/$ID_CPU0%00junk"
+expect_error "raw get of an id followed by %00" 400 "bad request: NUL byte in the path"
 
 # ---- traces: stored as is, never merged -------------------------------------------
 head -c 20000 /dev/urandom >"$T/trace.bin"
@@ -275,7 +288,7 @@ expect_error "delete of a malformed id" 400 'bad profile id "zzz"'
 # ---- services ---------------------------------------------------------------------
 http GET "$URL/api/0/services"
 assert_eq "services status" 200 "$HTTP_STATUS"
-assert_eq "services sorted" "api chunked lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
+assert_eq "services sorted" "api café chunked lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
 
 # ---- 404 / 405 ----------------------------------------------------------------------
 http GET "$URL/api/0/nothing" -D "$T/headers"
@@ -309,7 +322,7 @@ rm -f "$T/big"
 http GET "$URL/api/0/version"
 assert_eq "still serving after 413s" 200 "$HTTP_STATUS"
 http GET "$URL/api/0/services"
-assert_eq "nothing stored by the 413s" "api chunked lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
+assert_eq "nothing stored by the 413s" "api café chunked lab merged notime notime2 range" "$(json '" ".join(j["body"])')"
 
 # ---- decompression limit (the store's: 256 MiB) -> 400 -----------------------------
 head -c $((300 << 20)) /dev/zero | gzip -1 >"$T/bomb.gz"
