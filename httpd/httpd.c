@@ -1,6 +1,6 @@
 /*
-** httpd.c — the server: parses the listen address, runs libmicrohttpd with
-** one thread per connection, collects request bodies under the size limit,
+** httpd.c — the server: runs libmicrohttpd with one thread per connection
+** on the socket of listen.c, collects request bodies under the size limit,
 ** hands complete requests to api.c, logs one line per request and stops
 ** gracefully.
 **
@@ -27,17 +27,13 @@
 ** is set every answer carries "Connection: close", so httpd_stop can wait
 ** for inflight to reach 0 and then tear the daemon down.
 */
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -400,73 +396,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     fprintf(stderr, "httpd: %s\n", msg);
 }
 
-/* Writes a reason for httpd_start's caller (truncated to HTTPD_ERRMAX). */
-static void seterr(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void seterr(char *err, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(err, HTTPD_ERRMAX, fmt, ap);
-  va_end(ap);
-}
-
-/* ---- addresses ----------------------------------------------------------------- */
-
-/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (all IPv4 interfaces) into sa.
-** HOST may be a name (the first address it resolves to is used). */
-static int parse_addr(const char *addr, struct sockaddr_storage *sa,
-                      socklen_t *salen, char *err)
-{
-  char host[256], *end;
-  const char *colon, *h0, *h1;
-  struct addrinfo hints, *res = NULL;
-  unsigned long port;
-  int gai;
-
-  colon = strrchr(addr, ':');
-  if (colon == NULL || colon[1] == '\0')
-    goto bad;
-  errno = 0;
-  port = strtoul(colon + 1, &end, 10);
-  if (errno || *end != '\0' || port > 65535 || colon[1] == '-' ||
-      colon[1] == '+')
-    goto bad;
-  h0 = addr;
-  h1 = colon;
-  if (*h0 == '[') { /* [::1]:port */
-    if (h1 == h0 || h1[-1] != ']')
-      goto bad;
-    h0++;
-    h1--;
-  }
-  if ((size_t)(h1 - h0) >= sizeof host)
-    goto bad;
-  memcpy(host, h0, (size_t)(h1 - h0));
-  host[h1 - h0] = '\0';
-  if (strchr(host, '[') || strchr(host, ']') ||
-      (strchr(host, ':') && *addr != '['))
-    goto bad;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-  gai = getaddrinfo(host[0] ? host : "0.0.0.0", colon + 1, &hints, &res);
-  if (gai != 0) {
-    seterr(err, "bad address \"%s\": %s", addr,
-             gai_strerror(gai));
-    return -1;
-  }
-  memcpy(sa, res->ai_addr, res->ai_addrlen);
-  *salen = res->ai_addrlen;
-  freeaddrinfo(res);
-  return 0;
-bad:
-  seterr(err, "bad address \"%s\" (want HOST:PORT)", addr);
-  return -1;
-}
-
 /* ---- start / stop ----------------------------------------------------------- */
 
 static void httpd_free(httpd *h)
@@ -479,49 +408,10 @@ static void httpd_free(httpd *h)
   free(h);
 }
 
-/* A listening TCP socket on sa (SO_REUSEADDR; IPv6 sockets are v6 only).
-** Returns the socket, or -1 with a reason in err. */
-static int listen_on(const struct sockaddr_storage *sa, socklen_t salen,
-                     const char *addr, char *err)
-{
-  int fd, one = 1;
-
-  fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    goto fail;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      (sa->ss_family == AF_INET6 &&
-       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-      bind(fd, (const struct sockaddr *)sa, salen) != 0 ||
-      listen(fd, SOMAXCONN) != 0)
-    goto fail;
-  return fd;
-fail:
-  seterr(err, "cannot listen on %s: %s", addr, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  return -1;
-}
-
-/* The port fd is bound to. */
-static unsigned bound_port(int fd)
-{
-  struct sockaddr_storage sa;
-  socklen_t len = sizeof sa;
-
-  if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-    return 0;
-  if (sa.ss_family == AF_INET6)
-    return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-  return ntohs(((struct sockaddr_in *)&sa)->sin_port);
-}
-
 int httpd_start(store *st, const httpd_options *opts, httpd **out,
                 char err[HTTPD_ERRMAX])
 {
   const char *addr = opts && opts->addr ? opts->addr : DEFAULT_ADDR;
-  struct sockaddr_storage sa;
-  socklen_t salen = 0;
   char tmp[HTTPD_ERRMAX];
   int fd = -1;
   httpd *h;
@@ -531,7 +421,7 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
     err = tmp;
   h = calloc(1, sizeof *h);
   if (h == NULL) {
-    seterr(err, "out of memory");
+    httpd_seterr(err, "out of memory");
     return -1;
   }
   pthread_mutex_init(&h->mu, NULL);
@@ -547,14 +437,12 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
     h->opts.timeout_sec = DEFAULT_TIMEOUT;
   h->st = st;
   if ((h->metrics = httpd_metrics_new()) == NULL) {
-    seterr(err, "out of memory");
+    httpd_seterr(err, "out of memory");
     goto fail;
   }
   /* binding here rather than in libmicrohttpd gives errno-precise errors */
-  if (parse_addr(addr, &sa, &salen, err) != 0 ||
-      (fd = listen_on(&sa, salen, addr, err)) < 0)
+  if (httpd_listen(addr, &fd, &h->port, err) != 0)
     goto fail;
-  h->port = bound_port(fd);
 
   h->d = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -572,7 +460,7 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
   h->started = 1;
   pthread_mutex_unlock(&h->mu);
   if (h->d == NULL) {
-    seterr(err, "cannot serve on %s: %s", addr,
+    httpd_seterr(err, "cannot serve on %s: %s", addr,
            h->start_err[0] ? h->start_err : "libmicrohttpd failed to start");
     goto fail;
   }

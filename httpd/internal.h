@@ -2,8 +2,9 @@
 ** internal.h — private to httpd/: the server object, one request, one
 ** reply, and the functions the parts of the server share.
 **
-**   httpd.c    daemon lifecycle, address parsing, MHD callbacks, request
-**              bodies, logging, graceful stop
+**   httpd.c    daemon lifecycle, MHD callbacks, request bodies, logging,
+**              graceful stop
+**   listen.c   the listening socket
 **   api.c      routing and the profefe endpoints (store -> reply)
 **   json.c     JSON replies and the JSON form of a profile's metadata
 **   metrics.c  counters and the Prometheus text of /debug/metrics
@@ -84,6 +85,19 @@ const httpd_options *httpd_get_options(const httpd *h);
 
 /* Microseconds of a monotonic clock. */
 int64_t httpd_now_us(void);
+
+/* ---- listen.c ---------------------------------------------------------------- */
+
+/* Parses addr ("HOST:PORT", "[V6]:PORT", ":PORT" for every IPv4 interface;
+** PORT 0 = any), binds and listens: 0 with the socket (non-blocking,
+** close-on-exec) in *fd and the bound port in *port, or -1 with a reason
+** in err and the OUT parameters unchanged. */
+int httpd_listen(const char *addr, int *fd, unsigned *port,
+                 char err[HTTPD_ERRMAX]);
+
+/* vsnprintf into err (HTTPD_ERRMAX bytes). */
+void httpd_seterr(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- api.c ------------------------------------------------------------------- */
 
