@@ -7,7 +7,6 @@
 **
 ** Handlers run in the connection's own thread and may block on the store.
 */
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -373,4 +373,15 @@ check "log: 404 line" grep -qE "^http GET /api/0/nothing 404 [0-9]+ [0-9.]+$" "$
 check "log: 413 line" grep -qE "^http POST /api/0/profiles 413 [0-9]+ [0-9.]+$" "$SERVER_LOG"
 
 stop_server TERM
+
+# ---- a read-only store: writes are 403 -----------------------------------------------
+DATA="$T/data" start_server --read-only || t_done
+post "$CPU0" 'service=ro&type=cpu'
+assert_eq "ingest into a read-only store" 403 "$HTTP_STATUS"
+assert_eq "ingest into a read-only store: code" 403 "$(json 'j["code"]')"
+http DELETE "$URL/api/0/profiles/$ID_CPU0"
+assert_eq "delete in a read-only store" 403 "$HTTP_STATUS"
+curl -s -o "$T/raw" "$URL/api/0/profiles/$ID_CPU0"
+check "reads still work read-only" cmp -s "$CPU0" "$T/raw"
+stop_server TERM
 t_done
