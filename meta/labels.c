@@ -308,7 +308,9 @@ char *meta_labels_union(const char *a, const char *b) {
   span ra = whole(a), rb = whole(b);
   char *s = malloc(ra.n + rb.n + 2), *o = s;
   if (s == NULL) return NULL;
-  span ak, av, bk, bv;
+  /* Initialised only to quiet -O3's maybe-uninitialized: next_pair sets
+  ** them whenever it returns 1, and they are read only then. */
+  span ak = { 0 }, av = { 0 }, bk = { 0 }, bv = { 0 };
   int ha = next_pair(&ra, &ak, &av) == 1;
   int hb = next_pair(&rb, &bk, &bv) == 1;
   while (ha || hb) {

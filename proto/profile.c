@@ -79,7 +79,7 @@ pprof_rc pprof_decode(const void *buf, size_t len, size_t max_inflate,
   pprof_view *v;
   const uint8_t *data;
   uint8_t *owned = NULL;
-  size_t dlen;
+  size_t dlen = 0;
   pprof_rc rc;
 
   assert(out != NULL && (buf != NULL || len == 0));

@@ -141,6 +141,7 @@ store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
 ** so that non-matching rows are skipped before their blob is touched. */
 static void sql_labels_match(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv) {
+  (void)argc; /* only read by the assert */
   assert(argc == 2);
   const char *filter = (const char *)sqlite3_value_text(argv[0]);
   const char *labels = (const char *)sqlite3_value_text(argv[1]);

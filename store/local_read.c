@@ -202,7 +202,7 @@ static void bind_query(sqlite3_stmt *s, const store_query *q) {
 store_rc store_local_find(void *impl, const store_query *q,
                           store_meta_list *out, char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_meta_list list = {0, NULL};
   size_t cap = 0;
@@ -257,7 +257,7 @@ static store_rc lookup(store_local *l, store_local_reader *r, int i,
 store_rc store_local_get(void *impl, const char *id, store_meta *meta,
                          void **data, size_t *len, char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_meta m = {0};
   void *buf = NULL;
@@ -289,7 +289,7 @@ out:
 store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
                           char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_rc rc = reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
@@ -407,7 +407,7 @@ static store_rc merge_rows(store_local *l, store_local_reader *r,
 store_rc store_local_merge(void *impl, const store_query *q, void **out,
                            size_t *len, size_t *count, char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   pprof_merge *m = NULL;
   int64_t lo = 0, hi = -1;
   int use_rollups = rollup_hours(q, &lo, &hi);
@@ -467,7 +467,7 @@ static store_rc check_ids(store_local *l, store_local_reader *r,
 store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
                                void **out, size_t *len, char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   pprof_merge *m = NULL;
   store_rc rc = reader_get(l, &r, err);
@@ -534,7 +534,7 @@ fail:
 store_rc store_local_services(void *impl, char ***names, size_t *n,
                               char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_rc rc = reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
@@ -548,7 +548,7 @@ store_rc store_local_label_sets(void *impl, const char *service,
                                 meta_type type, char ***sets, size_t *n,
                                 char *err) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_rc rc = reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
@@ -572,7 +572,7 @@ static int64_t file_size(const char *path, const char *suffix) {
 
 store_rc store_local_stats(void *impl, store_stats *out) {
   store_local *l = impl;
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_rc rc = reader_get(l, &r, NULL);
   if (rc != STORE_OK) return rc;
@@ -608,7 +608,7 @@ void store_local_hours_free(store_local_hour *v, size_t n) {
 store_rc store_local_dirty_hours(store_local *l, int64_t before,
                                  store_local_hour **out, size_t *n,
                                  char *err) {
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
   store_local_hour *v = NULL;
   size_t k = 0, cap = 0;
@@ -693,7 +693,7 @@ static store_rc merge_hour_rows(store_local *l, store_local_reader *r,
 store_rc store_local_merge_hour(store_local *l, store_local_hour *h,
                                 void **data, size_t *len, int64_t *profiles,
                                 char *err) {
-  store_local_reader *r;
+  store_local_reader *r = NULL;
   pprof_merge *m = NULL;
   int64_t n = 0;
   store_rc rc = reader_get(l, &r, err);
