@@ -89,6 +89,7 @@ check "created_at defaults to the ingest time ($got)" test "$got_s" -ge "$before
 post "$CPU0" 'type=cpu';                 expect_error "ingest without service" 400 'bad request: missing "service"'
 post "$CPU0" 'service=&type=cpu';        expect_error "ingest with empty service" 400 'bad request: missing "service"'
 post "$CPU0" 'service=api';              expect_error "ingest without type" 400 'bad request: missing "type"'
+post "$CPU0" 'service=merge&type=cpu';   expect_error "ingest into the reserved service merge" 400 'bad request: invalid service "merge"'
 post "$CPU0" 'service=api&type=x';       expect_error "ingest with unknown type" 400 'bad request: unknown type "x"'
 post "$CPU0" 'service=api&type=cpu&labels=novalue'
 expect_error_prefix "ingest with bad labels" 400 'bad request: invalid labels'

@@ -122,7 +122,8 @@ static void test_services(void) {
   CHECK(meta_service_valid("my-service_v2.prod"));
   CHECK(meta_service_valid("with space"));
   CHECK(meta_service_valid("caf\xc3\xa9"));
-  CHECK(meta_service_valid("merge")); /* reserved only in the FUSE view */
+  CHECK(!meta_service_valid("merge")); /* reserved for MNT/merge */
+  CHECK(meta_service_valid("merger"));
   CHECK(meta_service_valid("a.."));
   CHECK(meta_service_valid(long255));
   CHECK(!meta_service_valid(long256));
