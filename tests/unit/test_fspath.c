@@ -5,44 +5,11 @@
 ** the stored file names.
 */
 #include "path.h"
+#include "check.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-static int checks, fails;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    checks++;                                                                \
-    if (!(cond)) {                                                           \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                 \
-  do {                                                                       \
-    const char *g_ = (got), *w_ = (want);                                    \
-    checks++;                                                                \
-    if (g_ == NULL || strcmp(g_, w_) != 0) {                                 \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,      \
-              __LINE__, #got, g_ ? g_ : "(null)", w_);                       \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_I64(got, want)                                                 \
-  do {                                                                       \
-    long long g_ = (got), w_ = (want);                                       \
-    checks++;                                                                \
-    if (g_ != w_) {                                                          \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__,          \
-              __LINE__, #got, g_, w_);                                       \
-    }                                                                        \
-  } while (0)
 
 /* 2023-11-14T22:13:20Z */
 #define NOW 1700000000LL
@@ -283,6 +250,5 @@ int main(void) {
   test_invalid();
   test_names();
   test_range();
-  printf("test_fspath: %d checks, %d failed\n", checks, fails);
-  return fails == 0 ? 0 : 1;
+  return check_done("test_fspath");
 }

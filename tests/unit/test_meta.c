@@ -4,44 +4,11 @@
 ** exact expected value; rejects are checked to leave OUT parameters alone.
 */
 #include "meta.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int checks, fails;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    checks++;                                                                \
-    if (!(cond)) {                                                           \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                 \
-  do {                                                                       \
-    const char *g_ = (got), *w_ = (want);                                    \
-    checks++;                                                                \
-    if (g_ == NULL || strcmp(g_, w_) != 0) {                                 \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,      \
-              __LINE__, #got, g_ ? g_ : "(null)", w_);                       \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_I64(got, want)                                                 \
-  do {                                                                       \
-    long long g_ = (got), w_ = (want);                                       \
-    checks++;                                                                \
-    if (g_ != w_) {                                                          \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__,          \
-              __LINE__, #got, g_, w_);                                       \
-    }                                                                        \
-  } while (0)
 
 /* ---- types, ids, services ---------------------------------------------- */
 
@@ -147,23 +114,15 @@ static void parse_is(int line, const char *in, const char *want) {
   char err[META_ERRMAX] = "";
   char *sentinel = (char *)"untouched", *out = sentinel;
   int rc = meta_labels_parse(in, &out, err);
-  checks++;
   if (want == NULL) {
-    if (rc != -1 || out != sentinel || err[0] == '\0') {
-      fails++;
-      fprintf(stderr, "line %d: parse \"%.60s\" should fail (rc %d)\n", line,
-              in, rc);
-    }
+    check_result(rc == -1 && out == sentinel && err[0] != '\0', __FILE__, line,
+                 "parse \"%.60s\" should fail (rc %d)", in, rc);
     return;
   }
-  if (rc != 0 || strcmp(out, want) != 0) {
-    fails++;
-    fprintf(stderr, "line %d: parse \"%s\": got rc %d \"%s\" (%s), want \"%s\"\n",
-            line, in, rc, rc == 0 ? out : "", err, want);
-  } else {
-    /* The result is a fixed point. */
-    CHECK(meta_labels_canonical(out));
-  }
+  if (check_result(rc == 0 && strcmp(out, want) == 0, __FILE__, line,
+                   "parse \"%s\": got rc %d \"%s\" (%s), want \"%s\"", in, rc,
+                   rc == 0 ? out : "", err, want))
+    CHECK(meta_labels_canonical(out)); /* the result is a fixed point */
   if (rc == 0) free(out);
 }
 
@@ -328,23 +287,17 @@ static void test_labels_foreach_union(void) {
 static void time_is(int line, const char *s, long long want) {
   int64_t t = 12345;
   int rc = meta_time_parse(s, 1700000000, &t);
-  checks++;
-  if (rc != 0 || t != want) {
-    fails++;
-    fprintf(stderr, "line %d: time \"%s\": rc %d, got %lld, want %lld\n",
-            line, s, rc, (long long)t, want);
-  }
+  check_result(rc == 0 && t == want, __FILE__, line,
+               "time \"%s\": rc %d, got %lld, want %lld", s, rc, (long long)t,
+               want);
 }
 
 static void time_bad(int line, const char *s) {
   int64_t t = 12345;
   int rc = meta_time_parse(s, 1700000000, &t);
-  checks++;
-  if (rc != -1 || t != 12345) {
-    fails++;
-    fprintf(stderr, "line %d: time \"%s\" should fail (rc %d, %lld)\n", line,
-            s ? s : "(null)", rc, (long long)t);
-  }
+  check_result(rc == -1 && t == 12345, __FILE__, line,
+               "time \"%s\" should fail (rc %d, %lld)", s ? s : "(null)", rc,
+               (long long)t);
 }
 
 static void test_times(void) {
@@ -432,23 +385,17 @@ static void test_times(void) {
 static void dur_is(int line, const char *s, long long want) {
   int64_t d = 777;
   int rc = meta_duration_parse(s, &d);
-  checks++;
-  if (rc != 0 || d != want) {
-    fails++;
-    fprintf(stderr, "line %d: duration \"%s\": rc %d, got %lld, want %lld\n",
-            line, s, rc, (long long)d, want);
-  }
+  check_result(rc == 0 && d == want, __FILE__, line,
+               "duration \"%s\": rc %d, got %lld, want %lld", s, rc,
+               (long long)d, want);
 }
 
 static void dur_bad(int line, const char *s) {
   int64_t d = 777;
   int rc = meta_duration_parse(s, &d);
-  checks++;
-  if (rc != -1 || d != 777) {
-    fails++;
-    fprintf(stderr, "line %d: duration \"%s\" should fail (rc %d, %lld)\n",
-            line, s ? s : "(null)", rc, (long long)d);
-  }
+  check_result(rc == -1 && d == 777, __FILE__, line,
+               "duration \"%s\" should fail (rc %d, %lld)", s ? s : "(null)",
+               rc, (long long)d);
 }
 
 static void test_durations(void) {
@@ -498,6 +445,5 @@ int main(void) {
   test_labels_foreach_union();
   test_times();
   test_durations();
-  printf("%d checks, %d failed\n", checks, fails);
-  return fails ? 1 : 0;
+  return check_done("test_meta");
 }

@@ -10,40 +10,7 @@
 
 #include "remote_cache.h"
 #include "remote_json.h"
-
-static int checks, fails;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    checks++;                                                                \
-    if (!(cond)) {                                                           \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                 \
-  do {                                                                       \
-    const char *g_ = (got), *w_ = (want);                                    \
-    checks++;                                                                \
-    if (g_ == NULL || strcmp(g_, w_) != 0) {                                 \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,      \
-              __LINE__, #got, g_ ? g_ : "(null)", w_);                       \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_I64(got, want)                                                 \
-  do {                                                                       \
-    long long g_ = (got), w_ = (want);                                       \
-    checks++;                                                                \
-    if (g_ != w_) {                                                          \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__,          \
-              __LINE__, #got, g_, w_);                                       \
-    }                                                                        \
-  } while (0)
+#include "check.h"
 
 /* 1 when key is cached under gen with exactly the value want. */
 static int has(store_rcache *c, const char *key, uint64_t gen, const char *want) {
@@ -222,6 +189,5 @@ int main(void) {
   test_cache_lru();
   test_json_meta();
   test_json_lists();
-  printf("test_remote: %d checks, %d failed\n", checks, fails);
-  return fails != 0;
+  return check_done("test_remote");
 }

@@ -10,40 +10,7 @@
 #include <unistd.h>
 
 #include "scrape.h"
-
-static int checks, fails;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    checks++;                                                                \
-    if (!(cond)) {                                                           \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                 \
-  do {                                                                       \
-    const char *g_ = (got), *w_ = (want);                                    \
-    checks++;                                                                \
-    if (g_ == NULL || strcmp(g_, w_) != 0) {                                 \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,      \
-              __LINE__, #got, g_ ? g_ : "(null)", w_);                       \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_I64(got, want)                                                 \
-  do {                                                                       \
-    long long g_ = (got), w_ = (want);                                       \
-    checks++;                                                                \
-    if (g_ != w_) {                                                          \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__,          \
-              __LINE__, #got, g_, w_);                                       \
-    }                                                                        \
-  } while (0)
+#include "check.h"
 
 static char path[64];
 
@@ -100,7 +67,7 @@ static void test_config_good(void) {
 }
 
 static void check_bad(const char *text, const char *want) {
-  scrape_target *v = (scrape_target *)&checks; /* must stay as is */
+  scrape_target untouched, *v = &untouched; /* must stay as is */
   size_t n = 99;
   char err[SCRAPE_ERRMAX] = "", full[SCRAPE_ERRMAX];
 
@@ -108,7 +75,7 @@ static void check_bad(const char *text, const char *want) {
   CHECK_I64(scrape_config_load(path, &v, &n, err), -1);
   snprintf(full, sizeof full, "%s:%s", path, want);
   CHECK_STR(err, full);
-  CHECK(v == (scrape_target *)&checks);
+  CHECK(v == &untouched);
   CHECK_I64(n, 99);
 }
 
@@ -144,6 +111,5 @@ int main(void) {
     CHECK_I64(scrape_config_load(path, &v, &n, err), -1); /* now missing */
     CHECK(strstr(err, "No such file") != NULL);
   }
-  printf("test_scrape: %d checks, %d failed\n", checks, fails);
-  return fails != 0;
+  return check_done("test_scrape");
 }

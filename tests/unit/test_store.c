@@ -17,6 +17,7 @@
 */
 #include "pprof.h"
 #include "store.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,51 +37,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static int checks, fails;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    checks++;                                                                \
-    if (!(cond)) {                                                           \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,       \
-              #cond);                                                        \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_I64(got, want)                                                 \
-  do {                                                                       \
-    long long g_ = (long long)(got), w_ = (long long)(want);                 \
-    checks++;                                                                \
-    if (g_ != w_) {                                                          \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__,          \
-              __LINE__, #got, g_, w_);                                       \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                 \
-  do {                                                                       \
-    const char *g_ = (got), *w_ = (want);                                    \
-    checks++;                                                                \
-    if (g_ == NULL || strcmp(g_, w_) != 0) {                                 \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,      \
-              __LINE__, #got, g_ ? g_ : "(null)", w_);                       \
-    }                                                                        \
-  } while (0)
-
 /* rc must be want; on a mismatch the store's reason is shown. */
-#define CHECK_RC(call, want)                                                 \
-  do {                                                                       \
-    store_rc r_ = (call);                                                    \
-    checks++;                                                                \
-    if (r_ != (want)) {                                                      \
-      fails++;                                                               \
-      fprintf(stderr, "%s:%d: %s: rc %s, want %s\n", __FILE__, __LINE__,     \
-              #call, store_strerror(r_), store_strerror(want));              \
-    }                                                                        \
-  } while (0)
+#define CHECK_RC(call, want) check_rc((call), (want), __FILE__, __LINE__, #call)
+
+static void check_rc(store_rc got, store_rc want, const char *file, int line,
+                     const char *expr) {
+  check_result(got == want, file, line, "%s: rc %s, want %s", expr,
+               store_strerror(got), store_strerror(want));
+}
 
 /* ---- fixtures and hand-built profiles --------------------------------------- */
 
@@ -1372,7 +1336,7 @@ static void test_crash(void) {
 
 /* Runs in a child; returns the number of failed checks, or 77 to skip. */
 static int diskfull_child(const char *dir) {
-  int fails_before = fails;
+  int fails_before = check_fails;
   if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
       mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
       mount("tmpfs", dir, "tmpfs", 0, "size=3m") != 0)
@@ -1415,7 +1379,7 @@ static int diskfull_child(const char *dir) {
   store_meta_clear(&first);
   free(p.p);
   umount(dir);
-  return fails - fails_before;
+  return check_fails - fails_before;
 }
 
 static void test_diskfull(void) {
@@ -1428,11 +1392,8 @@ static void test_diskfull(void) {
   if (code == 77) {
     printf("disk full test skipped (needs root and tmpfs)\n");
   } else {
-    checks++;
-    if (code != 0) {
-      fails++;
-      fprintf(stderr, "disk full test: %d failures\n", code);
-    }
+    check_result(code == 0, __FILE__, __LINE__, "disk full test: %d failures",
+                 code);
   }
   rm_rf(dir);
   free(dir);
@@ -1614,6 +1575,5 @@ int main(void) {
   test_concurrency_reopen();
   test_crash();
   test_diskfull();
-  printf("%d checks, %d failed\n", checks, fails);
-  return fails ? 1 : 0;
+  return check_done("test_store");
 }
