@@ -9,6 +9,7 @@
 #
 # Any daemon's stderr log that contains sanitizer output fails the test.
 # Everything listens on 127.0.0.1 only and is stopped by pid.
+# Python parts of a test can import the modules of tests/tools (PYTHONPATH).
 
 set -u
 : "${PROFEFS:?PROFEFS must point to the profefs binary}"
@@ -16,6 +17,7 @@ set -u
 FIXTURES="$TESTS_DIR/fixtures"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export PYTHONPATH="$TESTS_DIR/tools${PYTHONPATH:+:$PYTHONPATH}"
 
 T_FAILS=0
 T_CHECKS=0
@@ -142,6 +144,24 @@ ingest() {
 # json FILTER: python expression on `j` (the JSON of $T/body), printed.
 json() {
     python3 -c "import json,sys; j=json.load(open('$T/body')); print($1)"
+}
+
+# db_file [DIR]: prints the store's SQLite file in DIR (default $DATA, else
+# $T/data): the one file starting with SQLite's magic, not a -wal, -shm or
+# -journal file.  Fails when there is none.
+db_file() {
+    local f
+    for f in "${1:-${DATA:-$T/data}}"/*; do
+        case "$f" in *-wal|*-shm|*-journal) continue ;; esac
+        [ -f "$f" ] && head -c 15 "$f" 2>/dev/null | grep -q 'SQLite format 3' && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+# db_integrity FILE: prints SQLite's PRAGMA integrity_check of FILE on one
+# line: "ok" when the database is sound.
+db_integrity() {
+    sqlite3 "$1" 'PRAGMA integrity_check' 2>&1 | tr '\n' ' ' | sed 's/ $//'
 }
 
 # t_done: stop leftovers, check every log, print a summary, exit 0/1.

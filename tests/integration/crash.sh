@@ -54,21 +54,6 @@ unmount_stale() {
     fi
 }
 
-# db_file: the SQLite file of the store (the one file in $DATA starting
-# with SQLite's magic, without -wal/-shm suffix).
-db_file() {
-    local f
-    for f in "$DATA"/*; do
-        case "$f" in *-wal|*-shm|*-journal) continue ;; esac
-        [ -f "$f" ] && head -c 15 "$f" 2>/dev/null | grep -q 'SQLite format 3' && { echo "$f"; return 0; }
-    done
-    return 1
-}
-
-integrity() {  # integrity DIR-OR-FILE -> prints sqlite's answer
-    sqlite3 "$1" 'PRAGMA integrity_check' 2>&1 | tr '\n' ' ' | sed 's/ $//'
-}
-
 # Every fixture that is a storable profile (mutex_000 has no samples).
 FILES=()
 for f in "$FIXTURES"/*.pb.gz; do [ "$(basename "$f")" = mutex_000.pb.gz ] || FILES+=("$f"); done
@@ -167,7 +152,7 @@ mkdir -p "$T/image"
 cp -a "$DATA"/. "$T/image/"
 DB=$(db_file)
 if [ -n "$DB" ]; then
-    assert_eq "integrity of the crash image" ok "$(integrity "$T/image/$(basename "$DB")")"
+    assert_eq "integrity of the crash image" ok "$(db_integrity "$T/image/$(basename "$DB")")"
 else
     fail "no SQLite database file in $DATA"
 fi
@@ -187,21 +172,13 @@ fi
 
 # Everything acknowledged is there, byte for byte, with its metadata.
 python3 - "$URL" "$ACK" > "$T/verify.out" 2>&1 <<'PY'
-import glob, hashlib, json, os, sys, urllib.error, urllib.parse, urllib.request
+import glob, hashlib, json, os, sys
+from profefe_api import get, find
 base, ack = sys.argv[1], sys.argv[2]
 bad = []
 
-def get(path):
-    try:
-        with urllib.request.urlopen(base + path, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
 def listing(service, ptype):
-    q = urllib.parse.urlencode({"service": service, "type": ptype,
-                                "from": "1970-01-02T00:00:00", "to": "2199-01-01T00:00:00"})
-    st, body = get("/api/0/profiles?" + q)
+    st, body = find(base, service, ptype)
     if st == 404:
         return []
     if st != 200:
@@ -229,7 +206,7 @@ for path in sorted(glob.glob(os.path.join(ack, "http.*"))):
             bad.append("unparsable acknowledgement %r" % line[:200])
             continue
         n_http += 1
-        st, data = get("/api/0/profiles/" + meta["id"])
+        st, data = get(base, "/api/0/profiles/" + meta["id"])
         if st != 200:
             bad.append("acknowledged %s (%s) lost: HTTP %d" % (meta["id"], src, st))
             continue
@@ -266,7 +243,7 @@ for (service, ptype, labels), hashes in sorted(want.items()):
             bad.append("%s/%s: profile %s has labels %r, expected %r"
                        % (service, ptype, m["id"], labels_of(m), want_labels))
             continue
-        st, data = get("/api/0/profiles/" + m["id"])
+        st, data = get(base, "/api/0/profiles/" + m["id"])
         if st != 200:
             bad.append("listed %s cannot be read: HTTP %d" % (m["id"], st))
             continue
@@ -290,5 +267,5 @@ check "every acknowledged profile intact after $KILLS kills" [ "$vrc" = 0 ]
 
 stop_server TERM
 DB=$(db_file)
-[ -n "$DB" ] && assert_eq "integrity after clean stop" ok "$(integrity "$DB")"
+[ -n "$DB" ] && assert_eq "integrity after clean stop" ok "$(db_integrity "$DB")"
 t_done

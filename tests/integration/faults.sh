@@ -34,15 +34,6 @@ if ! mount -t tmpfs -o size=8m tmpfs "$SMALL" 2>/dev/null; then
 fi
 mkdir -p "$DATA"
 
-db_file() {
-    local f
-    for f in "$DATA"/*; do
-        case "$f" in *-wal|*-shm|*-journal) continue ;; esac
-        [ -f "$f" ] && head -c 15 "$f" 2>/dev/null | grep -q 'SQLite format 3' && { echo "$f"; return 0; }
-    done
-    return 1
-}
-
 # expect_start_error DESC DIR: serve --data DIR exits non-zero within 20 s
 # with a message that names DIR.
 expect_start_error() {
@@ -120,7 +111,7 @@ done
 stop_server TERM
 DB=$(db_file)
 check "database file found in $DATA" [ -n "$DB" ]
-[ -n "$DB" ] && assert_eq "integrity after disk full" ok "$(sqlite3 "$DB" 'PRAGMA integrity_check' 2>&1)"
+[ -n "$DB" ] && assert_eq "integrity after disk full" ok "$(db_integrity "$DB")"
 
 # Restart on the same data: everything still there.
 start_server --quiet || t_done
@@ -164,7 +155,7 @@ start_server --quiet || t_done
 id=$(ingest "$FIXTURES/heap_005.pb.gz" faults heap "phase=final")
 check "ingest after the full-disk crash ($id)" [ ${#id} = 20 ]
 stop_server TERM
-assert_eq "integrity after kill -9 on a full disk" ok "$(sqlite3 "$DB" 'PRAGMA integrity_check' 2>&1)"
+assert_eq "integrity after kill -9 on a full disk" ok "$(db_integrity "$DB")"
 
 # ---- start-up errors ---------------------------------------------------------------------
 # A read-only file system: an existing store, and an empty directory.

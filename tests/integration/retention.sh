@@ -22,11 +22,10 @@ NOW=$(date +%s)
 
 # Make the profiles: "NAME|SERVICE|TYPE|LABELS|CREATED|AGE" per line ('|', not
 # a tab: `read` would merge the tabs around an empty field).
-python3 - "$TESTS_DIR" "$FIXTURES" "$P" "$NOW" > "$T/plan" <<'PY'
+python3 - "$FIXTURES" "$P" "$NOW" > "$T/plan" <<'PY'
 import os, random, sys
-sys.path.insert(0, os.path.join(sys.argv[1], "tools"))
 import pprof_retime
-fixtures, out, now = sys.argv[2], sys.argv[3], int(sys.argv[4])
+fixtures, out, now = sys.argv[1], sys.argv[2], int(sys.argv[3])
 random.seed(7)
 types = ["cpu", "heap", "block", "mutex", "goroutine", "threadcreate"]
 src = {t: sorted(f for f in os.listdir(fixtures) if f.startswith(t + "_")) for t in types}
@@ -78,14 +77,6 @@ done < "$T/plan"
 assert_eq "all ingested" $(( n_old + n_young )) "$(wc -l < "$T/ids")"
 stop_server TERM
 
-db_file() {
-    local f
-    for f in "$DATA"/*; do
-        case "$f" in *-wal|*-shm|*-journal) continue ;; esac
-        [ -f "$f" ] && head -c 15 "$f" 2>/dev/null | grep -q 'SQLite format 3' && { echo "$f"; return 0; }
-    done
-    return 1
-}
 DB=$(db_file)
 check "database file found" [ -n "$DB" ]
 dir_before=$(du -sb "$DATA" | cut -f1)
@@ -104,20 +95,14 @@ done
 echo "retention: old profiles gone after $(( i / 10 )).$(( i % 10 )) s"
 
 python3 - "$URL" "$T/ids" "$P" <<'PY' > "$T/verify" 2>&1
-import json, sys, urllib.error, urllib.parse, urllib.request
+import json, sys
+from profefe_api import get, find
 base, idsf, pdir = sys.argv[1:4]
 bad = []
 
-def get(path):
-    try:
-        with urllib.request.urlopen(base + path, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
 rows = [l.rstrip("\n").split("|") for l in open(idsf)]
 for pid, name, service, ptype, labels, created, age in rows:
-    st, data = get("/api/0/profiles/" + pid)
+    st, data = get(base, "/api/0/profiles/" + pid)
     if age == "old" and st != 404:
         bad.append("old %s (%s, created %s) still there: HTTP %d" % (pid, name, created, st))
     if age == "young":
@@ -131,9 +116,7 @@ groups = {}
 for r in rows:
     groups.setdefault((r[2], r[3]), []).append(r)
 for (service, ptype), rs in sorted(groups.items()):
-    q = urllib.parse.urlencode({"service": service, "type": ptype,
-                                "from": "1970-01-02T00:00:00", "to": "2199-01-01T00:00:00"})
-    st, body = get("/api/0/profiles?" + q)
+    st, body = find(base, service, ptype)
     listed = {m["id"]: m for m in json.loads(body)["body"]} if st == 200 else {}
     want = {r[0]: r for r in rs if r[6] == "young"}
     if set(listed) != set(want):
@@ -165,5 +148,5 @@ db_after=$(stat -c %s "$DB")
 echo "retention: after: data dir $dir_after bytes, db $db_after bytes, freelist $(sqlite3 "$DB" 'PRAGMA freelist_count') pages of $(sqlite3 "$DB" 'PRAGMA page_size') bytes"
 check "space reclaimed: data dir shrank by $(( dir_before - dir_after )) >= half of $old_bytes deleted bytes" \
     [ $(( dir_before - dir_after )) -ge $(( old_bytes / 2 )) ]
-assert_eq "integrity after retention" ok "$(sqlite3 "$DB" 'PRAGMA integrity_check' 2>&1)"
+assert_eq "integrity after retention" ok "$(db_integrity "$DB")"
 t_done
