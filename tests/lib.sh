@@ -146,6 +146,17 @@ json() {
     python3 -c "import json,sys; j=json.load(open('$T/body')); print($1)"
 }
 
+# utc SECONDS: the unix time in the API's query form, 2006-01-02T15:04:05.
+utc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S; }
+
+# retime IN OUT SECONDS: OUT is a gzipped copy of the pprof IN with
+# time_nanos (so the created_at profefs gives it) set to SECONDS; 0 removes it.
+retime() { python3 "$TESTS_DIR/tools/pprof_retime.py" "$@"; }
+
+# canon FILE: tests/canon.py's canonical text of a pprof file, to compare
+# two profiles up to ids and ordering.
+canon() { python3 "$TESTS_DIR/canon.py" "$1"; }
+
 # db_file [DIR]: prints the store's SQLite file in DIR (default $DATA, else
 # $T/data): the one file starting with SQLite's magic, not a -wal, -shm or
 # -journal file.  Fails when there is none.

@@ -122,8 +122,8 @@ assert_contains "a file in the merge view" "$(touch "$MNT/merge/api/cpu/x" 2>&1)
 # ---- --window: type directories list recent profiles only --------------------------------
 stop_server
 now=$(date +%s)
-python3 "$TESTS_DIR/tools/pprof_retime.py" "$FIXTURES/mutex_005.pb.gz" "$T/old.pb.gz" $((now - 7200))
-python3 "$TESTS_DIR/tools/pprof_retime.py" "$FIXTURES/mutex_010.pb.gz" "$T/new.pb.gz" $((now - 600))
+retime "$FIXTURES/mutex_005.pb.gz" "$T/old.pb.gz" $((now - 7200))
+retime "$FIXTURES/mutex_010.pb.gz" "$T/new.pb.gz" $((now - 600))
 start_server --mount "$MNT" --window 1h || t_done
 id_old=$(ingest "$T/old.pb.gz" win mutex)
 id_new=$(ingest "$T/new.pb.gz" win mutex)

@@ -30,7 +30,7 @@ FROM=$(date -u -d "$FROM" +%s)
 TO=$(date -u -d "$TO" +%s)
 now=$(date +%s)
 for i in 0 1 2; do
-    python3 "$TESTS_DIR/tools/pprof_retime.py" "$FIXTURES/cpu_01$i.pb.gz" "$T/recent$i.pb.gz" $((now - 600 - i * 60))
+    retime "$FIXTURES/cpu_01$i.pb.gz" "$T/recent$i.pb.gz" $((now - 600 - i * 60))
     ingest "$T/recent$i.pb.gz" live cpu >/dev/null
 done
 
@@ -107,7 +107,7 @@ sizes=$(ls -l "$MNT/merge/live/cpu" | awk 'NR > 1 { print $5 }' | sort -u)
 assert_eq "ls -l sizes of the ready-made ranges" "$(stat -c %s "$T/hl.pb.gz")" "$sizes"
 
 # ---- a new profile changes the merge ---------------------------------------------------------
-python3 "$TESTS_DIR/tools/pprof_retime.py" "$FIXTURES/cpu_013.pb.gz" "$T/more.pb.gz" $((FROM + 1))
+retime "$FIXTURES/cpu_013.pb.gz" "$T/more.pb.gz" $((FROM + 1))
 ingest "$T/more.pb.gz" svc cpu 'k=a' >/dev/null
 merge_http "$T/h2.pb.gz" "service=svc&type=cpu&from=$FROM&to=$TO" >/dev/null
 check "the HTTP merge changed" sh -c "! cmp -s '$T/h2.pb.gz' '$T/h.pb.gz'"

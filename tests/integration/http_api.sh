@@ -6,12 +6,9 @@
 # /debug/metrics counters and the per-request log line.
 . "$TESTS_DIR/lib.sh"
 t_init
-RETIME="$TESTS_DIR/tools/pprof_retime.py"
 
 start_server || t_done
 
-# utc SECONDS: the query form 2006-01-02T15:04:05 of a unix time
-utc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S; }
 # post FILE QUERY [curl args]: POST /api/0/profiles?QUERY with FILE as body
 post() { local f=$1 q=$2; shift 2; http POST "$URL/api/0/profiles?$q" --data-binary @"$f" "$@"; }
 # expect_error DESC STATUS MESSAGE: last reply is {"code":STATUS,"error":MESSAGE}
@@ -70,7 +67,7 @@ post "$FIXTURES/cpu_001.pb.gz" 'service=api&type=cpu&created_at=2020-01-01T00:00
 posted "$FIXTURES/cpu_001.pb.gz"
 ID_CPU1=$(json 'j["body"]["id"]')
 assert_eq "created_at param loses to time_nanos" "$(utc 1795556967)Z" "$(json 'j["body"]["created_at"]')"
-python3 "$RETIME" "$FIXTURES/cpu_002.pb.gz" "$T/notime.pb.gz" 0
+retime "$FIXTURES/cpu_002.pb.gz" "$T/notime.pb.gz" 0
 post "$T/notime.pb.gz" 'service=notime&type=cpu&created_at=2020-01-02T03:04:05'
 posted "$T/notime.pb.gz"
 assert_eq "created_at param without time_nanos" "2020-01-02T03:04:05Z" "$(json 'j["body"]["created_at"]')"
@@ -162,7 +159,7 @@ MERGES=1   # the store was asked (and refused): counted in the merge histogram
 # ---- find: time range edges ---------------------------------------------------------
 T0=1700000000
 for k in 0 1 2 3; do
-    python3 "$RETIME" "$FIXTURES/cpu_00$k.pb.gz" "$T/r$k.pb.gz" $((T0 + 10 * k))
+    retime "$FIXTURES/cpu_00$k.pb.gz" "$T/r$k.pb.gz" $((T0 + 10 * k))
     post "$T/r$k.pb.gz" 'service=range&type=cpu'
     posted "$T/r$k.pb.gz"
     eval "R$k=\$(json 'j[\"body\"][\"id\"]')"

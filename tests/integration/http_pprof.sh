@@ -9,9 +9,7 @@ export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 CANON="$TESTS_DIR/canon.py"
 
-utc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S; }
 pprof() { go tool pprof "$@" 2>>"$T/pprof.err"; }
-canon() { python3 "$CANON" "$1"; }
 # same_profile DESC A B: canonical texts of A and B are equal
 same_profile() {
     canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||

@@ -12,8 +12,6 @@ t_init
 export HOME="$T" GOCACHE="$T/gocache" PPROF_TMPDIR="$T" GOFLAGS=
 command -v go >/dev/null || { fail "go is not installed"; t_done; }
 
-canon() { python3 "$TESTS_DIR/canon.py" "$1"; }
-
 # same_as_go NAME FILE...: both merges, canonicalised, must be equal.
 same_as_go() {
     local name=$1 rc; shift

@@ -8,7 +8,6 @@
 # finally a clean unmount on SIGTERM.
 . "$TESTS_DIR/lib.sh"
 t_init
-RETIME="$TESTS_DIR/tools/pprof_retime.py"
 
 LMNT="$T/lmnt"
 RMNT="$T/rmnt"
@@ -16,11 +15,11 @@ start_server --mount "$LMNT" || t_done
 
 NOW=$(date -u +%s)
 # fixture copies with known created_at (inside the remote mount's 24h window)
-python3 "$RETIME" "$FIXTURES/cpu_000.pb.gz" "$T/c1.pb.gz" $((NOW - 600))
-python3 "$RETIME" "$FIXTURES/cpu_001.pb.gz" "$T/c2.pb.gz" $((NOW - 500))
-python3 "$RETIME" "$FIXTURES/cpu_002.pb.gz" "$T/c3.pb.gz" $((NOW - 400))
-python3 "$RETIME" "$FIXTURES/cpu_003.pb.gz" "$T/c4.pb.gz" $((NOW - 300))
-python3 "$RETIME" "$FIXTURES/heap_000.pb.gz" "$T/h1.pb.gz" $((NOW - 200))
+retime "$FIXTURES/cpu_000.pb.gz" "$T/c1.pb.gz" $((NOW - 600))
+retime "$FIXTURES/cpu_001.pb.gz" "$T/c2.pb.gz" $((NOW - 500))
+retime "$FIXTURES/cpu_002.pb.gz" "$T/c3.pb.gz" $((NOW - 400))
+retime "$FIXTURES/cpu_003.pb.gz" "$T/c4.pb.gz" $((NOW - 300))
+retime "$FIXTURES/heap_000.pb.gz" "$T/h1.pb.gz" $((NOW - 200))
 stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
 
 ID1=$(ingest "$T/c1.pb.gz" webapp cpu env=prod)
