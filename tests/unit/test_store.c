@@ -622,12 +622,12 @@ static void test_merge(store *st) {
   /* The 15 cpu fixtures, two of them with a label. */
   for (int i = 0; i < 15; i++) {
     buf p = cpu_fixture(i);
-    CHECK_RC(ingest(st, "merge", META_CPU, i % 7 == 0 ? "k=v" : "", 0, &p,
+    CHECK_RC(ingest(st, "merging", META_CPU, i % 7 == 0 ? "k=v" : "", 0, &p,
                     NULL), STORE_OK);
     free(p.p);
   }
   store_meta_list l = {0, NULL};
-  store_query q = query("merge", META_CPU, NULL, 0, INT64_MAX / 2, 0);
+  store_query q = query("merging", META_CPU, NULL, 0, INT64_MAX / 2, 0);
   CHECK_RC(store_find(st, &q, &l, err), STORE_OK);
   CHECK_I64(l.n, 15);
   const char *ids[15];
@@ -690,10 +690,10 @@ static void test_merge(store *st) {
   /* merge_ids: missing id, mixed types, traces. */
   store_meta heap = {0}, trace = {0};
   buf h = read_fixture("heap_000.pb.gz");
-  CHECK_RC(ingest(st, "merge", META_HEAP, "", 0, &h, &heap), STORE_OK);
+  CHECK_RC(ingest(st, "merging", META_HEAP, "", 0, &h, &heap), STORE_OK);
   buf t = {0};
   put(&t, "trace bytes", 11);
-  CHECK_RC(ingest(st, "merge", META_TRACE, "", 0, &t, &trace), STORE_OK);
+  CHECK_RC(ingest(st, "merging", META_TRACE, "", 0, &t, &trace), STORE_OK);
   const char *missing[] = {ids[0], "00000000000000000000"};
   CHECK_I64(store_merge_ids(st, missing, 2, &out, &len, err), STORE_NOTFOUND);
   CHECK_STR(err, "no profile with id 00000000000000000000");
@@ -741,8 +741,8 @@ static void test_delete_services(store *st) {
   char **names = NULL;
   size_t n = 0;
   CHECK_RC(store_services(st, &names, &n, err), STORE_OK);
-  /* Earlier tests made api, find, merge and mix. */
-  static const char *want[] = {"alpha", "api", "find", "merge", "mid", "mix",
+  /* Earlier tests made api, find, merging and mix. */
+  static const char *want[] = {"alpha", "api", "find", "merging", "mid", "mix",
                                "zeta"};
   CHECK_I64(n, 7);
   for (size_t i = 0; i < n && i < 7; i++) CHECK_STR(names[i], want[i]);
