@@ -199,6 +199,12 @@ int fs_node_stat(fs *f, const char *path, const fs_path *p, struct stat *st) {
       rc = fs_service_exists(f, p->service);
       break;
     case FS_LABELDIR:
+      /* Every canonical label set is a directory of the stored tree, so
+      ** that `cat x > MNT/svc/cpu/k=v/name` ingests with k=v without a
+      ** mkdir first; listings show only the sets that hold profiles or
+      ** were made with mkdir. */
+      rc = fs_service_exists(f, p->service);
+      break;
     case FS_MLABELDIR:
       rc = fs_service_exists(f, p->service);
       if (rc == 1) rc = fs_labeldir_exists(f, p->service, p->type, p->labels);

@@ -100,9 +100,13 @@ enoent "stored name under another service" "$MNT/web/cpu/$NAME_PLAIN"
 enoent "stored name under another type" "$MNT/api/heap/$NAME_PLAIN"
 enoent "stored name with the wrong extension" "$MNT/api/cpu/${NAME_PLAIN%.pb.gz}.trace"
 enoent "stored name in a label dir it does not match" "$MNT/api/cpu/env=prod/$NAME_PLAIN"
-enoent "label dir nothing matches" "$MNT/api/cpu/env=dev"
 enoent "non-canonical label dir" "$MNT/api/cpu/region=eu,env=prod"
 enoent "too deep" "$MNT/api/cpu/env=prod/x/y"
+# A label dir nothing matches still exists (new files written there get its
+# labels) but is empty and not listed in its type dir.
+check "label dir nothing matches is a directory" [ -d "$MNT/api/cpu/env=dev" ]
+assert_eq "label dir nothing matches lists nothing" "" "$(ls "$MNT/api/cpu/env=dev")"
+assert_eq "label dir nothing matches is not listed" "" "$(ls "$MNT/api/cpu" | grep -x 'env=dev')"
 enoent "unknown id" "$MNT/api/cpu/20231114T221320Z_00000000000000000000.pb.gz"
 enoent "trace in merge" "$MNT/merge/api/trace"
 enoent "bad merge range" "$MNT/merge/api/cpu/yesterday..now"

@@ -59,7 +59,9 @@ check "trace bytes identical over HTTP" cmp -s "$T/back" "$T/trace.bin"
 case "$(ls "$MNT/svc/trace")" in *_"$id".trace) ok ;; *) fail "trace name [$(ls "$MNT/svc/trace")]" ;; esac
 
 # ---- label directories ----------------------------------------------------------------
-check "mkdir of a label dir" mkdir "$MNT/svc/cpu/k=v"
+# Every label set is a directory already: mkdir -p is a no-op, mkdir says so.
+check "mkdir -p of a label dir" mkdir -p "$MNT/svc/cpu/k=v"
+assert_contains "plain mkdir of a label dir" "$(mkdir "$MNT/svc/cpu/k=v" 2>&1)" "File exists"
 assert_eq "an empty label dir lists nothing" "" "$(ls "$MNT/svc/cpu/k=v")"
 check "an empty label dir shows in its type dir" [ -d "$MNT/svc/cpu/k=v" ]
 sh -c "cat '$FIXTURES/cpu_007.pb.gz' > '$MNT/svc/cpu/k=v/anything'"
@@ -70,6 +72,13 @@ assert_eq "labels of the new profile" "[{'key': 'k', 'value': 'v'}]" "$(json 'j[
 assert_eq "svc/cpu now has 2" 2 "$(count svc cpu)"
 assert_eq "label dir lists it" 1 "$(ls "$MNT/svc/cpu/k=v" | wc -l)"
 check "the temporary name is gone" [ ! -e "$MNT/svc/cpu/k=v/anything" ]
+# No mkdir needed: writing into any label dir labels the new profile.
+cat "$FIXTURES/heap_010.pb.gz" > "$MNT/svc/heap/region=eu/x"
+assert_eq "redirection into a label dir never made" 0 "$?"
+http GET "$URL/api/0/profiles?service=svc&type=heap&from=0&to=9999999999&labels=region=eu"
+assert_eq "labels of a profile written into a new label dir" "[{'key': 'region', 'value': 'eu'}]" \
+    "$(json 'j["body"][0]["labels"]')"
+assert_eq "the new label dir lists it" 1 "$(ls "$MNT/svc/heap/region=eu" | wc -l)"
 check "mkdir -p of an escaped label set" mkdir -p "$MNT/svc/heap/env=prod,team=a%2Cb"
 cp "$FIXTURES/heap_010.pb.gz" "$MNT/svc/heap/env=prod,team=a%2Cb/h"
 # labels=team=a%2Cb, url-escaped once more for the query string
@@ -78,9 +87,9 @@ assert_eq "escaped label value" "[{'key': 'env', 'value': 'prod'}, {'key': 'team
     "$(json 'j["body"][0]["labels"]')"
 assert_contains "mkdir of a non-label dir" "$(mkdir "$MNT/svc/cpu/novalue" 2>&1)" "Invalid argument"
 assert_contains "mkdir of a non-canonical label dir" "$(mkdir "$MNT/svc/cpu/b=2,a=1" 2>&1)" "Invalid argument"
-check "mkdir of another label dir" mkdir "$MNT/svc/cpu/k=w"
+check "mkdir -p of another label dir" mkdir -p "$MNT/svc/cpu/k=w"
 check "rmdir of an empty label dir" rmdir "$MNT/svc/cpu/k=w"
-check "the removed label dir is gone" [ ! -e "$MNT/svc/cpu/k=w" ]
+assert_eq "the removed label dir is no longer listed" "" "$(ls "$MNT/svc/cpu" | grep -x 'k=w')"
 assert_contains "rmdir of a label dir with profiles" "$(rmdir "$MNT/svc/cpu/k=v" 2>&1)" "not empty"
 assert_contains "rmdir of a service" "$(rmdir "$MNT/svc" 2>&1)" "Operation not permitted"
 
@@ -159,7 +168,7 @@ check "reading works read-only" test -s "$MNT/svc/cpu/$name"
 assert_contains "cp read-only" "$(cp "$FIXTURES/cpu_008.pb.gz" "$MNT/svc/cpu/" 2>&1)" "Read-only file system"
 assert_contains "rm read-only" "$(rm -f "$MNT/svc/cpu/$name" 2>&1)" "Read-only file system"
 assert_contains "mkdir read-only" "$(mkdir "$MNT/svc2" 2>&1)" "Read-only file system"
-assert_contains "mkdir label dir read-only" "$(mkdir "$MNT/svc/cpu/a=b" 2>&1)" "Read-only file system"
+assert_contains "cp into a label dir read-only" "$(cp "$FIXTURES/cpu_002.pb.gz" "$MNT/svc/cpu/a=b/x" 2>&1)" "Read-only file system"
 check "profile still there" test -s "$MNT/svc/cpu/$name"
 assert_eq "nothing changed read-only" 2 "$(count svc cpu)"
 stop_server
