@@ -23,10 +23,16 @@
 ** since none of them is durable.  Expensive checks (pprof_check) run in the
 ** caller's thread before queueing, so the writer only does SQL.
 **
+** Waking costs context switches, which dominate a small ingest: callers
+** signal the writer only when it waits for that many requests (wake_at),
+** and the writer wakes each caller of a batch on its own semaphore, so
+** that no woken caller then queues on a mutex the writer holds.
+**
 ** Invariants:
 **   - requests live on their caller's stack; a caller does not return before
-**     the writer has set `done` on its request (under mu), and the writer
-**     does not touch a request after that;
+**     the writer has posted its `done` semaphore, and the writer does not
+**     touch a request after that (POSIX lets the caller destroy a semaphore
+**     as soon as its sem_wait returned);
 **   - a request is reported STORE_OK only after the COMMIT that made it
 **     durable (synchronous=FULL) returned SQLITE_OK;
 **   - only the writer thread uses `db` and the statements once started;
@@ -34,6 +40,8 @@
 */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,7 +77,7 @@ typedef struct wreq {
   char *err;                    /* the caller's buffer, may be NULL */
   store_rc rc;
   int64_t changes;              /* rows this request changed */
-  int done;
+  sem_t done;                   /* posted by the writer when it has run */
   struct wreq *next;
 } wreq;
 
@@ -112,10 +120,10 @@ struct store_local_writer {
   sqlite3_stmt *st[NSTMT];
   pthread_t thread;
   pthread_mutex_t mu;
-  pthread_cond_t work;  /* signalled when a request is queued or stop set */
-  pthread_cond_t done;  /* broadcast when a batch is finished */
+  pthread_cond_t work;  /* signalled when wake_at is reached or stop set */
   wreq *head, **tail;   /* queued requests, FIFO (under mu) */
   int nqueued;          /* (under mu) */
+  int wake_at;          /* queue length the writer waits for (under mu) */
   int stop;             /* (under mu) */
   /* Writer thread only: requests pending around recent commits, and how
   ** long the last batch took. */
@@ -334,6 +342,7 @@ static void gather(store_local_writer *w) {
   if (wait > GATHER_MAX_NS) wait = GATHER_MAX_NS;
   int64_t end = mono_ns() + wait;
   struct timespec deadline = {end / 1000000000, end % 1000000000};
+  w->wake_at = want;
   while (w->nqueued < want && !w->stop)
     if (pthread_cond_timedwait(&w->work, &w->mu, &deadline) == ETIMEDOUT)
       break;
@@ -343,6 +352,7 @@ static void *writer_main(void *arg) {
   store_local_writer *w = arg;
   pthread_mutex_lock(&w->mu);
   for (;;) {
+    w->wake_at = 1;
     while (w->head == NULL && !w->stop) pthread_cond_wait(&w->work, &w->mu);
     if (w->head == NULL) break; /* stop, and nothing left to do */
     gather(w);
@@ -351,20 +361,24 @@ static void *writer_main(void *arg) {
     w->head = NULL;
     w->tail = &w->head;
     w->nqueued = 0;
+    w->wake_at = INT_MAX; /* busy: queueing callers need not signal */
     pthread_mutex_unlock(&w->mu);
 
     int64_t t0 = mono_ns();
     run_batch(w, batch);
     w->last_batch_ns = mono_ns() - t0;
 
+    /* Those committed plus those that arrived meanwhile were all pending
+    ** (counted before the callers are woken and can queue again). */
     pthread_mutex_lock(&w->mu);
-    for (wreq *r = batch, *next; r != NULL; r = next) {
-      next = r->next; /* r may be gone once done is set and mu released */
-      r->done = 1;
-    }
-    pthread_cond_broadcast(&w->done);
-    /* Those committed plus those that arrived meanwhile were all pending. */
     w->recent[w->recent_i++ % GATHER_WINDOW] = n + w->nqueued;
+    pthread_mutex_unlock(&w->mu);
+    /* Each caller is woken alone, without mu: it has nothing to take. */
+    for (wreq *r = batch, *next; r != NULL; r = next) {
+      next = r->next; /* r may be gone once done is posted */
+      sem_post(&r->done);
+    }
+    pthread_mutex_lock(&w->mu);
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
@@ -376,16 +390,18 @@ static void submit(store_local *l, wreq *r) {
   assert(w != NULL);
   r->rc = STORE_OK;
   r->changes = 0;
-  r->done = 0;
   r->next = NULL;
+  sem_init(&r->done, 0, 0);
   pthread_mutex_lock(&w->mu);
   assert(!w->stop);
   *w->tail = r;
   w->tail = &r->next;
-  w->nqueued++;
-  pthread_cond_signal(&w->work);
-  while (!r->done) pthread_cond_wait(&w->done, &w->mu);
+  /* The writer is woken only when it waits for this many requests: not
+  ** at every arrival while it gathers, nor at all while it commits. */
+  if (++w->nqueued >= w->wake_at) pthread_cond_signal(&w->work);
   pthread_mutex_unlock(&w->mu);
+  while (sem_wait(&r->done) != 0) assert(errno == EINTR);
+  sem_destroy(&r->done);
 }
 
 /* ---- start / stop ---------------------------------------------------------- */
@@ -393,7 +409,6 @@ static void submit(store_local *l, wreq *r) {
 static void writer_free(store_local_writer *w) {
   for (int i = 0; i < NSTMT; i++) sqlite3_finalize(w->st[i]);
   sqlite3_close(w->db);
-  pthread_cond_destroy(&w->done);
   pthread_cond_destroy(&w->work);
   pthread_mutex_destroy(&w->mu);
   free(w);
@@ -414,7 +429,6 @@ store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
   pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* for gather() */
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->work, &monotonic);
-  pthread_cond_init(&w->done, NULL);
   pthread_condattr_destroy(&monotonic);
   for (int i = 0; i < NSTMT; i++) {
     int rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
