@@ -154,7 +154,9 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   flags |= l->read_only ? SQLITE_OPEN_READONLY
                         : SQLITE_OPEN_READWRITE | (writer ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(l->path, &db, flags, NULL);
+  int rc = sqlite3_open_v2(l->path, &db, flags,
+                           writer && l->vfs ? store_local_vfs_name(l->vfs)
+                                            : NULL);
   if (rc != SQLITE_OK) {
     store_rc r = store_seterr(err, STORE_IO, "cannot open %s: %s", l->path,
                               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -314,6 +316,7 @@ static void local_free(store_local *l) {
   store_local_rollup_stop(l);
   store_local_pool_free(l);
   store_local_writer_stop(l);
+  store_local_vfs_free(l->vfs);
   pthread_mutex_destroy(&l->pool_mu);
   free(l->dir);
   free(l->path);
@@ -375,7 +378,8 @@ store_rc store_local_open(const char *dir, const store_options *opts,
 
   /* The writer's connection creates and checks the file; a read-only store
   ** checks it on a connection of its own. */
-  if ((r = store_local_connect(l, !read_only, &db, err)) != STORE_OK ||
+  if ((!read_only && (r = store_local_vfs_new(&l->vfs, err)) != STORE_OK) ||
+      (r = store_local_connect(l, !read_only, &db, err)) != STORE_OK ||
       (r = prepare_db(l, db, err)) != STORE_OK)
     goto out;
   if (!read_only) {

@@ -29,6 +29,7 @@
 typedef struct store_local_reader store_local_reader;
 typedef struct store_local_writer store_local_writer;
 typedef struct store_local_rollup store_local_rollup;
+typedef struct store_local_vfs store_local_vfs;
 
 /* Rollups cover whole hours of one series (service, type, labels): hour h
 ** holds the profiles with created_at in [h * 3600, h * 3600 + 3599]. */
@@ -44,6 +45,7 @@ typedef struct store_local {
   store_local_reader *pool; /* idle read connections */
   size_t npool;
 
+  store_local_vfs *vfs;       /* the writer's VFS; NULL when read_only */
   store_local_writer *writer; /* NULL when read_only */
   store_local_rollup *rollup; /* background builder; NULL when read_only */
 
@@ -52,8 +54,8 @@ typedef struct store_local {
 } store_local;
 
 /* Opens a connection on l->path with the pragmas every connection uses and
-** the labels_match() SQL function.  writer: read-write with synchronous=FULL,
-** else query-only.  STORE_IO with a reason on failure. */
+** the labels_match() SQL function.  writer: read-write with synchronous=FULL
+** through l->vfs, else query-only.  STORE_IO with a reason on failure. */
 store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
                              char *err);
 
@@ -93,6 +95,18 @@ store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
 store_rc store_local_put_rollup(store_local *l, const store_local_hour *h,
                                 const void *data, size_t len,
                                 int64_t profiles, int *stored, char *err);
+
+/* ---- local_vfs.c --------------------------------------------------------- */
+
+/* Registers a VFS over SQLite's default one that gathers the writes to a
+** WAL file into one system call per commit (see local_vfs.c), under a name
+** of its own.  The connections using it must run with synchronous=FULL.
+** STORE_NOMEM or STORE_IO on failure. */
+store_rc store_local_vfs_new(store_local_vfs **out, char *err);
+/* The name to pass to sqlite3_open_v2. */
+const char *store_local_vfs_name(const store_local_vfs *v);
+/* Unregisters and frees v, once every connection using it is closed. */
+void store_local_vfs_free(store_local_vfs *v);
 
 /* ---- local_read.c -------------------------------------------------------- */
 
