@@ -1,18 +1,14 @@
 /*
 ** merge.c — the streaming merge accumulator: lifecycle, pprof_merge_add
-** (inflate, decode, validate, check compatibility, reserve, commit) and the
-** reservation that makes the commit unable to fail.  merge.h explains the
-** state and its invariants; merge_map.c does the commit, merge_out.c the
-** result.
+** (prepare, then check compatibility, reserve, commit) and the reservation
+** that makes the commit unable to fail.  merge.h explains the state and its
+** invariants; prep.c prepares a profile, merge_map.c does the commit,
+** merge_out.c the result.
 */
 #include <assert.h>
-#include <libdeflate.h>
 #include <stdlib.h>
 
 #include "merge.h"
-
-/* An inflate buffer bigger than this is not kept between adds. */
-#define KEEP_IBUF ((size_t)8 << 20)
 
 pprof_merge *pprof_merge_new(size_t max_inflate) {
   pprof_merge *m = calloc(1, sizeof *m);
@@ -20,8 +16,8 @@ pprof_merge *pprof_merge_new(size_t max_inflate) {
   if (m == NULL)
     return NULL;
   m->max_inflate = max_inflate ? max_inflate : PPROF_DEFAULT_INFLATE;
-  if (pprof_strtab_init(&m->strs) || (m->view = pprof_view_new()) == NULL ||
-      (m->dec = libdeflate_alloc_decompressor()) == NULL ||
+  if (pprof_strtab_init(&m->strs) ||
+      (m->prep = pprof_prep_new(m->max_inflate)) == NULL ||
       pprof_htab_reserve(&m->comment_idx, 1) ||
       pprof_htab_reserve(&m->map_idx, 1) || pprof_htab_reserve(&m->fn_idx, 1) ||
       pprof_htab_reserve(&m->loc_idx, 1) ||
@@ -61,10 +57,7 @@ void pprof_merge_free(pprof_merge *m) {
   free(m->label);
   free(m->value);
   pprof_htab_free(&m->sample_idx);
-  if (m->dec != NULL)
-    libdeflate_free_decompressor(m->dec);
-  free(m->ibuf);
-  pprof_view_free(m->view);
+  pprof_prep_free(m->prep);
   free(m->str_map);
   free(m->map_map);
   free(m->fn_map);
@@ -213,35 +206,32 @@ pprof_rc pprof_merge_reserve(pprof_merge *m, const pprof_view *v) {
 
 /* ---- adding a profile ---------------------------------------------------- */
 
-pprof_rc pprof_merge_add(pprof_merge *m, const void *buf, size_t len,
-                         char err[PPROF_ERRMAX]) {
-  const uint8_t *data = buf;
-  size_t dlen = len;
+pprof_rc pprof_merge_commit_prep(pprof_merge *m, pprof_prep *p,
+                                 char err[PPROF_ERRMAX]) {
   pprof_rc rc;
 
-  assert(m != NULL && (buf != NULL || len == 0));
-  if (pprof_is_gzip(buf, len)) {
-    rc = pprof_gunzip(m->dec, buf, len, m->max_inflate, &m->ibuf, &m->icap,
-                      &dlen, err);
-    if (rc != PPROF_OK)
-      goto out;
-    data = m->ibuf;
-  }
-  if ((rc = pprof_view_parse(m->view, data, dlen, err)) != PPROF_OK ||
-      (rc = pprof_view_validate(m->view, err)) != PPROF_OK ||
-      (rc = compatible(m, m->view, err)) != PPROF_OK)
+  assert(m != NULL && p != NULL && p->ready);
+  if ((rc = compatible(m, p->view, err)) != PPROF_OK)
     goto out;
-  if ((rc = pprof_merge_reserve(m, m->view)) != PPROF_OK) {
+  if ((rc = pprof_merge_reserve(m, p->view)) != PPROF_OK) {
     rc = pprof_fail(rc, err, "out of memory");
     goto out;
   }
-  pprof_merge_commit(m, m->view);
+  pprof_merge_commit(m, p->view);
   m->nprofiles++;
 out:
-  if (m->icap > KEEP_IBUF) {
-    free(m->ibuf);
-    m->ibuf = NULL;
-    m->icap = 0;
-  }
+  pprof_prep_clear(p);
+  return rc;
+}
+
+pprof_rc pprof_merge_add(pprof_merge *m, const void *buf, size_t len,
+                         char err[PPROF_ERRMAX]) {
+  pprof_rc rc;
+
+  assert(m != NULL && (buf != NULL || len == 0));
+  /* Borrowed: the view may point into buf, which lives until we return. */
+  rc = pprof_prep_run(m->prep, buf, len, 1, err);
+  if (rc == PPROF_OK)
+    rc = pprof_merge_commit_prep(m, m->prep, err);
   return rc;
 }

@@ -6,10 +6,10 @@
 **
 ** Entities are numbered in first-seen order; entity number i is written
 ** out with id i + 1, as pprof's Merge does.  A profile is added in three
-** steps: decode + validate into the view, reserve room for everything it
-** could add (the only step after validation that can fail), then commit,
-** which cannot fail.  That is how a failed add leaves the accumulator
-** exactly as it was.
+** steps: decode + validate into a prep's view (prep.c, needs no
+** accumulator), reserve room for everything it could add (the only step
+** after validation that can fail), then commit, which cannot fail.  That
+** is how a failed add leaves the accumulator exactly as it was.
 **
 ** Invariants:
 **   - strs holds every string any entity refers to; entry 0 is "";
@@ -132,11 +132,8 @@ struct pprof_merge {
   size_t nvalue, capvalue;
   pprof_htab sample_idx;
 
-  /* scratch for one add: inflate buffer, decoded view, id remaps */
-  struct libdeflate_decompressor *dec;
-  uint8_t *ibuf;
-  size_t icap;
-  pprof_view *view;
+  /* scratch for one add: pprof_merge_add's prep, the id remaps */
+  pprof_prep *prep;
   uint32_t *str_map;
   size_t capstr_map;
   uint32_t *map_map;
@@ -146,6 +143,28 @@ struct pprof_merge {
   uint32_t *loc_map;
   size_t caploc_map;
 };
+
+/* ---- one profile prepared for a commit (prep.c) ------------------------- */
+
+/* Invariant: ready is 1 only while view holds a validated profile whose
+** strings point into ibuf, or, for input borrowed by pprof_merge_add, into
+** the caller's buffer for the duration of that call. */
+struct pprof_prep {
+  size_t max_inflate;
+  struct libdeflate_decompressor *dec;
+  uint8_t *ibuf; /* inflated (or copied) input */
+  size_t icap;
+  pprof_view *view;
+  int ready;
+};
+
+/* pprof_merge_prepare, but with borrow set plain protobuf input is not
+** copied: the view then points into buf, which must outlive the commit. */
+pprof_rc pprof_prep_run(pprof_prep *p, const void *buf, size_t len,
+                        int borrow, char *err);
+
+/* Empties p after a commit or a failure (and drops an oversized buffer). */
+void pprof_prep_clear(pprof_prep *p);
 
 /* Grows every table of m so that committing v cannot fail, and resets the
 ** per-profile remaps for v.  Returns PPROF_OK or PPROF_ENOMEM; m's content

@@ -109,4 +109,48 @@ size_t pprof_merge_count(const pprof_merge *m);
 pprof_rc pprof_merge_result(pprof_merge *m, void **out, size_t *len,
                             char err[PPROF_ERRMAX]);
 
+/* ---- merging in two steps (prepare, then commit) -----------------------------
+**
+** pprof_merge_add is pprof_merge_prepare followed by pprof_merge_commit_prep.
+** The split lets a caller run the expensive, independent part (inflate,
+** decode, validate: about two thirds of the cost) for the next profiles on
+** other threads while one thread commits into the accumulator.  Committing
+** the same profiles in the same order gives the same bytes as
+** pprof_merge_add, whatever thread prepared them.
+**
+** Thread safety: a pprof_prep is used by one thread at a time, and a
+** pprof_merge too; a pprof_prep is never tied to an accumulator, and
+** preparing touches no shared state, so different preps may be prepared
+** concurrently with each other and with a commit of another prep. */
+
+typedef struct pprof_prep pprof_prep;
+
+/* Creates an empty prep (decompressor and reusable buffers for one profile
+** at a time).  max_inflate as for pprof_decode.  NULL when out of memory.
+** Free with pprof_prep_free. */
+pprof_prep *pprof_prep_new(size_t max_inflate);
+
+/* Frees p; accepts NULL. */
+void pprof_prep_free(pprof_prep *p);
+
+/* Inflates (if gzip), decodes and validates buf into p, replacing what p
+** held, with the checks of pprof_merge_add (a profile without samples is
+** accepted).  p keeps no reference to buf: plain protobuf input is copied.
+** On failure p holds nothing, and the error (rc, err) is the one
+** pprof_merge_add would report for this profile — except PPROF_EMISMATCH,
+** which needs an accumulator and only pprof_merge_commit_prep reports. */
+pprof_rc pprof_merge_prepare(pprof_prep *p, const void *buf, size_t len,
+                             char err[PPROF_ERRMAX]);
+
+/* 1 when p holds a prepared profile (prepared successfully, not committed
+** yet). */
+int pprof_prep_ready(const pprof_prep *p);
+
+/* Adds the profile prepared in p to m: checks that it is compatible with
+** what m holds (PPROF_EMISMATCH, naming both type lists) and makes room
+** (PPROF_ENOMEM).  On failure m is unchanged.  Either way p holds nothing
+** afterwards (it may be prepared again).  Precondition: pprof_prep_ready(p). */
+pprof_rc pprof_merge_commit_prep(pprof_merge *m, pprof_prep *p,
+                                 char err[PPROF_ERRMAX]);
+
 #endif /* PROFEFS_PPROF_H */

@@ -3,7 +3,8 @@
 ** plain), encode/decode round trips, each kind of malformed input with its
 ** exact error code and message, and the merge's semantics (headers, keys,
 ** zero samples, address rebasing, labels, type mismatches, failed adds
-** leaving the accumulator unchanged).
+** leaving the accumulator unchanged), and the two-step merge (prepare on
+** any thread, commit in order: the same bytes as pprof_merge_add).
 **
 ** Malformed and synthetic profiles are built with the protoc-c generated
 ** API (struct tp below) or as raw bytes; results are inspected by
@@ -11,6 +12,7 @@
 */
 #include <glob.h>
 #include <libdeflate.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1117,6 +1119,199 @@ static void test_merge_fixtures(void) {
   }
 }
 
+/* ---- merging in two steps ------------------------------------------------ */
+
+/* The inputs of the two-step tests: every cpu fixture gzipped, three of
+** them also plain, and two small profiles with labels. */
+#define TS_MAX 24
+
+static size_t two_step_inputs(buf *in) {
+  char name[64];
+  size_t n = 0, i;
+  tp t;
+
+  for (i = 0; i < 15; i++) {
+    snprintf(name, sizeof name, "cpu_%03zu.pb.gz", i);
+    in[n++] = fixture(name);
+    if (i % 5 == 1) {
+      in[n] = gunzip(in[n - 1]);
+      n++;
+    }
+  }
+  tp_basic(&t, 0x400000, 3, 30);
+  tp_label(&t, 0, "span", "a", 0, NULL);
+  tp_label(&t, 0, "bytes", NULL, 512, "bytes");
+  in[n++] = tp_gz(&t);
+  tp_basic(&t, 0x400000, 4, 40);
+  tp_label(&t, 0, "span", "b", 0, NULL);
+  in[n++] = tp_pack(&t);
+  return n;
+}
+
+/* The merge of in[0..n) by pprof_merge_add, encoded. */
+static buf merged_by_add(const buf *in, size_t n) {
+  pprof_merge *m = pprof_merge_new(0);
+  buf r = {NULL, 0};
+  void *out = NULL;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    CHECK_I64(pprof_merge_add(m, in[i].p, in[i].len, NULL), PPROF_OK);
+  CHECK_I64(pprof_merge_result(m, &out, &r.len, NULL), PPROF_OK);
+  r.p = out;
+  pprof_merge_free(m);
+  return r;
+}
+
+static int same_buf(buf a, const void *p, size_t len) {
+  return a.len == len && a.len > 0 && memcmp(a.p, p, len) == 0;
+}
+
+typedef struct prep_job {
+  pprof_prep **prep;
+  const buf *in;
+  size_t first, n, step;
+  pprof_rc rc; /* the first failure, checked on the main thread */
+} prep_job;
+
+static void *prep_thread(void *arg) {
+  prep_job *j = arg;
+  size_t i;
+
+  j->rc = PPROF_OK;
+  for (i = j->first; i < j->n; i += j->step) {
+    pprof_rc rc = pprof_merge_prepare(j->prep[i], j->in[i].p, j->in[i].len,
+                                      NULL);
+    if (rc != PPROF_OK && j->rc == PPROF_OK)
+      j->rc = rc;
+  }
+  return NULL;
+}
+
+/* Prepare + commit gives pprof_merge_add's bytes, whichever thread
+** prepared, and keeps no reference to the input. */
+static void test_merge_two_steps(void) {
+  buf in[TS_MAX], want, copy;
+  pprof_prep *prep[TS_MAX], *p = pprof_prep_new(0);
+  pprof_merge *m = pprof_merge_new(0);
+  size_t n = two_step_inputs(in), i, len = 0;
+  void *out = NULL;
+  char err[PPROF_ERRMAX];
+  pthread_t th[2];
+  prep_job job[2];
+
+  CHECK(n <= TS_MAX);
+  want = merged_by_add(in, n);
+
+  /* One prep, reused; each input is scribbled over before its commit. */
+  CHECK(!pprof_prep_ready(p));
+  for (i = 0; i < n; i++) {
+    copy.len = in[i].len;
+    copy.p = malloc(copy.len);
+    memcpy(copy.p, in[i].p, copy.len);
+    CHECK_I64(pprof_merge_prepare(p, copy.p, copy.len, err), PPROF_OK);
+    CHECK(pprof_prep_ready(p));
+    memset(copy.p, 0xa5, copy.len);
+    CHECK_I64(pprof_merge_commit_prep(m, p, err), PPROF_OK);
+    CHECK(!pprof_prep_ready(p));
+    free(copy.p);
+  }
+  CHECK_I64(pprof_merge_count(m), n);
+  CHECK_I64(pprof_merge_result(m, &out, &len, err), PPROF_OK);
+  CHECK(same_buf(want, out, len));
+  free(out);
+  pprof_merge_free(m);
+
+  /* Two threads prepare (alternate inputs) at once; commits in order. */
+  for (i = 0; i < n; i++)
+    prep[i] = pprof_prep_new(0);
+  for (i = 0; i < 2; i++) {
+    job[i] = (prep_job){prep, in, i, n, 2, PPROF_OK};
+    CHECK(pthread_create(&th[i], NULL, prep_thread, &job[i]) == 0);
+  }
+  for (i = 0; i < 2; i++) {
+    pthread_join(th[i], NULL);
+    CHECK_I64(job[i].rc, PPROF_OK);
+  }
+  m = pprof_merge_new(0);
+  for (i = 0; i < n; i++) {
+    CHECK(pprof_prep_ready(prep[i]));
+    CHECK_I64(pprof_merge_commit_prep(m, prep[i], err), PPROF_OK);
+  }
+  out = NULL;
+  CHECK_I64(pprof_merge_result(m, &out, &len, err), PPROF_OK);
+  CHECK(same_buf(want, out, len));
+  free(out);
+  pprof_merge_free(m);
+
+  for (i = 0; i < n; i++) {
+    pprof_prep_free(prep[i]);
+    free(in[i].p);
+  }
+  pprof_prep_free(p);
+  pprof_prep_free(NULL);
+  free(want.p);
+}
+
+/* Failures: prepare reports what pprof_merge_add reports and leaves the
+** prep empty; a mismatch shows at commit and leaves the accumulator as it
+** was. */
+static void test_merge_two_steps_fail(void) {
+  pprof_prep *p = pprof_prep_new(1 << 20);
+  pprof_merge *m = pprof_merge_new(1 << 20), *ref = pprof_merge_new(1 << 20);
+  buf a = fixture("cpu_002.pb.gz"), heap = fixture("heap_005.pb.gz");
+  buf half = {a.p, a.len / 2}, bad_ref;
+  size_t big = 4 << 20, i, l1 = 0, l2 = 0;
+  unsigned char *zeros = calloc(1, big);
+  buf bomb = gzip(zeros, big);
+  void *r1 = NULL, *r2 = NULL;
+  char err[PPROF_ERRMAX], want[PPROF_ERRMAX];
+  tp t;
+
+  tp_basic(&t, 0x1000, 5, 5);
+  {
+    static const uint64_t bad[] = {2, 9};
+    tp_sample(&t, 2, bad, 1, 1);
+  }
+  bad_ref = tp_gz(&t);
+  {
+    const buf bad[] = {half, bomb, bad_ref};
+    const pprof_rc rc[] = {PPROF_EGZIP, PPROF_ETOOBIG, PPROF_EINVALID};
+    for (i = 0; i < 3; i++) {
+      want[0] = err[0] = '\0';
+      CHECK_I64(pprof_merge_add(ref, bad[i].p, bad[i].len, want), rc[i]);
+      CHECK_I64(pprof_merge_prepare(p, bad[i].p, bad[i].len, err), rc[i]);
+      CHECK(want[0] != '\0');
+      CHECK_STR(err, want);
+      CHECK(!pprof_prep_ready(p));
+    }
+  }
+
+  CHECK_I64(pprof_merge_add(m, a.p, a.len, err), PPROF_OK);
+  CHECK_I64(pprof_merge_result(m, &r1, &l1, err), PPROF_OK);
+  CHECK_I64(pprof_merge_add(ref, a.p, a.len, err), PPROF_OK);
+  want[0] = '\0';
+  CHECK_I64(pprof_merge_add(ref, heap.p, heap.len, want), PPROF_EMISMATCH);
+  CHECK_I64(pprof_merge_prepare(p, heap.p, heap.len, err), PPROF_OK);
+  CHECK_I64(pprof_merge_commit_prep(m, p, err), PPROF_EMISMATCH);
+  CHECK_STR(err, want);
+  CHECK(!pprof_prep_ready(p));
+  CHECK_I64(pprof_merge_count(m), 1);
+  CHECK_I64(pprof_merge_result(m, &r2, &l2, err), PPROF_OK);
+  CHECK(l1 == l2 && memcmp(r1, r2, l1) == 0);
+
+  free(r1);
+  free(r2);
+  free(a.p);
+  free(heap.p);
+  free(zeros);
+  free(bomb.p);
+  free(bad_ref.p);
+  pprof_prep_free(p);
+  pprof_merge_free(m);
+  pprof_merge_free(ref);
+}
+
 int main(void) {
   test_strerror();
   test_fixtures();
@@ -1137,5 +1332,7 @@ int main(void) {
   test_merge_mismatch();
   test_merge_failed_add();
   test_merge_fixtures();
+  test_merge_two_steps();
+  test_merge_two_steps_fail();
   return check_done("test_proto");
 }
