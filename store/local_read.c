@@ -7,12 +7,13 @@
 ** prepared statements) from the pool, or opens one when all are busy, and
 ** returns it afterwards.  The pool keeps at most POOL_MAX idle connections.
 **
-** Merges stream: the blob of each matching row is handed to pprof_merge_add
-** straight from SQLite's row buffer, so memory holds one stored profile and
-** the merged result, never all the matching profiles.  For the whole hours
-** of a range, hourly rollups (rollup.c) stand in for the profiles they
-** merged; both are read in one snapshot, in time order, so that for one
-** label set the result is byte for byte the profile-by-profile merge.
+** Merges stream: memory holds a few stored profiles in flight and the merged
+** result, never all the matching profiles.  Long merges use two cores (see
+** "merging on two cores"), with the same result as one at a time.  For the
+** whole hours of a range, hourly rollups (rollup.c) stand in for the
+** profiles they merged; both are read in one snapshot, in time order, so
+** that for one label set the result is byte for byte the profile-by-profile
+** merge.
 */
 #include <assert.h>
 #include <stdio.h>
@@ -301,11 +302,9 @@ store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
 
 /* ---- merges ------------------------------------------------------------------------ */
 
-/* Adds one stored profile to the merge, mapping pprof's errors. */
-static store_rc merge_add(pprof_merge *m, const char *what, const char *name,
-                          const void *blob, size_t n, char *err) {
-  char perr[PPROF_ERRMAX] = "";
-  pprof_rc prc = pprof_merge_add(m, blob, n, perr);
+/* Maps pprof's outcome (prc, perr) of adding the row `what name`. */
+static store_rc merge_err(pprof_rc prc, const char *what, const char *name,
+                          const char *perr, char *err) {
   switch (prc) {
   case PPROF_OK: return STORE_OK;
   case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", perr);
@@ -314,6 +313,14 @@ static store_rc merge_add(pprof_merge *m, const char *what, const char *name,
     return store_seterr(err, STORE_BADPROFILE, "%s %s: %s", what, name,
                         perr[0] ? perr : pprof_strerror(prc));
   }
+}
+
+/* Adds one stored profile to the merge, mapping pprof's errors. */
+static store_rc merge_add(pprof_merge *m, const char *what, const char *name,
+                          const void *blob, size_t n, char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  pprof_rc prc = pprof_merge_add(m, blob, n, perr);
+  return merge_err(prc, what, name, perr, err);
 }
 
 static store_rc merge_finish(pprof_merge *m, void **out, size_t *len,
@@ -326,6 +333,198 @@ static store_rc merge_finish(pprof_merge *m, void **out, size_t *len,
   return store_seterr(err, STORE_IO, "cannot encode merged profile: %s",
                       perr[0] ? perr : pprof_strerror(prc));
 }
+
+/* ---- merging on two cores ------------------------------------------------------- */
+
+/* A long merge is a two-stage pipeline.  The querying thread reads the rows,
+** copies each blob out of SQLite's row buffer into the next slot of a small
+** ring, and commits the prepared slots into the accumulator in row order; a
+** worker thread prepares (inflates, decodes, validates: two thirds of the
+** cost) the slots ahead of it.  When the oldest slot is not ready yet, the
+** querying thread prepares the next unclaimed one itself rather than wait,
+** so the two threads share the preparing and the commits ride on top.
+**
+** Commits are in row order, so the result is byte for byte the one-thread
+** merge of the same rows, and the error reported is the one merge_add would
+** give: that of the first failing row.  Rows read past it are dropped.
+** The first PIPE_MIN rows go straight through merge_add and the worker only
+** starts after them, so that short merges cost no thread.  Memory: at most
+** PIPE_SLOTS profiles (blob and inflated form) are in flight.
+**
+** Invariants (rows are numbered from 0 in push order, row i lives in slot
+** i % PIPE_SLOTS):
+**   - head <= claim <= fill <= head + PIPE_SLOTS;
+**   - rows [head, claim) are claimed: being prepared by one thread, or done;
+**     rows [claim, fill) wait for a preparer;
+**   - claim, fill, stop and the done flags are guarded by mu; head, and a
+**     slot outside [head, fill), belong to the querying thread alone;
+**   - a claimed slot belongs to its preparer until done is set. */
+
+#define PIPE_SLOTS 8
+#define PIPE_MIN 16
+
+typedef struct pipe_slot {
+  pprof_prep *prep; /* created on first use */
+  unsigned char *blob;
+  size_t len, cap;
+  const char *what; /* static: "stored profile", "rollup of hour" */
+  char name[48];
+  pprof_rc prc;     /* outcome of the prepare */
+  char perr[PPROF_ERRMAX];
+  int done;
+} pipe_slot;
+
+typedef struct merge_pipe {
+  pprof_merge *m;
+  size_t max_inflate;
+  size_t rows;       /* added one at a time, before the worker started */
+  int started;       /* 1: the worker runs; -1: it could not start */
+  pthread_t worker;
+  pthread_mutex_t mu;
+  pthread_cond_t work;  /* for the worker: a row to claim, or stop */
+  pthread_cond_t ready; /* for the querying thread: a row is done */
+  size_t head, claim, fill;
+  int stop;
+  pipe_slot slot[PIPE_SLOTS];
+} merge_pipe;
+
+/* Prepares a claimed slot (no lock held: the slot is the caller's). */
+static void slot_prepare(pipe_slot *s) {
+  s->perr[0] = '\0';
+  s->prc = pprof_merge_prepare(s->prep, s->blob, s->len, s->perr);
+}
+
+static void *pipe_worker(void *arg) {
+  merge_pipe *p = arg;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->stop && p->claim == p->fill)
+      pthread_cond_wait(&p->work, &p->mu);
+    if (p->stop) break;
+    pipe_slot *s = &p->slot[p->claim++ % PIPE_SLOTS];
+    pthread_mutex_unlock(&p->mu);
+    slot_prepare(s);
+    pthread_mutex_lock(&p->mu);
+    s->done = 1;
+    pthread_cond_signal(&p->ready);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+static store_rc pipe_init(merge_pipe *p, size_t max_inflate, char *err) {
+  memset(p, 0, sizeof *p);
+  p->max_inflate = max_inflate;
+  if ((p->m = pprof_merge_new(max_inflate)) == NULL)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->work, NULL);
+  pthread_cond_init(&p->ready, NULL);
+  return STORE_OK;
+}
+
+/* Stops the worker and frees the pipe and its accumulator; accepts a pipe
+** whose init failed. */
+static void pipe_free(merge_pipe *p) {
+  if (p->m == NULL) return;
+  if (p->started > 0) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->worker, NULL);
+  }
+  for (int i = 0; i < PIPE_SLOTS; i++) {
+    pprof_prep_free(p->slot[i].prep);
+    free(p->slot[i].blob);
+  }
+  pthread_cond_destroy(&p->ready);
+  pthread_cond_destroy(&p->work);
+  pthread_mutex_destroy(&p->mu);
+  pprof_merge_free(p->m);
+  p->m = NULL;
+}
+
+/* Commits the head row (done) into the accumulator. */
+static store_rc pipe_commit(merge_pipe *p, char *err) {
+  pipe_slot *s = &p->slot[p->head++ % PIPE_SLOTS];
+  if (s->prc == PPROF_OK) {
+    s->perr[0] = '\0';
+    s->prc = pprof_merge_commit_prep(p->m, s->prep, s->perr);
+  }
+  return merge_err(s->prc, s->what, s->name, s->perr, err);
+}
+
+/* Makes progress on the oldest row: commits it if done, else prepares the
+** next unclaimed row, else waits for a preparer. */
+static store_rc pipe_step(merge_pipe *p, char *err) {
+  assert(p->head < p->fill);
+  pthread_mutex_lock(&p->mu);
+  while (!p->slot[p->head % PIPE_SLOTS].done) {
+    if (p->claim < p->fill) {
+      pipe_slot *s = &p->slot[p->claim++ % PIPE_SLOTS];
+      pthread_mutex_unlock(&p->mu);
+      slot_prepare(s);
+      pthread_mutex_lock(&p->mu);
+      s->done = 1;
+    } else {
+      pthread_cond_wait(&p->ready, &p->mu);
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return pipe_commit(p, err);
+}
+
+/* Copies a row into the next slot (the ring has room). */
+static store_rc pipe_fill(merge_pipe *p, const char *what, const char *name,
+                          const void *blob, size_t n, char *err) {
+  pipe_slot *s = &p->slot[p->fill % PIPE_SLOTS];
+  if (s->prep == NULL && (s->prep = pprof_prep_new(p->max_inflate)) == NULL)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  if (n > s->cap) {
+    unsigned char *b = realloc(s->blob, n);
+    if (b == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+    s->blob = b;
+    s->cap = n;
+  }
+  if (n > 0) memcpy(s->blob, blob, n);
+  s->len = n;
+  s->what = what;
+  snprintf(s->name, sizeof s->name, "%s", name ? name : "");
+  pthread_mutex_lock(&p->mu);
+  s->done = 0;
+  p->fill++;
+  pthread_cond_signal(&p->work);
+  pthread_mutex_unlock(&p->mu);
+  return STORE_OK;
+}
+
+/* Adds one row to the merge; may report the failure of an earlier row. */
+static store_rc pipe_push(merge_pipe *p, const char *what, const char *name,
+                          const void *blob, size_t n, char *err) {
+  if (p->started == 0 && p->rows >= PIPE_MIN)
+    p->started = pthread_create(&p->worker, NULL, pipe_worker, p) ? -1 : 1;
+  if (p->started <= 0) { /* a short merge so far, or no thread to be had */
+    p->rows++;
+    return merge_add(p->m, what, name, blob, n, err);
+  }
+  while (p->fill - p->head == PIPE_SLOTS) {
+    store_rc rc = pipe_step(p, err);
+    if (rc != STORE_OK) return rc;
+  }
+  return pipe_fill(p, what, name, blob, n, err);
+}
+
+/* Commits every row still in flight. */
+static store_rc pipe_drain(merge_pipe *p, char *err) {
+  while (p->head < p->fill) {
+    store_rc rc = pipe_step(p, err);
+    if (rc != STORE_OK) return rc;
+  }
+  return STORE_OK;
+}
+
+/* ---- merge queries ------------------------------------------------------------------ */
 
 /* Runs statement i (R_BEGIN, R_COMMIT) of r. */
 static store_rc exec_stmt(store_local *l, store_local_reader *r, int i,
@@ -361,7 +560,7 @@ static int rollup_hours(const store_query *q, int64_t *lo, int64_t *hi) {
 ** profiles merged. */
 static store_rc merge_rows(store_local *l, store_local_reader *r,
                            const store_query *q, int use_rollups, int64_t lo,
-                           int64_t hi, pprof_merge *m, size_t *n, char *err) {
+                           int64_t hi, merge_pipe *m, size_t *n, char *err) {
   sqlite3_stmt *raw = NULL, *ru = NULL;
   store_rc rc = stmt(l, r, use_rollups ? R_MERGE_RAW : R_MERGE, &raw, err);
   if (rc == STORE_OK && use_rollups) rc = stmt(l, r, R_ROLLUPS, &ru, err);
@@ -383,12 +582,12 @@ static store_rc merge_rows(store_local *l, store_local_reader *r,
       char hour[32];
       snprintf(hour, sizeof hour, "%lld",
                (long long)sqlite3_column_int64(ru, 0));
-      rc = merge_add(m, "rollup of hour", hour, sqlite3_column_blob(ru, 1),
+      rc = pipe_push(m, "rollup of hour", hour, sqlite3_column_blob(ru, 1),
                      (size_t)sqlite3_column_bytes(ru, 1), err);
       count += (size_t)sqlite3_column_int64(ru, 2);
       rur = sqlite3_step(ru);
     } else {
-      rc = merge_add(m, "stored profile",
+      rc = pipe_push(m, "stored profile",
                      (const char *)sqlite3_column_text(raw, 0),
                      sqlite3_column_blob(raw, 1),
                      (size_t)sqlite3_column_bytes(raw, 1), err);
@@ -397,6 +596,7 @@ static store_rc merge_rows(store_local *l, store_local_reader *r,
     }
     if (rc != STORE_OK) return rc;
   }
+  if ((rc = pipe_drain(m, err)) != STORE_OK) return rc;
   if (rr != SQLITE_DONE || rur != SQLITE_DONE)
     return store_local_sqlerr(l, r->db, rr != SQLITE_DONE ? rr : rur, err,
                               "cannot read profiles");
@@ -408,20 +608,17 @@ store_rc store_local_merge(void *impl, const store_query *q, void **out,
                            size_t *len, size_t *count, char *err) {
   store_local *l = impl;
   store_local_reader *r = NULL;
-  pprof_merge *m = NULL;
+  merge_pipe p;
   int64_t lo = 0, hi = -1;
   int use_rollups = rollup_hours(q, &lo, &hi);
   size_t n = 0;
-  store_rc rc = reader_get(l, &r, err);
+  store_rc rc = pipe_init(&p, l->max_inflate, err);
   if (rc != STORE_OK) return rc;
-  if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
-    rc = store_seterr(err, STORE_NOMEM, "out of memory");
-    goto out;
-  }
+  if ((rc = reader_get(l, &r, err)) != STORE_OK) goto out;
   /* Rollups and profiles must come from one snapshot. */
   if (use_rollups && (rc = exec_stmt(l, r, R_BEGIN, err)) != STORE_OK)
     goto out;
-  if ((rc = merge_rows(l, r, q, use_rollups, lo, hi, m, &n, err)) != STORE_OK)
+  if ((rc = merge_rows(l, r, q, use_rollups, lo, hi, &p, &n, err)) != STORE_OK)
     goto out;
   if (n == 0) {
     rc = store_seterr(err, STORE_NOTFOUND, "nothing found");
@@ -431,12 +628,12 @@ store_rc store_local_merge(void *impl, const store_query *q, void **out,
   r = NULL;
   void *buf;
   size_t blen;
-  if ((rc = merge_finish(m, &buf, &blen, err)) != STORE_OK) goto out;
+  if ((rc = merge_finish(p.m, &buf, &blen, err)) != STORE_OK) goto out;
   if (count != NULL) *count = n;
   *out = buf;
   *len = blen;
 out:
-  pprof_merge_free(m);
+  pipe_free(&p);
   if (r != NULL) reader_put(l, r);
   return rc;
 }
@@ -469,29 +666,33 @@ store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
   store_local *l = impl;
   store_local_reader *r = NULL;
   sqlite3_stmt *s = NULL;
-  pprof_merge *m = NULL;
-  store_rc rc = reader_get(l, &r, err);
+  merge_pipe p;
+  store_rc rc = pipe_init(&p, l->max_inflate, err);
   if (rc != STORE_OK) return rc;
+  if ((rc = reader_get(l, &r, err)) != STORE_OK) goto out;
   /* One read transaction: a delete between the passes cannot interfere. */
   if ((rc = exec_stmt(l, r, R_BEGIN, err)) != STORE_OK ||
       (rc = check_ids(l, r, ids, n, err)) != STORE_OK)
     goto out;
-  if ((m = pprof_merge_new(l->max_inflate)) == NULL) {
-    rc = store_seterr(err, STORE_NOMEM, "out of memory");
-    goto out;
-  }
   for (size_t i = 0; i < n; i++) {
-    if ((rc = lookup(l, r, R_BLOB, ids[i], &s, err)) != STORE_OK) goto out;
-    rc = merge_add(m, "stored profile", ids[i], sqlite3_column_blob(s, 0),
+    if ((rc = lookup(l, r, R_BLOB, ids[i], &s, err)) != STORE_OK) {
+      /* The failure of an earlier row comes first, as one at a time. */
+      store_rc drc = pipe_drain(&p, err);
+      if (drc != STORE_OK) rc = drc;
+      goto out;
+    }
+    rc = pipe_push(&p, "stored profile", ids[i], sqlite3_column_blob(s, 0),
                    (size_t)sqlite3_column_bytes(s, 0), err);
     sqlite3_reset(s);
     if (rc != STORE_OK) goto out;
   }
-  if ((rc = exec_stmt(l, r, R_COMMIT, err)) != STORE_OK) goto out;
-  rc = merge_finish(m, out, len, err);
+  if ((rc = pipe_drain(&p, err)) != STORE_OK ||
+      (rc = exec_stmt(l, r, R_COMMIT, err)) != STORE_OK)
+    goto out;
+  rc = merge_finish(p.m, out, len, err);
 out:
-  pprof_merge_free(m);
-  reader_put(l, r); /* rolls back the read transaction if still open */
+  pipe_free(&p);
+  if (r != NULL) reader_put(l, r); /* rolls back the read transaction */
   return rc;
 }
 

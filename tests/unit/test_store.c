@@ -5,8 +5,9 @@
 **
 ** Besides the API (ingest/find/get/merge/delete/retain/services and their
 ** exact error codes), it checks that hourly rollups never change a merge
-** (late arrivals, deletes, retention, races), concurrency (8 threads
-** ingesting), reopening,
+** (late arrivals, deletes, retention, races), that a merge long enough to
+** run on two threads gives the one-thread bytes and first error,
+** concurrency (8 threads ingesting), reopening,
 ** a SIGKILL of a process right after its ingests were acknowledged, and a
 ** full disk (a small tmpfs in a private mount namespace, when root).
 **
@@ -1547,6 +1548,121 @@ static void bench(void) {
   free(dir);
 }
 
+/* ---- merging on two cores ------------------------------------------------------------ */
+
+/* in as one gzip member (zlib). */
+static buf gzipped(const buf *in) {
+  buf out = {0};
+  z_stream z = {0};
+  if (deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
+    abort();
+  out.cap = deflateBound(&z, (uLong)in->n);
+  out.p = malloc(out.cap);
+  z.next_in = in->p;
+  z.avail_in = (uInt)in->n;
+  z.next_out = out.p;
+  z.avail_out = (uInt)out.cap;
+  if (out.p == NULL || deflate(&z, Z_FINISH) != Z_STREAM_END) abort();
+  out.n = z.total_out;
+  deflateEnd(&z);
+  return out;
+}
+
+/* Overwrites the stored bytes of profile id behind the store's back. */
+static void set_blob(const char *dir, const char *id, const buf *data) {
+  char path[1024];
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  snprintf(path, sizeof path, "%s/profefs.db", dir);
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  CHECK(sqlite3_prepare_v2(db, "UPDATE blobs SET data = ?1 WHERE rowid ="
+                           " (SELECT rowid FROM profiles WHERE id = ?2)",
+                           -1, &s, NULL) == SQLITE_OK);
+  sqlite3_bind_blob(s, 1, data->p, (int)data->n, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+  CHECK(sqlite3_step(s) == SQLITE_DONE);
+  CHECK_I64(sqlite3_changes(db), 1);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+/* A merge long enough for the second thread: the same bytes as pprof over
+** the same rows one at a time (merge and merge_ids), and the error of the
+** first bad row in row order, as one at a time would report it. */
+static void test_parallel_merge(void) {
+  enum { N = 150, BAD = 70, ALIEN = 110 };
+  char *dir = temp_dir(), err[STORE_ERRMAX], want[STORE_ERRMAX];
+  char perr[PPROF_ERRMAX] = "";
+  store *st = open_store(dir);
+  int64_t base = 3000000000; /* 2065: no hour of these ends, no rollups */
+  for (int i = 0; i < N; i++) {
+    buf raw = retimed_cpu(i, base + i), gz = gzipped(&raw);
+    CHECK_RC(ingest(st, "par", META_CPU, i % 3 ? "" : "k=v", 0,
+                    i % 4 ? &gz : &raw, NULL), STORE_OK);
+    free(raw.p);
+    free(gz.p);
+  }
+  store_query q = query("par", META_CPU, NULL, base, base + N, 0);
+  CHECK_MERGE_SAME(st, q);
+  store_meta_list l = {0, NULL};
+  CHECK_RC(store_find(st, &q, &l, err), STORE_OK);
+  CHECK_I64(l.n, N);
+  const char *ids[N];
+  for (size_t i = 0; i < N; i++) ids[i] = i < l.n ? l.v[i].id : "";
+  size_t n = 0;
+  void *out = NULL;
+  size_t len = 0;
+  buf all = merged(st, q, &n), gz_ok;
+  CHECK_RC(store_merge_ids(st, ids, N, &out, &len, err), STORE_OK);
+  CHECK(same(all, (buf){out, len, len}));
+  free(out);
+
+  /* Row BAD truncated (a gzip error), row ALIEN of other sample types. */
+  void *data = NULL;
+  CHECK_RC(store_get(st, ids[BAD], NULL, &data, &len, err), STORE_OK);
+  gz_ok = (buf){data, len, len};
+  CHECK_RC(store_get(st, ids[ALIEN], NULL, &data, &len, err), STORE_OK);
+  buf orig = {data, len, len};
+  buf half = {gz_ok.p, gz_ok.n / 2, gz_ok.n / 2};
+  buf alien = make_profile(base + ALIEN, 5, 9, 1);
+  set_blob(dir, ids[BAD], &half);
+  set_blob(dir, ids[ALIEN], &alien);
+  pprof_merge *m = pprof_merge_new(0);
+  CHECK_I64(pprof_merge_add(m, half.p, half.n, perr), PPROF_EGZIP);
+  pprof_merge_free(m);
+  snprintf(want, sizeof want, "stored profile %s: %s", ids[BAD], perr);
+  out = NULL;
+  CHECK_I64(store_merge(st, &q, &out, &len, &n, err), STORE_BADPROFILE);
+  CHECK_STR(err, want);
+  CHECK_I64(store_merge_ids(st, ids, N, &out, &len, err), STORE_BADPROFILE);
+  CHECK_STR(err, want);
+  CHECK(out == NULL);
+  set_blob(dir, ids[BAD], &gz_ok);
+  CHECK_I64(store_merge(st, &q, &out, &len, &n, err), STORE_MISMATCH);
+  CHECK(strstr(err, "alt/bytes") != NULL);
+  CHECK(out == NULL);
+  CHECK_RC(store_merge_ids(st, ids, ALIEN, &out, &len, err), STORE_OK);
+  free(out);
+
+  /* Repaired: the same bytes as before. */
+  set_blob(dir, ids[ALIEN], &orig);
+  buf again = merged(st, q, &n);
+  CHECK(same(all, again));
+  CHECK_I64(n, N);
+
+  free(orig.p);
+  free(again.p);
+  free(alien.p);
+  free(gz_ok.p);
+  free(all.p);
+  store_meta_list_free(&l);
+  store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
 int main(void) {
   if (getenv("PROFEFS_STORE_BENCH")) {
     bench();
@@ -1573,6 +1689,7 @@ int main(void) {
   test_upgrade();
   test_retention();
   test_concurrency_reopen();
+  test_parallel_merge();
   test_crash();
   test_diskfull();
   return check_done("test_store");
