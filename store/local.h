@@ -30,6 +30,7 @@ typedef struct store_local_reader store_local_reader;
 typedef struct store_local_writer store_local_writer;
 typedef struct store_local_rollup store_local_rollup;
 typedef struct store_local_vfs store_local_vfs;
+typedef struct store_local_ckpt store_local_ckpt;
 
 /* Rollups cover whole hours of one series (service, type, labels): hour h
 ** holds the profiles with created_at in [h * 3600, h * 3600 + 3599]. */
@@ -95,6 +96,22 @@ store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
 store_rc store_local_put_rollup(store_local *l, const store_local_hour *h,
                                 const void *data, size_t len,
                                 int64_t profiles, int *stored, char *err);
+
+/* ---- local_ckpt.c -------------------------------------------------------- */
+
+/* Starts the checkpoint thread on a connection of its own.  STORE_IO or
+** STORE_NOMEM on failure. */
+store_rc store_local_ckpt_new(store_local *l, store_local_ckpt **out,
+                              char *err);
+/* Stops the thread (after its pass, if one runs) and closes its connection. */
+void store_local_ckpt_free(store_local_ckpt *c);
+/* 1 when no pass runs or is asked for.  *passes: passes finished so far;
+** *copied: the WAL frames that were copied back when the last one ended. */
+int store_local_ckpt_idle(store_local_ckpt *c, uint64_t *passes,
+                          int *copied);
+/* Asks for a PASSIVE checkpoint (a pass until little is left to copy);
+** returns at once. */
+void store_local_ckpt_ask(store_local_ckpt *c);
 
 /* ---- local_vfs.c --------------------------------------------------------- */
 

@@ -17,6 +17,11 @@
 ** when fewer are queued, waits a little for the rest (never longer than
 ** half a commit, and only while they keep arriving in time).
 **
+** SQLite's automatic checkpoint is off on this connection: it ran inside
+** COMMIT, so every thousand frames one batch waited milliseconds longer.
+** The checkpoint thread (local_ckpt.c) copies the WAL back instead, and
+** the writer finishes its passes between batches (wal_upkeep).
+**
 ** Each request runs inside its own SAVEPOINT: a failing request (unknown id
 ** to delete, ...) is rolled back alone and the others of the batch still
 ** commit.  A failed COMMIT (disk full) fails every request of the batch,
@@ -57,6 +62,14 @@
 ** wait for stragglers (the real bound is half the last commit's time). */
 #define GATHER_WINDOW 16
 #define GATHER_MAX_NS 1000000
+
+/* The checkpoint thread is asked for a pass every CKPT_FRAMES frames
+** added to the WAL (SQLite's automatic checkpoint runs at 1000); beyond
+** CKPT_RESTART_FRAMES the writer copies back the last CKPT_TAIL frames or
+** fewer itself, so that the WAL starts over (see wal_upkeep). */
+#define CKPT_FRAMES 1000
+#define CKPT_RESTART_FRAMES 4000
+#define CKPT_TAIL 200
 
 typedef enum wkind {
   W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM, W_ROLLUP
@@ -130,6 +143,12 @@ struct store_local_writer {
   int recent[GATHER_WINDOW];
   unsigned recent_i;
   int64_t last_batch_ns;
+  /* Writer thread only: WAL size after the last commit (wal_hook) and as
+  ** last seen by wal_upkeep, the size at which to ask for the next pass,
+  ** and the checkpoint thread's passes at the writer's last own pass. */
+  store_local_ckpt *ckpt;
+  int wal_frames, wal_seen, ckpt_next;
+  uint64_t ckpt_seen;
 };
 
 /* Steps s to the end and resets it; returns SQLITE_OK or the error. */
@@ -253,7 +272,8 @@ static void exec_req(store_local_writer *w, wreq *r) {
 ** vacuum moves used pages down into the holes and truncates the file, in
 ** the WAL; the checkpoint then carries the shorter file into the database
 ** file and empties the WAL, which the moves have made large.  A checkpoint
-** that finds readers busy is no error: the next automatic one finishes. */
+** that finds readers (or the checkpoint thread) busy is no error: the WAL
+** is copied back later (wal_upkeep). */
 static void vacuum(store_local_writer *w, wreq *r) {
   int rc = sqlite3_exec(w->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
   if (rc == SQLITE_OK) {
@@ -324,6 +344,46 @@ static void run_batch(store_local_writer *w, wreq *batch) {
       if (r->kind == W_VACUUM) vacuum(w, r);
 }
 
+/* ---- the WAL ------------------------------------------------------------------ */
+
+/* sqlite3_wal_hook: called after each commit with the WAL's size.  Setting
+** it also turns SQLite's automatic checkpoint off on this connection. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
+  store_local_writer *w = arg;
+  (void)db;
+  (void)name;
+  w->wal_frames = frames;
+  return SQLITE_OK;
+}
+
+/* Between two batches: keeps the WAL from growing.  The checkpoint thread
+** copies it back every CKPT_FRAMES frames, but the WAL only starts over
+** when a write transaction begins with every frame copied, which under
+** load the writer never finds: it commits again before that thread is
+** done.  So past CKPT_RESTART_FRAMES that thread is asked for passes until
+** one ends with at most CKPT_TAIL frames left, and the writer then copies
+** those itself (a batch or two: far less than a whole checkpoint in a
+** commit), so that its next transaction restarts the WAL.  Errors are left
+** for the next try: a checkpoint stops short only while readers hold
+** frames, and a failing disk shows in the commits. */
+static void wal_upkeep(store_local_writer *w) {
+  uint64_t passes;
+  int copied;
+  if (w->wal_frames < w->wal_seen) w->ckpt_next = CKPT_FRAMES; /* restarted */
+  w->wal_seen = w->wal_frames;
+  if (!store_local_ckpt_idle(w->ckpt, &passes, &copied)) return;
+  if (w->wal_frames >= CKPT_RESTART_FRAMES && passes != w->ckpt_seen &&
+      w->wal_frames - copied <= CKPT_TAIL) {
+    sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                              NULL);
+    w->ckpt_seen = passes;
+  } else if (w->wal_frames >= w->ckpt_next ||
+             w->wal_frames >= CKPT_RESTART_FRAMES) {
+    store_local_ckpt_ask(w->ckpt);
+    w->ckpt_next = w->wal_frames + CKPT_FRAMES;
+  }
+}
+
 static int64_t mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -378,6 +438,7 @@ static void *writer_main(void *arg) {
       next = r->next; /* r may be gone once done is posted */
       sem_post(&r->done);
     }
+    wal_upkeep(w);
     pthread_mutex_lock(&w->mu);
   }
   pthread_mutex_unlock(&w->mu);
@@ -406,7 +467,10 @@ static void submit(store_local *l, wreq *r) {
 
 /* ---- start / stop ---------------------------------------------------------- */
 
+/* The checkpoint thread's connection closes first, so that the writer's is
+** the last one: its close copies the WAL back and removes it. */
 static void writer_free(store_local_writer *w) {
+  store_local_ckpt_free(w->ckpt);
   for (int i = 0; i < NSTMT; i++) sqlite3_finalize(w->st[i]);
   sqlite3_close(w->db);
   pthread_cond_destroy(&w->work);
@@ -424,6 +488,7 @@ store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
   w->l = l;
   w->db = db;
   w->tail = &w->head;
+  w->ckpt_next = CKPT_FRAMES;
   pthread_condattr_t monotonic;
   pthread_condattr_init(&monotonic);
   pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC); /* for gather() */
@@ -439,6 +504,12 @@ store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
       return r;
     }
   }
+  store_rc r = store_local_ckpt_new(l, &w->ckpt, err);
+  if (r != STORE_OK) {
+    writer_free(w);
+    return r;
+  }
+  sqlite3_wal_hook(db, wal_hook, w);
   if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
     writer_free(w);
     return store_seterr(err, STORE_NOMEM, "cannot start the writer thread");
