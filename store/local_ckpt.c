@@ -49,6 +49,7 @@ struct store_local_ckpt {
 
 static void *ckpt_main(void *arg) {
   store_local_ckpt *c = arg;
+  pthread_setname_np(pthread_self(), "store-ckpt"); /* for top, perf */
   pthread_mutex_lock(&c->mu);
   for (;;) {
     while (!c->asked && !c->stop) pthread_cond_wait(&c->wake, &c->mu);

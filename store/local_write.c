@@ -15,7 +15,10 @@
 ** batches alternate between two halves of N.  The writer therefore
 ** remembers how many requests were pending around its recent commits and,
 ** when fewer are queued, waits a little for the rest (never longer than
-** half a commit, and only while they keep arriving in time).
+** half a commit, and only while they keep arriving in time).  The batch's
+** transaction is open meanwhile and each request runs as soon as it is
+** taken, so that only the last arrivals and the COMMIT remain between the
+** last arrival and the answers.
 **
 ** SQLite's automatic checkpoint is off on this connection: it ran inside
 ** COMMIT, so every thousand frames one batch waited milliseconds longer.
@@ -94,6 +97,15 @@ typedef struct wreq {
   struct wreq *next;
 } wreq;
 
+/* The batch being built: the requests taken from the queue so far, each
+** already run inside the open transaction. */
+typedef struct batch {
+  wreq *head, **tail;
+  int n;
+  int rc;           /* SQLITE_OK while the transaction is open */
+  int64_t busy_ns;  /* time spent running it, waits left out */
+} batch;
+
 enum {
   S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_ROLLBACK_TO, S_RELEASE,
   S_INSERT_PROFILE, S_INSERT_BLOB, S_INSERT_SERVICE, S_DELETE, S_RETAIN,
@@ -150,6 +162,12 @@ struct store_local_writer {
   int wal_frames, wal_seen, ckpt_next;
   uint64_t ckpt_seen;
 };
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Steps s to the end and resets it; returns SQLITE_OK or the error. */
 static int run(sqlite3_stmt *s) {
@@ -306,13 +324,33 @@ static int run_one(store_local_writer *w, wreq *r) {
   return 0;
 }
 
-static void run_batch(store_local_writer *w, wreq *batch) {
+/* Called with mu held: moves every queued request to b and runs them, mu
+** released, in b's transaction (once that has failed they are only kept,
+** to fail with it). */
+static void take(store_local_writer *w, batch *b) {
+  wreq *r = w->head;
+  if (r == NULL) return;
+  *b->tail = r;
+  b->tail = w->tail;
+  b->n += w->nqueued;
+  w->head = NULL;
+  w->tail = &w->head;
+  w->nqueued = 0;
+  pthread_mutex_unlock(&w->mu);
+  int64_t t0 = mono_ns();
+  for (; r != NULL; r = r->next)
+    if (b->rc == SQLITE_OK) b->rc = run_one(w, r);
+  b->busy_ns += mono_ns() - t0;
+  pthread_mutex_lock(&w->mu);
+}
+
+/* Commits b (or rolls it back) and sets the outcome of each request. */
+static void finish(store_local_writer *w, batch *b) {
   store_local *l = w->l;
-  int rc = run(w->st[S_BEGIN]), vacuum_asked = 0;
-  for (wreq *r = batch; r != NULL; r = r->next)
+  int64_t t0 = mono_ns();
+  int rc = b->rc, vacuum_asked = 0;
+  for (wreq *r = b->head; r != NULL; r = r->next)
     vacuum_asked |= r->kind == W_VACUUM;
-  for (wreq *r = batch; r != NULL && rc == SQLITE_OK; r = r->next)
-    rc = run_one(w, r);
   if (rc == SQLITE_OK) rc = run(w->st[S_COMMIT]);
   store_rc txn_rc = STORE_OK;
   char txn_err[STORE_ERRMAX] = "";
@@ -323,7 +361,7 @@ static void run_batch(store_local_writer *w, wreq *batch) {
   }
 
   int64_t changed = 0, ingests = 0;
-  for (wreq *r = batch; r != NULL; r = r->next) {
+  for (wreq *r = b->head; r != NULL; r = r->next) {
     if (r->rc != STORE_OK || r->kind == W_VACUUM) continue;
     if (txn_rc != STORE_OK) {
       /* Nothing of the batch is durable: fail those that had succeeded. */
@@ -340,8 +378,9 @@ static void run_batch(store_local_writer *w, wreq *batch) {
     atomic_fetch_add(&l->ingests, ingests);
   }
   if (vacuum_asked)
-    for (wreq *r = batch; r != NULL; r = r->next)
+    for (wreq *r = b->head; r != NULL; r = r->next)
       if (r->kind == W_VACUUM) vacuum(w, r);
+  b->busy_ns += mono_ns() - t0;
 }
 
 /* ---- the WAL ------------------------------------------------------------------ */
@@ -384,57 +423,65 @@ static void wal_upkeep(store_local_writer *w) {
   }
 }
 
-static int64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Called with mu held and at least one request queued: waits (releasing
-** mu) while fewer requests are queued than were pending around the recent
-** commits, for at most half the last batch's time. */
-static void gather(store_local_writer *w) {
+/* Called with mu held, at least one request queued and b's transaction
+** open: takes requests into b, running each as soon as it is taken, and
+** waits for more while fewer were taken than were pending around the recent
+** commits, for at most half the last batch's time.  Running the first
+** requests while the last ones are still on their way takes that work off
+** the path from the last arrival to the commit. */
+static void gather(store_local_writer *w, batch *b) {
   int want = 0;
   for (int i = 0; i < GATHER_WINDOW; i++)
     if (w->recent[i] > want) want = w->recent[i];
   int64_t wait = w->last_batch_ns / 2;
-  if (w->nqueued >= want || wait <= 0) return;
   if (wait > GATHER_MAX_NS) wait = GATHER_MAX_NS;
   int64_t end = mono_ns() + wait;
   struct timespec deadline = {end / 1000000000, end % 1000000000};
-  w->wake_at = want;
-  while (w->nqueued < want && !w->stop)
-    if (pthread_cond_timedwait(&w->work, &w->mu, &deadline) == ETIMEDOUT)
-      break;
+  take(w, b);
+  while (b->rc == SQLITE_OK && b->n < want && !w->stop) {
+    if (w->head == NULL) {
+      w->wake_at = want - b->n;
+      int late = pthread_cond_timedwait(&w->work, &w->mu, &deadline) ==
+                 ETIMEDOUT;
+      w->wake_at = INT_MAX;
+      if (late) {
+        take(w, b);
+        break;
+      }
+    }
+    take(w, b);
+    if (mono_ns() >= end) break;
+  }
 }
 
 static void *writer_main(void *arg) {
   store_local_writer *w = arg;
+  pthread_setname_np(pthread_self(), "store-writer"); /* for top, perf */
   pthread_mutex_lock(&w->mu);
   for (;;) {
     w->wake_at = 1;
     while (w->head == NULL && !w->stop) pthread_cond_wait(&w->work, &w->mu);
     if (w->head == NULL) break; /* stop, and nothing left to do */
-    gather(w);
-    wreq *batch = w->head;
-    int n = w->nqueued;
-    w->head = NULL;
-    w->tail = &w->head;
-    w->nqueued = 0;
     w->wake_at = INT_MAX; /* busy: queueing callers need not signal */
     pthread_mutex_unlock(&w->mu);
 
+    batch b = {.tail = &b.head};
     int64_t t0 = mono_ns();
-    run_batch(w, batch);
-    w->last_batch_ns = mono_ns() - t0;
+    b.rc = run(w->st[S_BEGIN]);
+    b.busy_ns = mono_ns() - t0;
+    pthread_mutex_lock(&w->mu);
+    gather(w, &b);
+    pthread_mutex_unlock(&w->mu);
+    finish(w, &b);
+    w->last_batch_ns = b.busy_ns;
 
     /* Those committed plus those that arrived meanwhile were all pending
     ** (counted before the callers are woken and can queue again). */
     pthread_mutex_lock(&w->mu);
-    w->recent[w->recent_i++ % GATHER_WINDOW] = n + w->nqueued;
+    w->recent[w->recent_i++ % GATHER_WINDOW] = b.n + w->nqueued;
     pthread_mutex_unlock(&w->mu);
     /* Each caller is woken alone, without mu: it has nothing to take. */
-    for (wreq *r = batch, *next; r != NULL; r = next) {
+    for (wreq *r = b.head, *next; r != NULL; r = next) {
       next = r->next; /* r may be gone once done is posted */
       sem_post(&r->done);
     }
