@@ -349,7 +349,10 @@ static store_rc merge_finish(pprof_merge *m, void **out, size_t *len,
 ** give: that of the first failing row.  Rows read past it are dropped.
 ** The first PIPE_MIN rows go straight through merge_add and the worker only
 ** starts after them, so that short merges cost no thread.  Memory: at most
-** PIPE_SLOTS profiles (blob and inflated form) are in flight.
+** PIPE_SLOTS profiles (blob and inflated form) are in flight, each stored in
+** at most PIPE_BIG bytes; a bigger row (a large profile or rollup) waits for
+** the rows before it and is merged on the querying thread alone, so that
+** it is never held several times over.
 **
 ** Invariants (rows are numbered from 0 in push order, row i lives in slot
 ** i % PIPE_SLOTS):
@@ -362,6 +365,7 @@ static store_rc merge_finish(pprof_merge *m, void **out, size_t *len,
 
 #define PIPE_SLOTS 8
 #define PIPE_MIN 16
+#define PIPE_BIG ((size_t)256 << 10)
 
 typedef struct pipe_slot {
   pprof_prep *prep; /* created on first use */
@@ -499,6 +503,15 @@ static store_rc pipe_fill(merge_pipe *p, const char *what, const char *name,
   return STORE_OK;
 }
 
+/* Commits every row still in flight. */
+static store_rc pipe_drain(merge_pipe *p, char *err) {
+  while (p->head < p->fill) {
+    store_rc rc = pipe_step(p, err);
+    if (rc != STORE_OK) return rc;
+  }
+  return STORE_OK;
+}
+
 /* Adds one row to the merge; may report the failure of an earlier row. */
 static store_rc pipe_push(merge_pipe *p, const char *what, const char *name,
                           const void *blob, size_t n, char *err) {
@@ -508,20 +521,15 @@ static store_rc pipe_push(merge_pipe *p, const char *what, const char *name,
     p->rows++;
     return merge_add(p->m, what, name, blob, n, err);
   }
+  if (n > PIPE_BIG) { /* after the rows before it, on this thread */
+    store_rc rc = pipe_drain(p, err);
+    return rc != STORE_OK ? rc : merge_add(p->m, what, name, blob, n, err);
+  }
   while (p->fill - p->head == PIPE_SLOTS) {
     store_rc rc = pipe_step(p, err);
     if (rc != STORE_OK) return rc;
   }
   return pipe_fill(p, what, name, blob, n, err);
-}
-
-/* Commits every row still in flight. */
-static store_rc pipe_drain(merge_pipe *p, char *err) {
-  while (p->head < p->fill) {
-    store_rc rc = pipe_step(p, err);
-    if (rc != STORE_OK) return rc;
-  }
-  return STORE_OK;
 }
 
 /* ---- merge queries ------------------------------------------------------------------ */

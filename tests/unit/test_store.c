@@ -1588,19 +1588,55 @@ static void set_blob(const char *dir, const char *id, const buf *data) {
   sqlite3_close(db);
 }
 
+/* Appends to the plain profile p a string and a comment naming it, so that
+** the merged result lists p's comment where p was committed. */
+static void add_comment(buf *p, const char *text) {
+  const unsigned char *q = p->p, *end = p->p + p->n;
+  uint64_t nstr = 0;
+  while (q < end) { /* count the string table */
+    uint64_t key = get_varint(&q, end);
+    switch (key & 7) {
+    case 0: get_varint(&q, end); break;
+    case 1: q += 8; break;
+    case 2: q += get_varint(&q, end); break;
+    case 5: q += 4; break;
+    default: q = end; break;
+    }
+    nstr += key == (6 << 3 | 2);
+  }
+  put_varint(p, 6 << 3 | 2);
+  put_varint(p, strlen(text));
+  put(p, text, strlen(text));
+  put_varint(p, 13 << 3);
+  put_varint(p, nstr);
+}
+
 /* A merge long enough for the second thread: the same bytes as pprof over
 ** the same rows one at a time (merge and merge_ids), and the error of the
-** first bad row in row order, as one at a time would report it. */
+** first bad row in row order, as one at a time would report it.  Each row
+** carries a comment of its own, so the result shows the commit order; row
+** BIG is stored plain and padded (an unknown field) past the size the
+** merge keeps off the second thread. */
 static void test_parallel_merge(void) {
-  enum { N = 150, BAD = 70, ALIEN = 110 };
+  enum { N = 150, BAD = 70, ALIEN = 110, BIG = 40 };
   char *dir = temp_dir(), err[STORE_ERRMAX], want[STORE_ERRMAX];
   char perr[PPROF_ERRMAX] = "";
   store *st = open_store(dir);
   int64_t base = 3000000000; /* 2065: no hour of these ends, no rollups */
   for (int i = 0; i < N; i++) {
-    buf raw = retimed_cpu(i, base + i), gz = gzipped(&raw);
+    char text[32];
+    buf raw = retimed_cpu(i, base + i);
+    snprintf(text, sizeof text, "row %d", i);
+    add_comment(&raw, text);
+    if (i == BIG) {
+      static unsigned char pad[300 << 10];
+      put_varint(&raw, 100 << 3 | 2);
+      put_varint(&raw, sizeof pad);
+      put(&raw, pad, sizeof pad);
+    }
+    buf gz = gzipped(&raw);
     CHECK_RC(ingest(st, "par", META_CPU, i % 3 ? "" : "k=v", 0,
-                    i % 4 ? &gz : &raw, NULL), STORE_OK);
+                    i % 4 && i != BIG ? &gz : &raw, NULL), STORE_OK);
     free(raw.p);
     free(gz.p);
   }
