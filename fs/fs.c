@@ -97,6 +97,8 @@ static void fs_free(fs *f) {
     fuse_unmount(f->fuse);  /* no-op when already unmounted */
     fuse_destroy(f->fuse);
   }
+  fs_handles_free_all(f);
+  pthread_mutex_destroy(&f->handles_mu);
   fs_mcache_free(f->mc);
   fs_wbtab_free(f->pending);
   fs_dirset_free(f->mkdirs);
@@ -122,6 +124,7 @@ int fs_start(store *st, const fs_options *opts, fs **out, char err[FS_ERRMAX]) {
   f->uid = getuid();
   f->gid = getgid();
   atomic_init(&f->ended, 0);
+  pthread_mutex_init(&f->handles_mu, NULL);
   f->mountpoint = realpath(opts->mountpoint, NULL);
   if (f->mountpoint == NULL || stat(f->mountpoint, &sb) != 0) {
     snprintf(err, FS_ERRMAX, "mount point %s: %s", opts->mountpoint,

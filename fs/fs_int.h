@@ -54,6 +54,9 @@ struct fs {
   fs_mcache *mc;
   fs_wbtab *pending;       /* paths of files open for writing */
   fs_dirset *mkdirs;       /* label directories made with mkdir */
+  pthread_mutex_t handles_mu;
+  struct fs_handle *handles; /* open files; the kernel may never release
+                             ** some before an unmount (ops.c) */
 };
 
 /* One line on stderr, prefixed "fs: ". */
@@ -64,6 +67,11 @@ int fs_errno(store_rc rc);
 
 /* The fuse_operations of the view (ops.c). */
 const struct fuse_operations *fs_operations(void);
+
+/* Frees the handles of files still open (ops.c): FUSE_RELEASE is sent
+** after close() returns, so an unmount can overtake it.  Call only after
+** the session loop has ended. */
+void fs_handles_free_all(fs *f);
 
 /* ---- node.c ------------------------------------------------------------ */
 

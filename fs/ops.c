@@ -35,6 +35,7 @@ typedef struct fs_handle {
   fs_wb *wb;
   int writer;       /* opened for writing: this handle ingests */
   char *path;       /* where the pending file is registered */
+  struct fs_handle *prev, *next;  /* fs.handles, under fs.handles_mu */
 } fs_handle;
 
 static fs *ctx(void) { return fuse_get_context()->private_data; }
@@ -51,6 +52,39 @@ static void handle_free(fs_handle *h) {
   fs_wb_unref(h->wb);
   free(h->path);
   free(h);
+}
+
+/* Puts h on f's list of open handles and in fi->fh. */
+static void handle_open(fs *f, fs_handle *h, struct fuse_file_info *fi) {
+  pthread_mutex_lock(&f->handles_mu);
+  h->prev = NULL;
+  h->next = f->handles;
+  if (f->handles != NULL) f->handles->prev = h;
+  f->handles = h;
+  pthread_mutex_unlock(&f->handles_mu);
+  fi->fh = (uintptr_t)h;
+}
+
+/* Takes h off f's list; accepts NULL. */
+static void handle_close(fs *f, fs_handle *h) {
+  if (h == NULL) return;
+  pthread_mutex_lock(&f->handles_mu);
+  if (h->prev != NULL) h->prev->next = h->next;
+  else f->handles = h->next;
+  if (h->next != NULL) h->next->prev = h->prev;
+  pthread_mutex_unlock(&f->handles_mu);
+}
+
+void fs_handles_free_all(fs *f) {
+  fs_handle *h, *next;
+
+  pthread_mutex_lock(&f->handles_mu);
+  for (h = f->handles; h != NULL; h = next) {
+    next = h->next;
+    handle_free(h);
+  }
+  f->handles = NULL;
+  pthread_mutex_unlock(&f->handles_mu);
 }
 
 /* Parses path for a lookup: a name that is not valid cannot exist. */
@@ -191,7 +225,7 @@ static int open_stored(fs *f, const fs_path *p, struct fuse_file_info *fi) {
     handle_free(h);
     return err;
   }
-  fi->fh = (uintptr_t)h;
+  handle_open(f, h, fi);
   fi->keep_cache = 1;  /* stored bytes never change */
   return 0;
 }
@@ -207,7 +241,7 @@ static int open_merge(fs *f, const fs_path *p, struct fuse_file_info *fi) {
     handle_free(h);
     return err;
   }
-  fi->fh = (uintptr_t)h;
+  handle_open(f, h, fi);
   fi->direct_io = 1;
   return 0;
 }
@@ -230,7 +264,7 @@ static int open_pending(fs *f, const char *path, const fs_path *p, fs_wb *wb,
     if (h->wb == NULL || h->path == NULL) goto fail;
     if ((err = fs_wbtab_put(f->pending, path, h->wb)) != 0) goto fail;
   }
-  fi->fh = (uintptr_t)h;
+  handle_open(f, h, fi);
   fi->direct_io = 1;  /* the size changes under other handles' feet */
   return 0;
 fail:
@@ -340,6 +374,7 @@ static int op_release(const char *path, struct fuse_file_info *fi) {
   (void)path;
   if (h != NULL && h->kind == H_WRITE && h->writer)
     fs_wbtab_drop(ctx()->pending, h->path, h->wb);
+  handle_close(ctx(), h);
   handle_free(h);
   return 0;
 }
