@@ -1,13 +1,16 @@
 /*
 ** local.h — private to the local (SQLite) backend: the state shared by
 ** local.c (opening, schema, connections), local_read.c (queries on a pool
-** of read connections) and local_write.c (the group-commit writer).
+** of read connections), local_write.c (the group-commit writer),
+** local_ckpt.c (the checkpoint thread) and local_vfs.c (the writer's VFS).
 **
-** Concurrency model: SQLite in WAL mode lets one writer and any number of
-** readers work at once.  All writes go through one writer thread that owns
-** the only write connection and commits the requests of many callers in one
-** transaction (one fsync for all of them).  Reads take a connection from a
-** pool, one per concurrent reader, and give it back when done.
+** Concurrency model: SQLite in WAL mode lets one writer, one checkpoint and
+** any number of readers work at once.  All writes go through one writer
+** thread that owns the only write connection and commits the requests of
+** many callers in one transaction (one fsync for all of them); a checkpoint
+** thread with a connection of its own copies the WAL back into the
+** database file.  Reads take a connection from a pool, one per concurrent
+** reader, and give it back when done.
 **
 ** Invariants:
 **   - a connection in the pool has no statement in progress (no open read

@@ -29,10 +29,11 @@
 
 #include "local.h"
 
-/* A pass is repeated while more than this many frames were committed
-** during it, so that the writer is left only a short tail to copy. */
-#define CKPT_TAIL 64
-#define CKPT_MAX_PASSES 4
+/* A pass is repeated (up to PASS_REPEATS times) while more than
+** PASS_LEFT frames were committed during it, so that the writer is left
+** only a short tail to copy. */
+#define PASS_LEFT 64
+#define PASS_REPEATS 4
 
 struct store_local_ckpt {
   store_local *l;
@@ -57,13 +58,13 @@ static void *ckpt_main(void *arg) {
     c->asked = 0;
     c->busy = 1;
     pthread_mutex_unlock(&c->mu);
-    /* Failures are not fatal: the WAL stays as it is and the writer, which
-    ** watches its size, copies it back itself when it grows too large. */
+    /* Failures are not fatal: the WAL stays as it is, the writer asks
+    ** again, and past CKPT_HARD_FRAMES it copies the WAL back itself. */
     int log = 0, copied = 0;
-    for (int i = 0; i < CKPT_MAX_PASSES; i++) {
+    for (int i = 0; i < PASS_REPEATS; i++) {
       int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                          &log, &copied);
-      if (rc != SQLITE_OK || log - copied <= CKPT_TAIL) break;
+      if (rc != SQLITE_OK || log - copied <= PASS_LEFT) break;
     }
     pthread_mutex_lock(&c->mu);
     c->busy = 0;

@@ -69,10 +69,12 @@
 /* The checkpoint thread is asked for a pass every CKPT_FRAMES frames
 ** added to the WAL (SQLite's automatic checkpoint runs at 1000); beyond
 ** CKPT_RESTART_FRAMES the writer copies back the last CKPT_TAIL frames or
-** fewer itself, so that the WAL starts over (see wal_upkeep). */
+** fewer itself, so that the WAL starts over, and beyond CKPT_HARD_FRAMES
+** whatever is left, should that thread fail (see wal_upkeep). */
 #define CKPT_FRAMES 1000
 #define CKPT_RESTART_FRAMES 4000
 #define CKPT_TAIL 200
+#define CKPT_HARD_FRAMES 16000
 
 typedef enum wkind {
   W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM, W_ROLLUP
@@ -402,9 +404,11 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
 ** done.  So past CKPT_RESTART_FRAMES that thread is asked for passes until
 ** one ends with at most CKPT_TAIL frames left, and the writer then copies
 ** those itself (a batch or two: far less than a whole checkpoint in a
-** commit), so that its next transaction restarts the WAL.  Errors are left
-** for the next try: a checkpoint stops short only while readers hold
-** frames, and a failing disk shows in the commits. */
+** commit), so that its next transaction restarts the WAL.  Past
+** CKPT_HARD_FRAMES the writer copies back whatever is left after each pass
+** of that thread, failed or not.  Errors are left for the next try: a
+** checkpoint stops short only while readers hold frames, and a failing
+** disk shows in the commits. */
 static void wal_upkeep(store_local_writer *w) {
   uint64_t passes;
   int copied;
@@ -412,7 +416,8 @@ static void wal_upkeep(store_local_writer *w) {
   w->wal_seen = w->wal_frames;
   if (!store_local_ckpt_idle(w->ckpt, &passes, &copied)) return;
   if (w->wal_frames >= CKPT_RESTART_FRAMES && passes != w->ckpt_seen &&
-      w->wal_frames - copied <= CKPT_TAIL) {
+      (w->wal_frames - copied <= CKPT_TAIL ||
+       w->wal_frames >= CKPT_HARD_FRAMES)) {
     sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
                               NULL);
     w->ckpt_seen = passes;
