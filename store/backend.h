@@ -4,7 +4,7 @@
 ** store.c holds the public entry points; each checks its arguments
 ** (asserting documented preconditions, validating user input such as ids
 ** and service names) and then calls the backend through this table.
-** local.c (SQLite) and remote.c (HTTP client) each provide one table.
+** sqlite/local.c (SQLite) and remote/remote.c (HTTP client) each provide one table.
 ** A backend may leave an entry NULL: the call then fails with
 ** STORE_UNSUPPORTED.
 */

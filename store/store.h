@@ -3,8 +3,8 @@
 ** delete, retention.
 **
 ** A store is opened either on a local data directory (SQLite in WAL mode,
-** store/local.c) or on a remote profefs/profefe server (HTTP via libcurl,
-** store/remote.c).  Front ends (httpd/, fs/) only ever see this header, so
+** store/sqlite/) or on a remote profefs/profefe server (HTTP via libcurl,
+** store/remote/).  Front ends (httpd/, fs/) only ever see this header, so
 ** the same FUSE view serves a local repository and a remote one.
 **
 ** Invariants the front ends may rely on:

@@ -1,5 +1,5 @@
 /*
-** test_store.c — unit tests of the local store (store.h over store/local*.c)
+** test_store.c — unit tests of the local store (store.h over store/sqlite/)
 ** with the real Go fixtures of $TESTS_DIR/fixtures and small hand-built
 ** profiles whose time_nanos we choose.
 **
