@@ -197,6 +197,8 @@ typedef struct pprof_idmap {
   size_t n;
   uint32_t *dense; /* mode dense: id -> index + 1 */
   size_t dense_cap;
+  uint64_t dense_max; /* mode dense: largest id of this profile; entries
+                      ** past it are stale (left from an earlier one) */
   uint64_t *keys; /* mode hash: 0 = empty (ids are non-zero) */
   uint32_t *vals;
   size_t hcap;

@@ -39,7 +39,9 @@ uint32_t pprof_idmap_get(const pprof_idmap *m, uint64_t id) {
   case IDMAP_IDENTITY:
     return id <= m->n ? (uint32_t)(id - 1) : PPROF_NONE;
   case IDMAP_DENSE:
-    return id < m->dense_cap && m->dense[id] ? m->dense[id] - 1 : PPROF_NONE;
+    /* Not dense_cap: the array is reused, and only [0, dense_max] was
+    ** cleared for this profile. */
+    return id <= m->dense_max && m->dense[id] ? m->dense[id] - 1 : PPROF_NONE;
   default:
     for (pos = hash_id(id) & (m->hcap - 1); m->keys[pos];
          pos = (pos + 1) & (m->hcap - 1))
@@ -76,10 +78,11 @@ static pprof_rc idmap_build(pprof_idmap *m, const void *base, size_t stride,
     return PPROF_OK;
   }
   if (max <= 4 * (uint64_t)n + 64) {
-    m->mode = IDMAP_DENSE;
     if (pprof_grow(&m->dense, &m->dense_cap, (size_t)max + 1, sizeof *m->dense))
       return PPROF_ENOMEM;
     memset(m->dense, 0, ((size_t)max + 1) * sizeof *m->dense);
+    m->mode = IDMAP_DENSE;
+    m->dense_max = max;
     for (i = 0; i < n; i++) {
       memcpy(&id, b + i * stride, sizeof id);
       if (m->dense[id]) {

@@ -46,6 +46,20 @@ expect_fail missing \
     "profefs merge: $T/nonexistent.pb.gz: No such file or directory" \
     "$good" "$T/nonexistent.pb.gz"
 
+# The two profiles of tests/fuzz/regress/pprof_merge/stale-ids (a 4-byte
+# length, A, B): B names location id 70 that only A defines, so B is
+# refused after A as it is alone (issue 13).
+python3 - "$TESTS_DIR/fuzz/regress/pprof_merge/stale-ids" "$T" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+n = struct.unpack("<I", d[:4])[0]
+open(sys.argv[2] + "/stale_a.pb.gz", "wb").write(d[4:4 + n])
+open(sys.argv[2] + "/stale_b.pb.gz", "wb").write(d[4 + n:])
+PY
+expect_fail stale_ids \
+    "profefs merge: $T/stale_b.pb.gz: malformed profile (sample 0: unknown location id 70)" \
+    "$T/stale_a.pb.gz" "$T/stale_b.pb.gz"
+
 # mutex_000 has no samples: still a valid profile to merge.
 "$PROFEFS" merge "$FIXTURES/mutex_000.pb.gz" "$FIXTURES/mutex_005.pb.gz" \
     >"$T/mutex.pb.gz" 2>"$T/mutex.err"

@@ -655,6 +655,40 @@ static void test_bad_references(void) {
   }
 }
 
+/* Ids left in the reused id map by an earlier profile must not resolve in
+** a later one (issue 13): A has dense location ids up to 70, B names
+** location 70 without defining it.  B alone is rejected, so B after A must
+** be too, through the merge (one view for every add) as through
+** `profefs merge A B`.  tests/fuzz/regress/pprof_merge/ keeps the pair. */
+static void test_stale_ids(void) {
+  static const uint64_t a_stack[] = {70, 2}, b_stack[] = {2, 70};
+  pprof_merge *m = pprof_merge_new(0);
+  char err[PPROF_ERRMAX] = "";
+  buf a, b;
+  tp t;
+
+  tp_basic(&t, 0x1000, 1, 2);
+  t.l[0].id = 70;
+  t.p.n_sample = 0;
+  tp_sample(&t, 2, a_stack, 3, 4);
+  a = tp_gz(&t);
+  tp_basic(&t, 0x1000, 1, 2);
+  t.l[0].id = 2;
+  t.l[1].id = 1;
+  t.p.n_sample = 0;
+  tp_sample(&t, 2, b_stack, 5, 6);
+  b = tp_gz(&t);
+  expect_bad(b, PPROF_EINVALID, "sample 0: unknown location id 70", 0);
+  CHECK_I64(pprof_merge_add(m, a.p, a.len, err), PPROF_OK);
+  err[0] = '\0';
+  CHECK_I64(pprof_merge_add(m, b.p, b.len, err), PPROF_EINVALID);
+  CHECK_STR(err, "sample 0: unknown location id 70");
+  CHECK_I64(pprof_merge_count(m), 1);
+  free(a.p);
+  free(b.p);
+  pprof_merge_free(m);
+}
+
 static void test_bad_values(void) {
   tp t;
 
@@ -1322,6 +1356,7 @@ int main(void) {
   test_bad_wire();
   test_concatenated();
   test_bad_references();
+  test_stale_ids();
   test_bad_values();
   test_merge_header();
   test_merge_zero();
