@@ -64,7 +64,9 @@ typedef struct store_options {
 /* Opens (creating when missing, unless read_only) the local repository in
 ** directory dir.  opts may be NULL for defaults.
 ** Fails with STORE_IO and a reason naming the directory when it cannot be
-** created, read or written, or the database is not a profefs store. */
+** created, read or written, the database is not a profefs store, or
+** another open store (of any process) holds the directory's lock (the
+** reason names that process's pid). */
 store_rc store_open(const char *dir, const store_options *opts, store **out,
                     char err[STORE_ERRMAX]);
 

@@ -317,6 +317,7 @@ static void local_free(store_local *l) {
   store_local_pool_free(l);
   store_local_writer_stop(l);
   store_local_vfs_free(l->vfs);
+  store_local_unlock(l->lock_fd);
   pthread_mutex_destroy(&l->pool_mu);
   free(l->dir);
   free(l->path);
@@ -361,6 +362,7 @@ store_rc store_local_open(const char *dir, const store_options *opts,
   store_local *l = calloc(1, sizeof *l);
   if (l == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
   pthread_mutex_init(&l->pool_mu, NULL);
+  l->lock_fd = -1;
   l->read_only = read_only;
   l->max_inflate = opts && opts->max_inflate ? opts->max_inflate : 256u << 20;
   l->dir = strdup(dir);
@@ -375,6 +377,8 @@ store_rc store_local_open(const char *dir, const store_options *opts,
                      strerror(errno));
     goto out;
   }
+  if ((r = store_local_lock(dir, read_only, &l->lock_fd, err)) != STORE_OK)
+    goto out;
 
   /* The writer's connection creates and checks the file; a read-only store
   ** checks it on a connection of its own. */

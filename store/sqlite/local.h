@@ -44,6 +44,7 @@ typedef struct store_local {
   char *path;               /* dir/profefs.db */
   size_t max_inflate;       /* for pprof_check / pprof_merge_new */
   int read_only;
+  int lock_fd;              /* holds the directory's lock (lock.c); -1 none */
 
   pthread_mutex_t pool_mu;  /* guards pool and npool */
   store_local_reader *pool; /* idle read connections */
@@ -67,6 +68,15 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
 ** reason starting with `what`.  SQLITE_FULL (or ENOSPC) is STORE_NOSPACE. */
 store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
                             const char *what);
+
+/* ---- lock.c ---------------------------------------------------------------- */
+
+/* Takes the exclusive lock of data directory dir for this open store; *fd
+** holds it until store_local_unlock.  STORE_IO naming the holder's pid when
+** another open store (in any process) has it.  A read-only open of a
+** directory without a lock file takes none (*fd = -1). */
+store_rc store_local_lock(const char *dir, int read_only, int *fd, char *err);
+void store_local_unlock(int fd);
 
 /* One (series, hour) whose rollup is missing or stale, as of seq. */
 typedef struct store_local_hour {

@@ -247,6 +247,32 @@ static double now_s(void) {
 
 /* ---- opening ---------------------------------------------------------------------- */
 
+/* One open store per data directory (issue 13): a second open, also
+** read-only, is refused naming the holder's pid, until the first closes. */
+static void test_lock(void) {
+  char *dir = temp_dir(), err[STORE_ERRMAX], want[128];
+  store_options ro = {.read_only = 1};
+  store *st = open_store(dir), *second = NULL;
+
+  snprintf(want, sizeof want, "is in use by process %ld (lock file ",
+           (long)getpid());
+  err[0] = '\0';
+  CHECK_I64(store_open(dir, NULL, &second, err), STORE_IO);
+  CHECK(second == NULL);
+  CHECK(strstr(err, want) != NULL);
+  CHECK(strstr(err, dir) != NULL);
+  err[0] = '\0';
+  CHECK_I64(store_open(dir, &ro, &second, err), STORE_IO);
+  CHECK(strstr(err, want) != NULL);
+  store_close(st);
+  CHECK_I64(store_open(dir, &ro, &second, err), STORE_OK);
+  store_close(second);
+  st = open_store(dir);
+  store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
 static void test_open_errors(void) {
   char *dir = temp_dir(), path[1024], err[STORE_ERRMAX];
   store *st = NULL;
@@ -1706,6 +1732,7 @@ int main(void) {
     return 0;
   }
   test_open_errors();
+  test_lock();
   char *dir = temp_dir();
   store *st = open_store(dir);
   test_ingest_get(st);
