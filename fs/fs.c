@@ -53,6 +53,7 @@ int fs_errno(store_rc rc) {
     case STORE_NOSPACE: return ENOSPC;
     case STORE_IO: return EIO;
     case STORE_NOMEM: return ENOMEM;
+    case STORE_BUSY: return ENOMEM; /* the memory budget */
   }
   return EIO;
 }
@@ -120,6 +121,7 @@ int fs_start(store *st, const fs_options *opts, fs **out, char err[FS_ERRMAX]) {
   f->st = st;
   f->read_only = opts->read_only;
   f->window_sec = opts->window_sec;
+  f->budget = opts->budget;
   f->mounted_at = (int64_t)time(NULL);
   f->uid = getuid();
   f->gid = getgid();

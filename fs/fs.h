@@ -23,6 +23,8 @@ typedef struct fs_options {
   int64_t window_sec;      /* type-dir listing window back from now; 0 = all */
   int debug;               /* libfuse debug output */
   int allow_other;         /* -o allow_other (root only) */
+  budget *budget;          /* write buffers are taken from it (ENOMEM when
+                           ** it has no room); NULL = none; outlives fs */
 } fs_options;
 
 typedef struct fs fs;

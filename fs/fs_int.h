@@ -42,6 +42,7 @@ struct fs {
   store *st;               /* not owned */
   char *mountpoint;        /* absolute */
   int read_only;
+  budget *budget;          /* not owned; write buffers take from it */
   int64_t window_sec;
   int64_t mounted_at;      /* unix seconds: the times of directories */
   uid_t uid;

@@ -259,7 +259,8 @@ static int open_pending(fs *f, const char *path, const fs_path *p, fs_wb *wb,
   if (!writer) {
     h->wb = fs_wb_ref(wb);
   } else {
-    h->wb = fs_wb_new(p->service, p->type, p->labels, FS_MAX_WRITE);
+    h->wb = fs_wb_new(p->service, p->type, p->labels, FS_MAX_WRITE,
+                      f->budget);
     h->path = strdup(path);
     if (h->wb == NULL || h->path == NULL) goto fail;
     if ((err = fs_wbtab_put(f->pending, path, h->wb)) != 0) goto fail;

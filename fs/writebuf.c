@@ -3,6 +3,7 @@
 **
 ** Invariants:
 **   - wb->len <= wb->cap <= wb->max; bytes [0, len) are the file content;
+**     cap bytes are taken from wb->budget until the buffer is freed;
 **   - wb->state only moves OPEN -> DONE or OPEN -> CANCELLED; the store is
 **     called only after that transition, so a buffer is ingested at most
 **     once; data and len never change once the state is not OPEN;
@@ -27,6 +28,7 @@ struct fs_wb {
   char *service, *labels; /* constant */
   meta_type type;         /* constant */
   size_t max;             /* constant */
+  budget *budget;         /* constant; may be NULL */
   int64_t ctime;          /* constant */
   int state;
   unsigned char *data;
@@ -45,7 +47,7 @@ struct fs_wbtab {
 };
 
 fs_wb *fs_wb_new(const char *service, meta_type type, const char *labels,
-                 size_t max) {
+                 size_t max, budget *b) {
   fs_wb *wb = calloc(1, sizeof *wb);
 
   assert(service != NULL && labels != NULL);
@@ -62,6 +64,7 @@ fs_wb *fs_wb_new(const char *service, meta_type type, const char *labels,
   pthread_mutex_init(&wb->lock, NULL);
   wb->type = type;
   wb->max = max;
+  wb->budget = b;
   wb->ctime = (int64_t)time(NULL);
   wb->state = OPEN;
   return wb;
@@ -76,6 +79,7 @@ void fs_wb_unref(fs_wb *wb) {
   if (wb == NULL || atomic_fetch_sub(&wb->refs, 1) != 1) return;
   pthread_mutex_destroy(&wb->lock);
   free(wb->data);
+  budget_release(wb->budget, wb->cap);
   free(wb->service);
   free(wb->labels);
   free(wb);
@@ -90,8 +94,12 @@ static int grow(fs_wb *wb, size_t end) {
   if (end > wb->cap) {
     cap = wb->cap < 65536 ? 65536 : wb->cap;
     while (cap < end) cap = cap > wb->max / 2 ? wb->max : cap * 2;
+    if (budget_reserve(wb->budget, cap - wb->cap) != 0) return -ENOMEM;
     p = realloc(wb->data, cap);
-    if (p == NULL) return -ENOMEM;
+    if (p == NULL) {
+      budget_release(wb->budget, cap - wb->cap);
+      return -ENOMEM;
+    }
     wb->data = p;
     wb->cap = cap;
   }

@@ -28,9 +28,11 @@ typedef struct fs_wb fs_wb;
 typedef struct fs_wbtab fs_wbtab;
 
 /* A new empty buffer (one reference) that may grow to max bytes, to be
-** ingested as service/type with the canonical labels.  NULL on OOM. */
+** ingested as service/type with the canonical labels.  Its memory is
+** taken from budget b (NULL: none; writes past what b gives fail with
+** -ENOMEM), which must outlive it.  NULL on OOM. */
 fs_wb *fs_wb_new(const char *service, meta_type type, const char *labels,
-                 size_t max);
+                 size_t max, budget *b);
 fs_wb *fs_wb_ref(fs_wb *wb);
 void fs_wb_unref(fs_wb *wb);   /* accepts NULL */
 

@@ -35,6 +35,8 @@ unsigned httpd_status_of(store_rc rc)
     return 403;
   case STORE_NOSPACE:
     return 507;
+  case STORE_BUSY:
+    return 503;
   case STORE_IO:
   case STORE_NOMEM:
   default:
@@ -437,7 +439,8 @@ static void api_metrics(httpd_req *r, httpd_reply *out)
   char *text = NULL;
   size_t len = 0;
 
-  if (httpd_metrics_render(httpd_get_metrics(r->h), httpd_store(r->h), &text,
+  if (httpd_metrics_render(httpd_get_metrics(r->h), httpd_store(r->h),
+                           httpd_get_options(r->h)->budget, &text,
                            &len) != 0) {
     httpd_reply_error(out, 500, "out of memory");
     return;

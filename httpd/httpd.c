@@ -9,8 +9,12 @@
 **   1. headers complete (first call of on_request): the request is checked
 **      (no NUL byte, UTF-8 path and query) and routed; a body announced by
 **      Content-Length over the limit is refused at once with 413 (the body
-**      is never read);
-**   2. body chunks: appended while under the limit, otherwise counted and
+**      is never read); one under it is taken from the memory budget, or
+**      refused with 503 and Retry-After (after reading it) when the budget
+**      has no room after its wait;
+**   2. body chunks: appended while under the limit (a body of unannounced
+**      length takes from the budget as it grows: 503 when it cannot),
+**      otherwise counted and
 **      dropped (413 at the end; a client that goes on sending more than
 **      twice the limit is disconnected); a request whose answer is already
 **      decided (an error) or that takes no body drops its body too;
@@ -161,9 +165,16 @@ static void req_free(httpd_req *r)
   free(r->raw_path);
   free(r->path);
   free(r->body);
+  budget_release(r->h->opts.budget, r->held);
   free(r->service);
   free(r->labels);
   free(r);
+}
+
+static void reply_busy(httpd_req *r)
+{
+  httpd_reply_error(&r->reply, 503,
+                    "server busy: memory budget exhausted, retry later");
 }
 
 /* Keeps or drops one chunk of the body.  Returns 0, or -1 to drop the
@@ -189,6 +200,13 @@ static int req_body(httpd_req *r, const char *data, size_t n)
       cap *= 2;
     if (cap > max)
       cap = max;
+    if (cap > r->held) {
+      if (budget_reserve(r->h->opts.budget, cap - r->held) != 0) {
+        reply_busy(r);
+        return 0;
+      }
+      r->held = cap;
+    }
     if ((nb = realloc(r->body, cap)) == NULL) {
       httpd_reply_error(&r->reply, 500, "out of memory");
       return 0;
@@ -256,6 +274,9 @@ static enum MHD_Result queue_reply(httpd_req *r)
   }
   if (rep->allow != NULL)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+  /* 503 is the memory budget (or the store's) being full for now */
+  if (rep->status == 503)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   pthread_mutex_lock(&r->h->mu);
   closing = r->h->stopping;
   pthread_mutex_unlock(&r->h->mu);
@@ -308,6 +329,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return queue_reply(r); /* early: libmicrohttpd skips the body */
       }
       r->announced = (size_t)cl;
+      /* On refusal the body is read and dropped, and 503 answered at its
+      ** end: answering now would close the connection on a client still
+      ** sending, which sees a reset instead of the 503. */
+      if (cl > 0 && budget_reserve(r->h->opts.budget, (size_t)cl) != 0)
+        reply_busy(r);
+      else
+        r->held = (size_t)cl;
     }
     return MHD_YES;
   }

@@ -20,6 +20,9 @@
 typedef struct httpd_options {
   const char *addr;          /* "HOST:PORT"; NULL = "127.0.0.1:10100"; port 0 = any */
   size_t max_body;           /* request body limit; 0 = 32 MiB */
+  budget *budget;            /* request bodies are taken from it (503 with
+                             ** Retry-After when it has no room); NULL =
+                             ** none; must outlive the server */
   unsigned max_connections;  /* 0 = 1024 */
   unsigned timeout_sec;      /* idle connection timeout; 0 = 60 */
   int quiet;                 /* no per-request log lines */

@@ -57,9 +57,10 @@ struct httpd_req {
   httpd_handler handler;
   int wants_body;      /* the handler reads the body (POST ingest) */
   httpd_reply reply;   /* a reply decided before the body ended (errors) */
-  /* request body; invariant: len <= cap <= h->max_body */
+  /* request body; invariant: len <= cap <= held <= h->max_body, held
+  ** being what is taken from the memory budget for it */
   char *body;
-  size_t len, cap;
+  size_t len, cap, held;
   size_t announced;    /* Content-Length when known (<= h->max_body) */
   uint64_t received;   /* body bytes seen, kept or not */
   int too_big;         /* the body went over h->max_body: answer 413 */
@@ -151,9 +152,9 @@ void httpd_metrics_ingest(httpd_metrics *m, size_t len);
 /* One merge (successful or not) that took seconds. */
 void httpd_metrics_merge(httpd_metrics *m, double seconds);
 
-/* The Prometheus text exposition of m and of st's store_get_stats, malloc'd
-** in *out / *len.  Returns 0, or -1 when out of memory. */
-int httpd_metrics_render(httpd_metrics *m, store *st, char **out,
+/* The Prometheus text exposition of m, of st's store_get_stats and of the
+** memory budget b (none when NULL), malloc'd in *out / *len.  Returns 0, or -1 when out of memory. */
+int httpd_metrics_render(httpd_metrics *m, store *st, budget *b, char **out,
                          size_t *len);
 
 #endif /* PROFEFS_HTTPD_INTERNAL_H */

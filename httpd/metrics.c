@@ -175,7 +175,36 @@ static void print_store(FILE *f, store *st)
   }
 }
 
-int httpd_metrics_render(httpd_metrics *m, store *st, char **out, size_t *len)
+/* The memory budget's gauges and counters, when there is one. */
+static void print_budget(FILE *f, budget *b)
+{
+  budget_stats s;
+
+  if (b == NULL)
+    return;
+  budget_get_stats(b, &s);
+  print_header(f, "profefs_memory_budget_bytes", "gauge",
+               "The memory budget (--max-memory).");
+  fprintf(f, "profefs_memory_budget_bytes %zu\n", s.limit);
+  print_header(f, "profefs_memory_used_bytes", "gauge",
+               "Bytes of request bodies, inflated profiles and mount write "
+               "buffers held now.");
+  fprintf(f, "profefs_memory_used_bytes %zu\n", s.used);
+  print_header(f, "profefs_memory_peak_bytes", "gauge",
+               "Most bytes held at once since the start.");
+  fprintf(f, "profefs_memory_peak_bytes %zu\n", s.peak);
+  print_header(f, "profefs_memory_waits_total", "counter",
+               "Reservations that waited for the budget.");
+  fprintf(f, "profefs_memory_waits_total %llu\n",
+          (unsigned long long)s.waited);
+  print_header(f, "profefs_memory_refused_total", "counter",
+               "Reservations refused (503 / ENOMEM) for lack of budget.");
+  fprintf(f, "profefs_memory_refused_total %llu\n",
+          (unsigned long long)s.refused);
+}
+
+int httpd_metrics_render(httpd_metrics *m, store *st, budget *b, char **out,
+                         size_t *len)
 {
   counters snap;
   uint64_t cum = 0;
@@ -225,6 +254,7 @@ int httpd_metrics_render(httpd_metrics *m, store *st, char **out, size_t *len)
           (unsigned long long)snap.merges);
 
   print_store(f, st);
+  print_budget(f, b);
   if (ferror(f)) {
     fclose(f);
     free(buf);

@@ -37,28 +37,44 @@ static size_t isize_hint(const unsigned char *in, size_t len) {
          (size_t)t[3] << 24;
 }
 
-/* Makes *buf hold at least want bytes (content up to used preserved). */
-static pprof_rc reserve(uint8_t **buf, size_t *cap, size_t want) {
+/* Makes *buf hold at least want bytes (content up to used preserved),
+** taking the growth from b (see pprof_gunzip). */
+static pprof_rc reserve(uint8_t **buf, size_t *cap, size_t want, budget *b,
+                        size_t *held) {
   uint8_t *p;
 
   if (want <= *cap)
     return PPROF_OK;
+  if (budget_reserve(b, want - *cap) != 0)
+    return PPROF_EBUSY;
   p = realloc(*buf, want);
-  if (p == NULL)
+  if (p == NULL) {
+    budget_release(b, want - *cap);
     return PPROF_ENOMEM;
+  }
+  if (b != NULL)
+    *held += want - *cap;
   *buf = p;
   *cap = want;
   return PPROF_OK;
 }
 
+static pprof_rc grow_failed(pprof_rc rc, char *err) {
+  return rc == PPROF_EBUSY
+             ? pprof_fail(rc, err, "memory budget exhausted while inflating")
+             : pprof_fail(rc, err, "out of memory");
+}
+
 pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
                       size_t len, size_t limit, uint8_t **buf, size_t *cap,
-                      size_t *outlen, char *err) {
+                      size_t *outlen, budget *b, size_t *held, char *err) {
   const unsigned char *p = in;
   size_t used = 0, want, in_used, out_used, room, bound;
   enum libdeflate_result r;
+  pprof_rc rc;
 
   assert(d != NULL && buf != NULL && cap != NULL && outlen != NULL);
+  assert(b == NULL || held != NULL);
   if (len < GZIP_MIN)
     return pprof_fail(PPROF_EGZIP, err, "gzip: stream too short (%zu bytes)",
                       len);
@@ -70,8 +86,9 @@ pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
   want = isize_hint(p, len);
   if (want < 4096)
     want = 4096;
-  if (reserve(buf, cap, want < bound ? want : bound) != PPROF_OK)
-    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  if ((rc = reserve(buf, cap, want < bound ? want : bound, b, held)) !=
+      PPROF_OK)
+    return grow_failed(rc, err);
   while (len > 0) {
     if (!pprof_is_gzip(p, len))
       return pprof_fail(PPROF_EGZIP, err,
@@ -86,8 +103,8 @@ pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
       if (used + room >= bound)
         break; /* more than deflate can make of this input: corrupt */
       want = *cap > bound / 2 ? bound : *cap * 2;
-      if (reserve(buf, cap, want) != PPROF_OK)
-        return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+      if ((rc = reserve(buf, cap, want, b, held)) != PPROF_OK)
+        return grow_failed(rc, err);
       continue; /* inflate this member again into the bigger buffer */
     }
     if (r != LIBDEFLATE_SUCCESS)

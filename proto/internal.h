@@ -128,10 +128,13 @@ int pprof_is_gzip(const void *buf, size_t len);
 ** NULL/0; it stays the caller's to free, success or not).  Never produces
 ** more than limit bytes: PPROF_ETOOBIG once the output would exceed it;
 ** PPROF_EGZIP for a corrupt, truncated or trailing-garbage stream.  On
-** success sets *outlen.  d is from libdeflate_alloc_decompressor(). */
+** success sets *outlen.  d is from libdeflate_alloc_decompressor().
+** Growth of *buf is taken from budget b (NULL: none) and added to *held,
+** which the caller gives back once it freed *buf, also on failure;
+** PPROF_EBUSY when b has no room. */
 pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
                       size_t len, size_t limit, uint8_t **buf, size_t *cap,
-                      size_t *outlen, char *err);
+                      size_t *outlen, budget *b, size_t *held, char *err);
 
 /* Compresses in as one gzip member into a malloc'd *out / *outlen. */
 pprof_rc pprof_gzip(const void *in, size_t len, void **out, size_t *outlen);

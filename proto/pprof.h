@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
+
 #define PPROF_ERRMAX 256
 
 typedef enum pprof_rc {
@@ -41,7 +43,8 @@ typedef enum pprof_rc {
   PPROF_EINVALID,   /* decoded, but an index/id is out of range or inconsistent */
   PPROF_EEMPTY,     /* no samples (decode) / nothing added (merge finish) */
   PPROF_EMISMATCH,  /* merge: sample or period types differ */
-  PPROF_ENOMEM
+  PPROF_ENOMEM,
+  PPROF_EBUSY       /* the memory budget had no room (pprof_check_in) */
 } pprof_rc;
 
 /* Short constant name of rc ("truncated or corrupt gzip", ...). */
@@ -81,6 +84,12 @@ pprof_rc pprof_encode(const pprof_profile *p, void **out, size_t *len);
 ** *time_nanos (may be NULL). */
 pprof_rc pprof_check(const void *buf, size_t len, size_t max_inflate,
                      int64_t *time_nanos, char err[PPROF_ERRMAX]);
+
+/* pprof_check with the inflated copy's memory taken from budget b (NULL:
+** none) while it exists: PPROF_EBUSY when b has no room for it. */
+pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
+                        budget *b, int64_t *time_nanos,
+                        char err[PPROF_ERRMAX]);
 
 /* ---- streaming merge --------------------------------------------------------- */
 

@@ -62,7 +62,7 @@ pprof_rc pprof_prep_run(pprof_prep *p, const void *buf, size_t len,
   p->ready = 0;
   if (pprof_is_gzip(buf, len)) {
     rc = pprof_gunzip(p->dec, buf, len, p->max_inflate, &p->ibuf, &p->icap,
-                      &dlen, err);
+                      &dlen, NULL, NULL, err);
     if (rc != PPROF_OK)
       goto out;
     data = p->ibuf;

@@ -28,16 +28,19 @@ const char *pprof_strerror(pprof_rc rc) {
   case PPROF_EEMPTY: return "no samples";
   case PPROF_EMISMATCH: return "profile types differ";
   case PPROF_ENOMEM: return "out of memory";
+  case PPROF_EBUSY: return "memory budget exhausted";
   }
   return "unknown error";
 }
 
 /* Inflates (when gzip) and validates buf into v.  *data / *dlen are the
 ** protobuf bytes; *owned is the inflated buffer to free (NULL when the
-** input was plain). */
+** input was plain), whose size is added to *held when taken from budget b
+** (the caller gives it back after freeing *owned, also on failure). */
 static pprof_rc load(pprof_view *v, const void *buf, size_t len,
-                     size_t max_inflate, const uint8_t **data, size_t *dlen,
-                     uint8_t **owned, char *err) {
+                     size_t max_inflate, budget *b, size_t *held,
+                     const uint8_t **data, size_t *dlen, uint8_t **owned,
+                     char *err) {
   struct libdeflate_decompressor *d;
   uint8_t *ibuf = NULL;
   size_t icap = 0, ilen = len;
@@ -51,7 +54,7 @@ static pprof_rc load(pprof_view *v, const void *buf, size_t len,
       return pprof_fail(PPROF_ENOMEM, err, "out of memory");
     rc = pprof_gunzip(d, buf, len, max_inflate ? max_inflate
                                                : PPROF_DEFAULT_INFLATE,
-                      &ibuf, &icap, &ilen, err);
+                      &ibuf, &icap, &ilen, b, held, err);
     libdeflate_free_decompressor(d);
     if (rc != PPROF_OK) {
       free(ibuf);
@@ -85,7 +88,7 @@ pprof_rc pprof_decode(const void *buf, size_t len, size_t max_inflate,
   assert(out != NULL && (buf != NULL || len == 0));
   if ((v = pprof_view_new()) == NULL)
     return pprof_fail(PPROF_ENOMEM, err, "out of memory");
-  rc = load(v, buf, len, max_inflate, &data, &dlen, &owned, err);
+  rc = load(v, buf, len, max_inflate, NULL, NULL, &data, &dlen, &owned, err);
   if (rc != PPROF_OK)
     goto out;
   if ((p = calloc(1, sizeof *p)) == NULL) {
@@ -109,23 +112,30 @@ out:
   return rc;
 }
 
-pprof_rc pprof_check(const void *buf, size_t len, size_t max_inflate,
-                     int64_t *time_nanos, char err[PPROF_ERRMAX]) {
+pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
+                        budget *b, int64_t *time_nanos,
+                        char err[PPROF_ERRMAX]) {
   pprof_view *v;
   const uint8_t *data;
   uint8_t *owned = NULL;
-  size_t dlen;
+  size_t dlen, held = 0;
   pprof_rc rc;
 
   assert(buf != NULL || len == 0);
   if ((v = pprof_view_new()) == NULL)
     return pprof_fail(PPROF_ENOMEM, err, "out of memory");
-  rc = load(v, buf, len, max_inflate, &data, &dlen, &owned, err);
+  rc = load(v, buf, len, max_inflate, b, &held, &data, &dlen, &owned, err);
   if (rc == PPROF_OK && time_nanos != NULL)
     *time_nanos = v->time_nanos;
   free(owned);
+  budget_release(b, held);
   pprof_view_free(v);
   return rc;
+}
+
+pprof_rc pprof_check(const void *buf, size_t len, size_t max_inflate,
+                     int64_t *time_nanos, char err[PPROF_ERRMAX]) {
+  return pprof_check_in(buf, len, max_inflate, NULL, time_nanos, err);
 }
 
 void pprof_free(pprof_profile *p) {

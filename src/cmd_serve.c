@@ -7,6 +7,7 @@
 ** runs retention; all serving happens in the front ends' own threads.
 */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,11 @@
 #include "httpd.h"
 #include "meta.h"
 #include "store.h"
+
+#define DEFAULT_MAX_BODY ((size_t)32 << 20)     /* httpd's default */
+#define DEFAULT_MAX_INFLATE ((size_t)256 << 20) /* the store's default */
+#define DEFAULT_MAX_MEMORY ((size_t)512 << 20)
+#define BUDGET_WAIT_MS 2000
 
 static const char usage[] =
   "Usage: profefs serve [OPTION]...\n"
@@ -34,6 +40,10 @@ static const char usage[] =
   "                          directories (default: all)\n"
   "      --max-body SIZE     HTTP request body limit (default 32M)\n"
   "      --max-inflate SIZE  decompressed profile size limit (default 256M)\n"
+  "      --max-memory SIZE   request bodies, profiles being inflated and files\n"
+  "                          being written to the mount together (default\n"
+  "                          512M); past it a request waits up to 2s, then\n"
+  "                          gets 503 (ENOMEM on the mount)\n"
   "      --allow-other       FUSE: let other users see the mount\n"
   "      --fuse-debug        FUSE: print libfuse's debug output\n"
   "  -q, --quiet             no per-request log lines\n"
@@ -43,12 +53,12 @@ typedef struct serve_config {
   const char *data, *addr, *mount;
   int read_only, quiet, allow_other, fuse_debug;
   int64_t retention, window;
-  size_t max_body, max_inflate;
+  size_t max_body, max_inflate, max_memory;
 } serve_config;
 
 /* Parses argv into *cfg; returns -1 on success, else the exit status. */
 static int parse_args(int argc, char **argv, serve_config *cfg) {
-  enum { O_READONLY = 256, O_RETENTION, O_WINDOW, O_MAXBODY, O_MAXINFLATE,
+  enum { O_READONLY = 256, O_RETENTION, O_WINDOW, O_MAXBODY, O_MAXINFLATE, O_MAXMEMORY,
          O_ALLOWOTHER, O_FUSEDEBUG };
   static const struct option longopts[] = {
     { "data", required_argument, NULL, 'd' },
@@ -59,12 +69,14 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
     { "window", required_argument, NULL, O_WINDOW },
     { "max-body", required_argument, NULL, O_MAXBODY },
     { "max-inflate", required_argument, NULL, O_MAXINFLATE },
+    { "max-memory", required_argument, NULL, O_MAXMEMORY },
     { "allow-other", no_argument, NULL, O_ALLOWOTHER },
     { "fuse-debug", no_argument, NULL, O_FUSEDEBUG },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
+  size_t body, inflate;
   int c;
 
   while ((c = getopt_long(argc, argv, "d:a:m:qh", longopts, NULL)) != -1) {
@@ -92,12 +104,23 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
         if (cli_parse_size(optarg, &cfg->max_inflate) != 0)
           return cli_usage_error("serve", "invalid --max-inflate '%s' (e.g. 256M)", optarg);
         break;
+      case O_MAXMEMORY:
+        if (cli_parse_size(optarg, &cfg->max_memory) != 0 || cfg->max_memory == 0)
+          return cli_usage_error("serve", "invalid --max-memory '%s' (e.g. 512M)", optarg);
+        break;
       case 'h': fputs(usage, stdout); return 0;
       default: return cli_usage_error("serve", "unknown option");
     }
   }
   if (optind < argc)
     return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+  /* a request at both limits (its body, then the body inflated) must fit
+  ** in the budget on its own */
+  body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
+  inflate = cfg->max_inflate ? cfg->max_inflate : DEFAULT_MAX_INFLATE;
+  if (cfg->max_memory < body || cfg->max_memory - body < inflate)
+    return cli_usage_error("serve", "--max-memory must be at least --max-body "
+                           "plus --max-inflate");
   return -1;
 }
 
@@ -118,10 +141,12 @@ static void run_retention(store *st, int64_t retention) {
 }
 
 int cmd_serve(int argc, char **argv) {
-  serve_config cfg = { .data = "./profefs-data", .addr = "127.0.0.1:10100" };
+  serve_config cfg = { .data = "./profefs-data", .addr = "127.0.0.1:10100",
+                       .max_memory = DEFAULT_MAX_MEMORY };
   store_options sopts = { 0 };
   httpd_options hopts = { 0 };
   fs_options fopts = { 0 };
+  budget *mem = NULL;
   store *st = NULL;
   httpd *h = NULL;
   fs *f = NULL;
@@ -133,8 +158,18 @@ int cmd_serve(int argc, char **argv) {
   rc = 1;
   cli_signals_block();
 
+  /* Buffers of 1 MiB and more come from mmap and go back to the system when
+  ** freed, so that the process's size follows the budget: glibc's adaptive
+  ** threshold would rise to 32 MiB after the first big body and keep freed
+  ** bodies in per-thread arenas. */
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  if ((mem = budget_new(cfg.max_memory, BUDGET_WAIT_MS)) == NULL) {
+    cli_errorf("serve: out of memory");
+    goto out;
+  }
   sopts.read_only = cfg.read_only;
   sopts.max_inflate = cfg.max_inflate;
+  sopts.budget = mem;
   if (store_open(cfg.data, &sopts, &st, err) != STORE_OK) {
     cli_errorf("serve: %s", err);
     goto out;
@@ -142,6 +177,7 @@ int cmd_serve(int argc, char **argv) {
 
   hopts.addr = cfg.addr;
   hopts.max_body = cfg.max_body;
+  hopts.budget = mem;
   hopts.quiet = cfg.quiet;
   hopts.version = cli_version;
   hopts.commit = cli_commit;
@@ -159,6 +195,7 @@ int cmd_serve(int argc, char **argv) {
     fopts.window_sec = cfg.window;
     fopts.debug = cfg.fuse_debug;
     fopts.allow_other = cfg.allow_other;
+    fopts.budget = mem;
     if (fs_start(st, &fopts, &f, err) != 0) {
       cli_errorf("serve: %s", err);
       goto out;
@@ -187,6 +224,7 @@ out:
   fs_stop(f);
   httpd_stop(h);
   store_close(st);
+  budget_free(mem);
   if (rc == 0) cli_errorf("stopped");
   return rc;
 }

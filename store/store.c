@@ -35,6 +35,7 @@ const char *store_strerror(store_rc rc) {
   case STORE_NOSPACE: return "no space left";
   case STORE_IO: return "i/o error";
   case STORE_NOMEM: return "out of memory";
+  case STORE_BUSY: return "busy (memory budget exhausted)";
   }
   return "unknown error";
 }

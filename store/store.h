@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "meta.h"
 
 #define STORE_ERRMAX 512
@@ -43,7 +44,8 @@ typedef enum store_rc {
   STORE_READONLY,    /* store opened read-only */
   STORE_NOSPACE,     /* disk full */
   STORE_IO,          /* SQLite/disk/network error */
-  STORE_NOMEM
+  STORE_NOMEM,
+  STORE_BUSY         /* the memory budget had no room: try again later */
 } store_rc;
 
 /* Short constant name of rc. */
@@ -56,6 +58,9 @@ typedef struct store store;
 typedef struct store_options {
   int read_only;        /* refuse writes with STORE_READONLY */
   size_t max_inflate;   /* decompression limit per profile; 0 = 256 MiB */
+  budget *budget;       /* local: what checking an ingest inflates is taken
+                        ** from it (STORE_BUSY when it has no room); NULL =
+                        ** none; must outlive the store */
   /* remote only: */
   long timeout_ms;      /* per request; 0 = 10000 */
   const char *user_agent;

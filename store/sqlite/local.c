@@ -365,6 +365,7 @@ store_rc store_local_open(const char *dir, const store_options *opts,
   l->lock_fd = -1;
   l->read_only = read_only;
   l->max_inflate = opts && opts->max_inflate ? opts->max_inflate : 256u << 20;
+  l->budget = opts ? opts->budget : NULL;
   l->dir = strdup(dir);
   l->path = malloc(strlen(dir) + sizeof "/" STORE_LOCAL_DBNAME);
   if (l->dir == NULL || l->path == NULL) {

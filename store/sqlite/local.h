@@ -43,6 +43,7 @@ typedef struct store_local {
   char *dir;                /* data directory, as given */
   char *path;               /* dir/profefs.db */
   size_t max_inflate;       /* for pprof_check / pprof_merge_new */
+  budget *budget;           /* checking an ingest inflates within it */
   int read_only;
   int lock_fd;              /* holds the directory's lock (lock.c); -1 none */
 

@@ -589,10 +589,14 @@ void store_local_writer_stop(store_local *l) {
 static store_rc check_profile(store_local *l, const void *data, size_t len,
                               int64_t *time_nanos, char *err) {
   char perr[PPROF_ERRMAX] = "";
-  pprof_rc prc = pprof_check(data, len, l->max_inflate, time_nanos, perr);
+  pprof_rc prc = pprof_check_in(data, len, l->max_inflate, l->budget,
+                                time_nanos, perr);
   switch (prc) {
   case PPROF_OK: return STORE_OK;
   case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
+  case PPROF_EBUSY:
+    return store_seterr(err, STORE_BUSY,
+                        "busy: memory budget exhausted, retry later");
   case PPROF_ETOOBIG:
     return store_seterr(err, STORE_TOOBIG, "profile too big (%s)",
                         perr[0] ? perr : pprof_strerror(prc));

@@ -689,6 +689,38 @@ static void test_stale_ids(void) {
   pprof_merge_free(m);
 }
 
+/* Inflating for a check takes its buffer from the budget and gives it
+** back: EBUSY when it has no room, the same verdict as pprof_check when it
+** has, nothing held afterwards either way (issue 13). */
+static void test_check_budget(void) {
+  budget *small = budget_new(4096, 10), *big = budget_new(64 << 20, 10);
+  buf good = fixture("cpu_001.pb.gz");
+  size_t n = 4 << 20;
+  unsigned char *zeros = calloc(1, n);
+  buf bomb = gzip(zeros, n);
+  char err[PPROF_ERRMAX] = "";
+  budget_stats s;
+  int64_t tn = 0;
+
+  CHECK_I64(pprof_check_in(good.p, good.len, 0, small, &tn, err), PPROF_EBUSY);
+  CHECK_STR(err, "memory budget exhausted while inflating");
+  CHECK_I64(pprof_check_in(good.p, good.len, 0, big, &tn, err), PPROF_OK);
+  CHECK(tn > 0);
+  CHECK_I64(pprof_check_in(bomb.p, bomb.len, 1 << 20, big, NULL, err),
+            PPROF_ETOOBIG);
+  budget_get_stats(big, &s);
+  CHECK_I64((int64_t)s.used, 0);
+  CHECK((int64_t)s.peak >= 1 << 20);
+  budget_get_stats(small, &s);
+  CHECK_I64((int64_t)s.used, 0);
+  CHECK_STR(pprof_strerror(PPROF_EBUSY), "memory budget exhausted");
+  budget_free(small);
+  budget_free(big);
+  free(good.p);
+  free(zeros);
+  free(bomb.p);
+}
+
 static void test_bad_values(void) {
   tp t;
 
@@ -1357,6 +1389,7 @@ int main(void) {
   test_concatenated();
   test_bad_references();
   test_stale_ids();
+  test_check_budget();
   test_bad_values();
   test_merge_header();
   test_merge_zero();

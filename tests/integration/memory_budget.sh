@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# memory_budget.sh — one memory budget for request bodies, inflation and
+# mount write buffers (issue 13, `serve --max-memory`).
+#
+# The issue's load, scaled to the limits given here: 24 parallel zip bombs
+# (gzip of 100 MiB of zeros, over --max-inflate 64M) and 48 parallel 15 MiB
+# bodies, while files are written into the mount.  With a budget of 128 MiB
+# the server's peak resident size (VmHWM) stays within the budget plus
+# what it used before the load plus a margin for allocator slack; without
+# the budget it reached 24 x 64 + 48 x 15 MiB, over 2 GB.  Requests over
+# the budget wait, then get 503 with Retry-After (never a 500, never a
+# crash); every answer is 400 (bomb, garbage) or 503; the metrics show the
+# budget, its peak under the limit and refusals; the mount writes that did
+# not fit fail with ENOMEM and store nothing; afterwards a normal ingest
+# over HTTP and through the mount works and reads back identical.
+. "${TESTS_DIR:?TESTS_DIR must point to tests/}/lib.sh" || exit 1
+t_init
+
+BUDGET_MB=128
+SLACK_MB=${BUDGET_SLACK_MB:-96}
+# ASan keeps freed chunks in a quarantine (256 MiB by default) and so in
+# the resident size; a small one lets the measure see what the server holds.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
+MNT=$T/mnt
+start_server --mount "$MNT" --max-memory ${BUDGET_MB}M --max-inflate 64M \
+    --max-body 16M --quiet || t_done
+
+B=$T/in
+mkdir -p "$B"
+head -c $((100 << 20)) /dev/zero | gzip -9 >"$B/bomb.gz"
+head -c $((15 << 20)) /dev/urandom >"$B/big.bin"
+head -c $((12 << 20)) /dev/urandom >"$B/file.bin"
+kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SERVER_PID/status"; }
+base_kb=$(kb VmRSS)
+
+# post FILE N: POSTs FILE, writes "status retry-after" to $T/r/N.
+mkdir -p "$T/r"
+post() {
+    curl -s -o /dev/null -D "$T/r/$2.h" -w '%{http_code}' --max-time 120 \
+        --data-binary @"$1" "$URL/api/0/profiles?service=mem&type=cpu" >"$T/r/$2.code"
+}
+pids=()
+for i in $(seq 1 24); do post "$B/bomb.gz" "bomb$i" & pids+=($!); done
+for i in $(seq 1 48); do post "$B/big.bin" "big$i" & pids+=($!); done
+# files written into the mount beside the load: each needs a 16 MiB buffer
+mkdir "$MNT/mem"
+for i in $(seq 1 8); do
+    (cp "$B/file.bin" "$MNT/mem/cpu/f$i" 2>"$T/r/cp$i.err"; echo $? >"$T/r/cp$i.rc") &
+    pids+=($!)
+done
+wait "${pids[@]}"
+hwm_kb=$(kb VmHWM)
+
+n200=0 n400=0 n503=0 nother=0 retry=0
+for f in "$T"/r/*.code; do
+    case $(cat "$f") in
+        200) n200=$((n200 + 1)) ;;
+        400) n400=$((n400 + 1)) ;;
+        503) n503=$((n503 + 1))
+             grep -qi '^Retry-After: 1' "${f%.code}.h" && retry=$((retry + 1)) ;;
+        *) nother=$((nother + 1)); echo "unexpected status $(cat "$f") for $f" >&2 ;;
+    esac
+done
+echo "memory_budget: 72 requests: $n400 x 400, $n503 x 503, $n200 x 200;" \
+     "peak RSS $((hwm_kb / 1024)) MiB (before the load $((base_kb / 1024)) MiB," \
+     "budget $BUDGET_MB MiB)"
+assert_eq "no answer other than 400 / 503" 0 "$((nother + n200))"
+check "some requests got 503 ($n503)" [ "$n503" -gt 0 ]
+assert_eq "every 503 carries Retry-After: 1" "$n503" "$retry"
+check "some requests were served, not refused ($n400 x 400)" [ "$n400" -ge 4 ]
+check "peak RSS $((hwm_kb / 1024)) MiB <= $((base_kb / 1024)) + $BUDGET_MB + $SLACK_MB MiB" \
+    [ "$hwm_kb" -le $((base_kb + (BUDGET_MB + SLACK_MB) * 1024)) ]
+
+http GET "$URL/debug/metrics"
+metric() { awk -v k="$1" '$1 == k {print $2}' "$T/body"; }
+assert_eq "metrics: the budget" $((BUDGET_MB << 20)) "$(metric profefs_memory_budget_bytes)"
+assert_eq "metrics: nothing held after the load" 0 "$(metric profefs_memory_used_bytes)"
+peak=$(metric profefs_memory_peak_bytes)
+check "metrics: peak $peak within the budget and used" \
+    [ "${peak:-0}" -gt $((32 << 20)) -a "${peak:-0}" -le $((BUDGET_MB << 20)) ]
+check "metrics: refusals counted" [ "$(metric profefs_memory_refused_total)" -gt 0 ]
+
+# The mount: a copy either worked (an ingest of random bytes: EINVAL) or
+# did not fit (ENOMEM); nothing else.
+for i in $(seq 1 8); do
+    rc=$(cat "$T/r/cp$i.rc")
+    check "cp $i into the mount fails as bad profile or out of budget" \
+        grep -qE 'Invalid argument|Cannot allocate memory' "$T/r/cp$i.err"
+    assert_eq "cp $i: exit status" 1 "$rc"
+done
+
+# Afterwards everything works again.
+id=$(ingest "$FIXTURES/cpu_003.pb.gz" mem cpu)
+check "ingest after the load" [ ${#id} = 20 ]
+http GET "$URL/api/0/profiles/$id"
+check "reads back identical" cmp -s "$T/body" "$FIXTURES/cpu_003.pb.gz"
+cp "$FIXTURES/cpu_004.pb.gz" "$MNT/mem/cpu/after"
+assert_eq "cp into the mount after the load" 0 "$?"
+assert_eq "profiles stored: the two after the load" 2 \
+    "$(ls "$MNT/mem/cpu/" | grep -c '\.pb\.gz$')"
+stop_server
+t_done
