@@ -8,6 +8,7 @@
 ** Handlers run in the connection's own thread and may block on the store.
 */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,13 +45,33 @@ unsigned httpd_status_of(store_rc rc)
   }
 }
 
-/* The error reply of a failed store call, phrased like profefe's. */
+/* The error reply of a failed store call, phrased like profefe's.  The
+** reason of a server-side failure (5xx) goes to the log only: it names the
+** server's files (the data directory, the database), which are none of a
+** client's business; the client gets a fixed text per kind. */
 static void reply_store_error(httpd_reply *out, store_rc rc, const char *err)
 {
   unsigned status = httpd_status_of(rc);
   const char *why = (err != NULL && *err) ? err : store_strerror(rc);
 
+  if (status >= 500)
+    fprintf(stderr, "httpd: %u: %s\n", status, why);
   switch (rc) {
+  case STORE_NOSPACE:
+    httpd_reply_error(out, status, "cannot store: no space left on the "
+                                   "server's disk");
+    break;
+  case STORE_BUSY:
+    httpd_reply_error(out, status, "server busy: memory budget exhausted, "
+                                   "retry later");
+    break;
+  case STORE_NOMEM:
+    httpd_reply_error(out, status, "server out of memory");
+    break;
+  case STORE_IO:
+    httpd_reply_error(out, status, "internal error: the store failed (the "
+                                   "server's log has the reason)");
+    break;
   case STORE_NOTFOUND:
     httpd_reply_error(out, status, "nothing found");
     break;
