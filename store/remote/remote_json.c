@@ -109,7 +109,10 @@ static int meta_of(json_t *o, store_meta *m) {
   int64_t when = 0;
   char *service, *labels;
 
-  if (id == NULL || !meta_id_valid(id) || svc == NULL || t < 0) return -1;
+  /* The service becomes a FUSE directory name: one the server should never
+  ** have accepted ("a/b", "..", "merge", control characters) is no entry. */
+  if (id == NULL || !meta_id_valid(id) || !meta_service_valid(svc) || t < 0)
+    return -1;
   if (created != NULL && meta_time_parse(created, (int64_t)time(NULL), &when) != 0)
     return -1;
   if ((labels = labels_of(json_object_get(o, "labels"))) == NULL) return -1;
@@ -187,6 +190,8 @@ store_rc store_rjson_names(const char *text, size_t len, char ***names,
       rc = store_seterr(err, STORE_IO, "remote server sent a name that is no string");
       goto out;
     }
+    /* names become FUSE directory names: skip what cannot be one */
+    if (!meta_service_valid(json_string_value(it))) continue;
     if ((v[k] = strdup(json_string_value(it))) == NULL) {
       rc = store_seterr(err, STORE_NOMEM, "out of memory");
       goto out;

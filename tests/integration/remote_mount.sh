@@ -5,6 +5,8 @@
 # HTTP and through the local mount, label directories, merges byte-identical
 # to the HTTP merge, rm, bad profiles, a read-only remote mount, and what a
 # dead or hung server looks like (EIO within the --timeout, never a hang);
+# merges show writes through the mount at once and other clients' within
+# the 5 s the README promises (issue 13);
 # finally a clean unmount on SIGTERM.
 . "$TESTS_DIR/lib.sh"
 t_init
@@ -150,6 +152,26 @@ rpids=()
 for r in 1 2 3 4; do reader $r & rpids+=($!); done
 wait "${rpids[@]}"
 assert_eq "4 concurrent readers x 15 rounds: every read identical" "0 0 0 0" "$(cat "$T"/reader.[1-4] | tr '\n' ' ' | sed 's/ $//')"
+
+# ---- freshness of merges (README: own writes at once, others' within 5 s) ----------------
+M="$RMNT/merge/webapp/cpu/$FROM..$TO"
+cat "$M" >/dev/null
+retime "$FIXTURES/cpu_005.pb.gz" "$T/c6.pb.gz" $((NOW - 100))
+ingest "$T/c6.pb.gz" webapp cpu >/dev/null       # another client, straight to the server
+t0=$(date +%s%N)
+while :; do
+    curl -s -o "$T/hm_other" "$URL/api/0/profiles/merge?service=webapp&type=cpu&from=$FROM&to=$TO"
+    cmp -s "$M" "$T/hm_other" && break
+    [ $(( ($(date +%s%N) - t0) / 1000000 )) -gt 7000 ] && break
+    sleep 0.2
+done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "remote_mount: another client's ingest showed in the remote merge after ${ms} ms"
+check "another client's write shows in the merge within 5 s (+2 s margin): ${ms} ms" [ "$ms" -le 7000 ]
+retime "$FIXTURES/cpu_006.pb.gz" "$T/c7.pb.gz" $((NOW - 90))
+cp "$T/c7.pb.gz" "$RMNT/webapp/cpu/own.pb.gz"
+curl -s -o "$T/hm_own" "$URL/api/0/profiles/merge?service=webapp&type=cpu&from=$FROM&to=$TO"
+check "a write through the mount shows in its merge at once" cmp -s "$M" "$T/hm_own"
 
 # ---- a read-only remote mount ----------------------------------------------------------
 start_remote "$T/romnt" --read-only || t_done

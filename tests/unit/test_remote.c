@@ -162,6 +162,29 @@ static void test_json_lists(void) {
   store_names_free(v, n);
   CHECK(store_rjson_names(list, strlen(list), &v, &n, err) == STORE_IO);
 
+  /* Names from the server become FUSE names: those that cannot be service
+  ** names are skipped, in lists of names and of profiles (issue 13). */
+  static const char bad_names[] =
+    "{\"code\":200,\"body\":[\"..\",\"a/b\",\"merge\",\"ok\",\".x\","
+    "\"c\\u0001d\",\"\",\"../../etc\"]}";
+  CHECK_I64(store_rjson_names(bad_names, strlen(bad_names), &v, &n, err), STORE_OK);
+  CHECK_I64(n, 1);
+  if (n == 1) CHECK_STR(v[0], "ok");
+  store_names_free(v, n);
+  static const char bad_svc[] = "[{\"id\":\"bo51acqs8snb9srq3p10\",\"type\":\"cpu\","
+    "\"service\":\"../x\"},{\"id\":\"bo51acqs8snb9srq3p20\",\"type\":\"cpu\","
+    "\"service\":\"merge\"},{\"id\":\"bo51acqs8snb9srq3p30\",\"type\":\"cpu\","
+    "\"service\":\"fine\"}]";
+  CHECK_I64(store_rjson_meta_list(bad_svc, strlen(bad_svc), &l, err), STORE_OK);
+  CHECK_I64(l.n, 1);
+  if (l.n == 1) CHECK_STR(l.v[0].service, "fine");
+  store_meta_list_free(&l);
+  static const char one_bad[] = "{\"id\":\"bo51acqs8snb9srq3p10\",\"type\":\"cpu\","
+    "\"service\":\"a\\nb\"}";
+  store_meta m = { 0 };
+  CHECK(store_rjson_meta(one_bad, strlen(one_bad), &m, err) == STORE_IO);
+  CHECK(m.service == NULL);
+
   /* Some profefe versions send the bare body, without the envelope. */
   static const char bare[] = "[{\"id\":\"bo51acqs8snb9srq3p10\",\"type\":\"mutex\","
                              "\"service\":\"s\"}]";
