@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# kubernetes.sh — the Kubernetes examples (deploy/kubernetes/) agree with the
+# image and the command line: tests/tools/check_deploy.py parses them with
+# python3-yaml and checks image, args, environment, ports, probes and user
+# against the Containerfile and `profefs serve --help`; then the single
+# node's args run for real (data and address moved into the test's temp
+# dir) and the S3 nodes' args must parse.
+. "$TESTS_DIR/lib.sh"
+t_init
+REPO=$(cd "$TESTS_DIR/.." && pwd)
+PY=/usr/bin/python3     # Debian's, with python3-yaml
+
+"$PROFEFS" serve --help >"$T/help.txt"
+if ! "$PY" "$TESTS_DIR/tools/check_deploy.py" "$REPO" "$T/help.txt" >"$T/checks.txt" 2>"$T/checks.err"; then
+    fail "check_deploy.py failed: $(tail -n 5 "$T/checks.err")"
+fi
+while IFS= read -r line; do
+    case "$line" in
+        "ok "*) ok ;;
+        "FAIL "*) fail "${line#FAIL }" ;;
+    esac
+done <"$T/checks.txt"
+check "check_deploy.py made at least 40 checks" test "$(grep -c '^ok \|^FAIL ' "$T/checks.txt")" -ge 40
+
+# args_of SHAPE: the container args check_deploy.py printed for SHAPE, one per line.
+args_of() { grep "^args $1	" "$T/checks.txt" | cut -f2- | tr '\t' '\n'; }
+
+# ---- the single node's args, run for real ---------------------------------------------------
+mapfile -t ARGS < <(args_of single-node)
+check "single-node args found" test "${#ARGS[@]}" -ge 5
+PORT=$(free_port)
+RUN=()
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+    case "${ARGS[$i]}" in
+        --data) RUN+=(--data "$T/data"); i=$((i + 1)) ;;
+        --addr) RUN+=(--addr "127.0.0.1:$PORT"); i=$((i + 1)) ;;
+        *) RUN+=("${ARGS[$i]}") ;;
+    esac
+done
+"$PROFEFS" "${RUN[@]}" 2>"$T/sts.log" &
+SERVER_PID=$!
+SERVER_LOG="$T/sts.log"
+T_PIDS+=("$SERVER_PID")
+T_LOGS+=("$SERVER_LOG")
+if wait_http "http://127.0.0.1:$PORT/api/0/version" 30; then
+    http GET "http://127.0.0.1:$PORT/api/0/version"
+    assert_eq "the StatefulSet's args serve /api/0/version (the probes' path)" 200 "$HTTP_STATUS"
+    assert_contains "version answer" "$HTTP_BODY" '"version"'
+else
+    fail "profefs ${RUN[*]} did not start: $(tail -n 5 "$T/sts.log")"
+fi
+stop_server TERM
+
+# ---- the S3 nodes' args parse (--help last: every option before it is parsed) ------------------
+mapfile -t ARGS < <(args_of s3-nodes)
+check "s3-nodes args found" test "${#ARGS[@]}" -ge 5
+out=$("$PROFEFS" "${ARGS[@]}" --help 2>&1); rc=$?
+assert_eq "profefs ${ARGS[*]} parses (exit status of --help after them)" 0 "$rc"
+assert_contains "and prints serve's help" "$out" "Usage: profefs serve"
+
+t_done
