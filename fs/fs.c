@@ -54,6 +54,7 @@ int fs_errno(store_rc rc) {
     case STORE_IO: return EIO;
     case STORE_NOMEM: return ENOMEM;
     case STORE_BUSY: return ENOMEM; /* the memory budget */
+    case STORE_UNAVAILABLE: return EIO;
   }
   return EIO;
 }

@@ -37,6 +37,7 @@ unsigned httpd_status_of(store_rc rc)
   case STORE_NOSPACE:
     return 507;
   case STORE_BUSY:
+  case STORE_UNAVAILABLE: /* S3 down: the client may retry */
     return 503;
   case STORE_IO:
   case STORE_NOMEM:
@@ -332,7 +333,8 @@ out:
 /* Splits the ids of "id1+id2+..." (a '+' may arrive as ' ' when a client
 ** encoded it as a query would) into *ids (malloc'd array of malloc'd
 ** strings).  0, or -1 after replying 400 / 500. */
-static int split_ids(const char *s, char ***ids, size_t *n, httpd_reply *out)
+static int split_ids(const store *st, const char *s, char ***ids, size_t *n,
+                     httpd_reply *out)
 {
   char **v = NULL;
   size_t cnt = 0, cap = 0, k;
@@ -350,7 +352,7 @@ static int split_ids(const char *s, char ***ids, size_t *n, httpd_reply *out)
       }
       if ((v[cnt] = strndup(p, k)) == NULL)
         goto oom;
-      if (!meta_id_valid(v[cnt++])) {
+      if (!store_id_valid(st, v[cnt++])) {
         httpd_reply_error(out, 400, "bad profile id \"%s\"", v[cnt - 1]);
         goto fail;
       }
@@ -382,7 +384,7 @@ static void api_get(httpd_req *r, httpd_reply *out)
   size_t n = 0, len = 0;
   store_rc rc;
 
-  if (split_ids(rest, &ids, &n, out))
+  if (split_ids(httpd_store(r->h), rest, &ids, &n, out))
     return;
   if (n == 1)
     rc = store_get(httpd_store(r->h), ids[0], NULL, &data, &len, err);
@@ -402,7 +404,7 @@ static void api_delete(httpd_req *r, httpd_reply *out)
   char err[STORE_ERRMAX] = "";
   store_rc rc;
 
-  if (!meta_id_valid(id)) {
+  if (!store_id_valid(httpd_store(r->h), id)) {
     httpd_reply_error(out, 400, "bad profile id \"%s\"", id);
     return;
   }

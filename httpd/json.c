@@ -216,7 +216,7 @@ json_t *httpd_json_meta(const store_meta *m)
     labels = NULL;
   }
   meta_time_format(m->created_at, when);
-  vals[0] = httpd_json_string(m->id);
+  vals[0] = httpd_json_string(store_meta_id(m));
   vals[1] = httpd_json_string(meta_type_name(m->type));
   vals[2] = httpd_json_string(m->service);
   vals[3] = labels;

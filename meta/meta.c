@@ -73,15 +73,7 @@ static void random_bytes(uint8_t out[8]) {
   for (int i = 0; i < 8; i++) out[i] = (uint8_t)(x >> (56 - 8 * i));
 }
 
-void meta_id_new(int64_t now_sec, char out[META_ID_LEN + 1]) {
-  uint8_t raw[12];
-  uint32_t sec = (uint32_t)now_sec;
-  raw[0] = (uint8_t)(sec >> 24);
-  raw[1] = (uint8_t)(sec >> 16);
-  raw[2] = (uint8_t)(sec >> 8);
-  raw[3] = (uint8_t)sec;
-  random_bytes(raw + 4);
-
+void meta_id_encode(const uint8_t raw[12], char out[META_ID_LEN + 1]) {
   /* 96 bits -> 20 groups of 5 bits; the last group is zero-padded. */
   uint32_t acc = 0;
   int bits = 0, o = 0;
@@ -96,6 +88,27 @@ void meta_id_new(int64_t now_sec, char out[META_ID_LEN + 1]) {
   out[o++] = b32hex[(acc << (5 - bits)) & 31];
   assert(o == META_ID_LEN);
   out[o] = '\0';
+}
+
+void meta_id_new(int64_t now_sec, char out[META_ID_LEN + 1]) {
+  uint8_t raw[12];
+  uint32_t sec = (uint32_t)now_sec;
+  raw[0] = (uint8_t)(sec >> 24);
+  raw[1] = (uint8_t)(sec >> 16);
+  raw[2] = (uint8_t)(sec >> 8);
+  raw[3] = (uint8_t)sec;
+  random_bytes(raw + 4);
+  meta_id_encode(raw, out);
+}
+
+int64_t meta_id_time(const char *id) {
+  /* The first 7 characters hold 35 bits: the 32 of the second, then 3. */
+  uint64_t acc = 0;
+  for (int i = 0; i < 7; i++) {
+    char c = id[i];
+    acc = (acc << 5) | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+  }
+  return (int64_t)(uint32_t)(acc >> 3);
 }
 
 int meta_id_valid(const char *s) {

@@ -60,6 +60,12 @@ int meta_type_parse(const char *name);
 ** falls back to a time+counter mix if getrandom() is unavailable. */
 void meta_id_new(int64_t now_sec, char out[META_ID_LEN + 1]);
 
+/* Writes the id of the 12 bytes raw (what meta_id_new encodes) into out. */
+void meta_id_encode(const uint8_t raw[12], char out[META_ID_LEN + 1]);
+
+/* The creation second of a valid id (its first 4 bytes). */
+int64_t meta_id_time(const char *id);
+
 /* 1 when s is exactly META_ID_LEN characters of base32hex (lower case). */
 int meta_id_valid(const char *s);
 

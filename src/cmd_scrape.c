@@ -40,7 +40,9 @@ static const char usage[] =
   "                         [types=cpu,heap] [seconds=10]     # comment\n"
   "Destination (one of):\n"
   "      --to URL         a profefs/profefe server, e.g. http://host:10100\n"
-  "  -d, --data DIR       a local data directory (default ./profefs-data)\n"
+  "  -d, --data DIR       a local data directory (default ./profefs-data),\n"
+  "                       or s3://BUCKET[/PREFIX] (see profefs serve --help)\n"
+  "      --s3-endpoint URL  S3 endpoint for an s3:// --data\n"
   "Other:\n"
   "      --timeout DUR    limit of each request (default 30s, plus the profile\n"
   "                       length for cpu and trace)\n"
@@ -53,7 +55,7 @@ static const char usage[] =
   "or stopped. Failures that may pass are retried with backoff.\n";
 
 typedef struct scrape_config {
-  const char *target, *service, *labels, *config, *to, *data;
+  const char *target, *service, *labels, *config, *to, *data, *s3_endpoint;
   const char *every, *types, *seconds;
   long timeout_ms;
   int once;
@@ -61,7 +63,7 @@ typedef struct scrape_config {
 
 /* Parses argv into *cfg; returns -1 on success, else the exit status. */
 static int parse_args(int argc, char **argv, scrape_config *cfg) {
-  enum { O_TYPES = 256, O_SECONDS, O_TO, O_TIMEOUT, O_ONCE };
+  enum { O_TYPES = 256, O_SECONDS, O_TO, O_TIMEOUT, O_ONCE, O_S3ENDPOINT };
   static const struct option longopts[] = {
     { "target", required_argument, NULL, 't' },
     { "service", required_argument, NULL, 's' },
@@ -74,6 +76,7 @@ static int parse_args(int argc, char **argv, scrape_config *cfg) {
     { "data", required_argument, NULL, 'd' },
     { "timeout", required_argument, NULL, O_TIMEOUT },
     { "once", no_argument, NULL, O_ONCE },
+    { "s3-endpoint", required_argument, NULL, O_S3ENDPOINT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -92,6 +95,7 @@ static int parse_args(int argc, char **argv, scrape_config *cfg) {
       case O_TO: cfg->to = optarg; break;
       case 'd': cfg->data = optarg; break;
       case O_ONCE: cfg->once = 1; break;
+      case O_S3ENDPOINT: cfg->s3_endpoint = optarg; break;
       case O_TIMEOUT:
         if (meta_duration_parse(optarg, &sec) != 0 || sec > 86400)
           return cli_usage_error("scrape", "invalid --timeout '%s' (e.g. 30s)", optarg);
@@ -206,6 +210,7 @@ int cmd_scrape(int argc, char **argv) {
     }
   } else {
     dest = cfg.data != NULL ? cfg.data : "./profefs-data";
+    sopts.s3_endpoint = cfg.s3_endpoint;
     if (store_open(dest, &sopts, &st, err) != STORE_OK) {
       cli_errorf("scrape: %s", err);
       goto out;

@@ -30,7 +30,12 @@ static const char usage[] =
   "Serves the profefe HTTP API of a local profile store and, with --mount,\n"
   "the same store as a FUSE filesystem. Stops cleanly on SIGINT/SIGTERM.\n"
   "\n"
-  "  -d, --data DIR          data directory (default ./profefs-data)\n"
+  "  -d, --data DIR          data directory (default ./profefs-data), or\n"
+  "                          s3://BUCKET[/PREFIX]: an S3 bucket in profefe's\n"
+  "                          layout (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+  "                          AWS_SESSION_TOKEN, AWS_REGION; any number of nodes)\n"
+  "      --s3-endpoint URL   S3 endpoint (default AWS_ENDPOINT_URL_S3, else\n"
+  "                          AWS_ENDPOINT_URL, else AWS); path-style addressing\n"
   "  -a, --addr HOST:PORT    listen address (default 127.0.0.1:10100; port 0 = any)\n"
   "  -m, --mount DIR         also mount the store at DIR\n"
   "      --read-only         refuse every write (HTTP 403, EROFS)\n"
@@ -50,7 +55,7 @@ static const char usage[] =
   "  -h, --help              show this help\n";
 
 typedef struct serve_config {
-  const char *data, *addr, *mount;
+  const char *data, *addr, *mount, *s3_endpoint;
   int read_only, quiet, allow_other, fuse_debug;
   int64_t retention, window;
   size_t max_body, max_inflate, max_memory;
@@ -59,7 +64,7 @@ typedef struct serve_config {
 /* Parses argv into *cfg; returns -1 on success, else the exit status. */
 static int parse_args(int argc, char **argv, serve_config *cfg) {
   enum { O_READONLY = 256, O_RETENTION, O_WINDOW, O_MAXBODY, O_MAXINFLATE, O_MAXMEMORY,
-         O_ALLOWOTHER, O_FUSEDEBUG };
+         O_ALLOWOTHER, O_FUSEDEBUG, O_S3ENDPOINT };
   static const struct option longopts[] = {
     { "data", required_argument, NULL, 'd' },
     { "addr", required_argument, NULL, 'a' },
@@ -72,6 +77,7 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
     { "max-memory", required_argument, NULL, O_MAXMEMORY },
     { "allow-other", no_argument, NULL, O_ALLOWOTHER },
     { "fuse-debug", no_argument, NULL, O_FUSEDEBUG },
+    { "s3-endpoint", required_argument, NULL, O_S3ENDPOINT },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -84,6 +90,7 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
       case 'd': cfg->data = optarg; break;
       case 'a': cfg->addr = optarg; break;
       case 'm': cfg->mount = optarg; break;
+      case O_S3ENDPOINT: cfg->s3_endpoint = optarg; break;
       case 'q': cfg->quiet = 1; break;
       case O_READONLY: cfg->read_only = 1; break;
       case O_ALLOWOTHER: cfg->allow_other = 1; break;
@@ -170,6 +177,7 @@ int cmd_serve(int argc, char **argv) {
   sopts.read_only = cfg.read_only;
   sopts.max_inflate = cfg.max_inflate;
   sopts.budget = mem;
+  sopts.s3_endpoint = cfg.s3_endpoint;
   if (store_open(cfg.data, &sopts, &st, err) != STORE_OK) {
     cli_errorf("serve: %s", err);
     goto out;

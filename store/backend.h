@@ -4,7 +4,8 @@
 ** store.c holds the public entry points; each checks its arguments
 ** (asserting documented preconditions, validating user input such as ids
 ** and service names) and then calls the backend through this table.
-** sqlite/local.c (SQLite) and remote/remote.c (HTTP client) each provide one table.
+** sqlite/local.c (SQLite), remote/remote.c (HTTP client) and s3/s3.c (S3)
+** each provide one table.
 ** A backend may leave an entry NULL: the call then fails with
 ** STORE_UNSUPPORTED.
 */
@@ -14,7 +15,7 @@
 #include "store.h"
 
 typedef struct store_backend_ops {
-  const char *name; /* "local" / "remote" */
+  const char *name; /* "local" / "remote" / "s3" */
   void (*close)(void *impl);
   store_rc (*ingest)(void *impl, const char *service, meta_type type,
                      const char *labels, int64_t created_at_hint,
@@ -37,6 +38,8 @@ typedef struct store_backend_ops {
   uint64_t (*generation)(void *impl);
   store_rc (*stats)(void *impl, store_stats *out);
   store_rc (*maintain)(void *impl, size_t *built, char *err);
+  /* ids other than meta_id_valid's that this backend takes (may be NULL) */
+  int (*id_valid)(const char *id);
 } store_backend_ops;
 
 /* Constructors used by store_open / store_open_remote. */
@@ -46,6 +49,8 @@ store_rc store_local_open(const char *dir, const store_options *opts,
 store_rc store_remote_open(const char *base_url, const store_options *opts,
                            const store_backend_ops **ops, void **impl,
                            char *err);
+store_rc store_s3_open(const char *url, const store_options *opts,
+                       const store_backend_ops **ops, void **impl, char *err);
 
 /* printf into err (STORE_ERRMAX bytes) when err is not NULL; returns rc so
 ** backends can write `return store_seterr(err, STORE_IO, "...", ...)`. */

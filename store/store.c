@@ -36,6 +36,7 @@ const char *store_strerror(store_rc rc) {
   case STORE_IO: return "i/o error";
   case STORE_NOMEM: return "out of memory";
   case STORE_BUSY: return "busy (memory budget exhausted)";
+  case STORE_UNAVAILABLE: return "storage unavailable";
   }
   return "unknown error";
 }
@@ -78,10 +79,16 @@ static store_rc check_labels(const char *labels, char *err) {
   return STORE_OK;
 }
 
-static store_rc check_id(const char *id, char *err) {
+int store_id_valid(const store *st, const char *id) {
+  assert(st != NULL);
+  if (id == NULL) return 0;
+  return meta_id_valid(id) || (st->ops->id_valid != NULL && st->ops->id_valid(id));
+}
+
+static store_rc check_id(const store *st, const char *id, char *err) {
   if (id == NULL || id[0] == '\0')
     return store_seterr(err, STORE_INVALID, "missing id");
-  if (!meta_id_valid(id))
+  if (!store_id_valid(st, id))
     return store_seterr(err, STORE_INVALID, "invalid id \"%.*s\"", SHOW, id);
   return STORE_OK;
 }
@@ -135,9 +142,12 @@ store_rc store_open(const char *dir, const store_options *opts, store **out,
   assert(dir != NULL && out != NULL);
   const store_backend_ops *ops;
   void *impl;
-  store_rc rc = store_local_open(dir, opts, &ops, &impl, err);
+  int s3 = strncmp(dir, "s3://", 5) == 0;
+  store_rc rc = s3 ? store_s3_open(dir, opts, &ops, &impl, err)
+                   : store_local_open(dir, opts, &ops, &impl, err);
   if (rc != STORE_OK) return rc;
-  return wrap(ops, impl, opts, 0, out, err);
+  /* S3 is remote for the front ends: lists cost requests */
+  return wrap(ops, impl, opts, s3, out, err);
 }
 
 store_rc store_open_remote(const char *base_url, const store_options *opts,
@@ -167,8 +177,15 @@ void store_meta_clear(store_meta *m) {
   if (m == NULL) return;
   free(m->service);
   free(m->labels);
+  free(m->key);
   m->service = NULL;
   m->labels = NULL;
+  m->key = NULL;
+}
+
+const char *store_meta_id(const store_meta *m) {
+  assert(m != NULL);
+  return m->key != NULL ? m->key : m->id;
 }
 
 void store_meta_list_free(store_meta_list *l) {
@@ -217,7 +234,7 @@ store_rc store_find(store *st, const store_query *q, store_meta_list *out,
 store_rc store_get(store *st, const char *id, store_meta *meta, void **data,
                    size_t *len, char err[STORE_ERRMAX]) {
   assert(st != NULL && data != NULL && len != NULL);
-  store_rc rc = check_id(id, err);
+  store_rc rc = check_id(st, id, err);
   if (rc != STORE_OK) return rc;
   if (st->ops->get == NULL) return unsupported(st, "get", err);
   return st->ops->get(st->impl, id, meta, data, len, err);
@@ -226,7 +243,7 @@ store_rc store_get(store *st, const char *id, store_meta *meta, void **data,
 store_rc store_stat(store *st, const char *id, store_meta *meta,
                     char err[STORE_ERRMAX]) {
   assert(st != NULL && meta != NULL);
-  store_rc rc = check_id(id, err);
+  store_rc rc = check_id(st, id, err);
   if (rc != STORE_OK) return rc;
   if (st->ops->stat == NULL) return unsupported(st, "stat", err);
   return st->ops->stat(st->impl, id, meta, err);
@@ -248,7 +265,7 @@ store_rc store_merge_ids(store *st, const char *const *ids, size_t n,
   assert(st != NULL && (ids != NULL || n == 0) && out != NULL && len != NULL);
   if (n == 0) return store_seterr(err, STORE_INVALID, "no profile ids");
   for (size_t i = 0; i < n; i++) {
-    store_rc rc = check_id(ids[i], err);
+    store_rc rc = check_id(st, ids[i], err);
     if (rc != STORE_OK) return rc;
   }
   if (st->ops->merge_ids == NULL) return unsupported(st, "merge", err);
@@ -290,7 +307,7 @@ store_rc store_delete(store *st, const char *id, char err[STORE_ERRMAX]) {
   assert(st != NULL);
   store_rc rc;
   if ((rc = check_writable(st, err)) != STORE_OK ||
-      (rc = check_id(id, err)) != STORE_OK)
+      (rc = check_id(st, id, err)) != STORE_OK)
     return rc;
   if (st->ops->del == NULL) return unsupported(st, "delete", err);
   return st->ops->del(st->impl, id, err);

@@ -45,7 +45,8 @@ typedef enum store_rc {
   STORE_NOSPACE,     /* disk full */
   STORE_IO,          /* SQLite/disk/network error */
   STORE_NOMEM,
-  STORE_BUSY         /* the memory budget had no room: try again later */
+  STORE_BUSY,        /* the memory budget had no room: try again later */
+  STORE_UNAVAILABLE  /* the storage service did not answer (S3 down): retry later */
 } store_rc;
 
 /* Short constant name of rc. */
@@ -64,10 +65,16 @@ typedef struct store_options {
   /* remote only: */
   long timeout_ms;      /* per request; 0 = 10000 */
   const char *user_agent;
+  /* s3 only: endpoint URL; NULL = AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS */
+  const char *s3_endpoint;
 } store_options;
 
 /* Opens (creating when missing, unless read_only) the local repository in
-** directory dir.  opts may be NULL for defaults.
+** directory dir, or, when dir is "s3://BUCKET[/PREFIX]", the repository in
+** that S3 bucket (store/s3/: profefe's layout; credentials and region from
+** the AWS_* environment; one request checks that the bucket answers and the
+** credentials work, else STORE_IO / STORE_NOTFOUND / STORE_UNAVAILABLE with
+** a one-line reason).  opts may be NULL for defaults.
 ** Fails with STORE_IO and a reason naming the directory when it cannot be
 ** created, read or written, the database is not a profefs store, or
 ** another open store (of any process) holds the directory's lock (the
@@ -89,7 +96,8 @@ int store_is_remote(const store *st);
 /* ---- metadata ------------------------------------------------------------------ */
 
 typedef struct store_meta {
-  char id[META_ID_LEN + 1];
+  char id[META_ID_LEN + 1]; /* the id, or on S3 the digest (FUSE names) */
+  char *key;           /* S3: the object key, which is the id there; else NULL */
   char *service;       /* malloc'd */
   meta_type type;
   char *labels;        /* canonical label string (meta.h), malloc'd, "" if none */
@@ -99,6 +107,13 @@ typedef struct store_meta {
 
 /* Frees the strings of m (not m itself); accepts NULL. */
 void store_meta_clear(store_meta *m);
+
+/* The id of m as clients see it: m->key when set, else m->id. */
+const char *store_meta_id(const store_meta *m);
+
+/* 1 when id has the shape of an id of st (20 characters of base32hex, or on
+** S3 an object key of profefe's layout). */
+int store_id_valid(const store *st, const char *id);
 
 typedef struct store_meta_list {
   size_t n;

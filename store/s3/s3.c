@@ -1,0 +1,530 @@
+/*
+** s3.c — the S3 backend: opening (URL, endpoint, credentials, region, the
+** start-up check), the op table, and what works on listings: find,
+** services, label sets, merges of a query, retention.
+**
+** Lists seek: keys of one service/type sort by their digest, whose first
+** 4 bytes are created_at, so a query lists from start-after = the digest
+** prefix of `from` and stops at the first key after `to`.
+**
+** Retention deletes keys older than the cutoff one by one; DELETE of a key
+** that another node already deleted answers 204 too, so any number of
+** nodes may run it at once.  A bucket lifecycle rule is the alternative
+** (README).
+**
+** The generation (store.h) is the own-write count plus a one-second time
+** bucket: other nodes' writes cannot be seen without asking S3, so caches
+** of derived data live at most a second.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "s3_int.h"
+
+#define LIST_MAX (16u << 20)  /* one ListObjectsV2 page is far smaller */
+
+static char *env_first(const char *a, const char *b) {
+  const char *v = getenv(a);
+  if ((v == NULL || v[0] == '\0') && b != NULL) v = getenv(b);
+  return v != NULL && v[0] != '\0' ? (char *)v : NULL;
+}
+
+void store_s3_count_write(store_s3 *s, int ingest) {
+  pthread_mutex_lock(&s->mu);
+  s->writes++;
+  if (ingest) s->ingests++;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static uint64_t s3_generation(void *impl) {
+  store_s3 *s = impl;
+  uint64_t w;
+  pthread_mutex_lock(&s->mu);
+  w = s->writes;
+  pthread_mutex_unlock(&s->mu);
+  return ((uint64_t)time(NULL) << 24) ^ w;
+}
+
+static store_rc s3_stats(void *impl, store_stats *out) {
+  store_s3 *s = impl;
+  pthread_mutex_lock(&s->mu);
+  *out = (store_stats){.profiles = -1, .bytes = -1, .disk_bytes = -1,
+                       .ingests = s->ingests, .commits = -1};
+  pthread_mutex_unlock(&s->mu);
+  return STORE_OK;
+}
+
+/* ---- listing ------------------------------------------------------------------- */
+
+/* The canonical ListObjectsV2 query (parameters sorted by name). */
+static char *list_query(const char *token, const char *delim,
+                        const char *prefix, const char *after) {
+  s3_buf b = {0};
+  int bad = 0;
+  if (token != NULL)
+    bad = store_s3_buf_add(&b, "continuation-token=", 19) ||
+          store_s3_buf_enc(&b, token, 0) || store_s3_buf_add(&b, "&", 1);
+  if (delim != NULL)
+    bad = bad || store_s3_buf_add(&b, "delimiter=", 10) ||
+          store_s3_buf_enc(&b, delim, 0) || store_s3_buf_add(&b, "&", 1);
+  bad = bad || store_s3_buf_add(&b, "list-type=2&max-keys=1000&prefix=", 33) ||
+        store_s3_buf_enc(&b, prefix, 0);
+  if (after != NULL && token == NULL)
+    bad = bad || store_s3_buf_add(&b, "&start-after=", 13) ||
+          store_s3_buf_enc(&b, after, 0);
+  if (bad) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}
+
+/* One page after token (NULL: the first) into *l (cleared first). */
+static store_rc list_page(store_s3 *s, const char *token, const char *delim,
+                          const char *full_prefix, const char *full_after,
+                          s3_list *l, char *err) {
+  char *q = list_query(token, delim, full_prefix, full_after);
+  s3_resp r = {0};
+  store_rc rc;
+  if (q == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  rc = store_s3_request(s, "GET", NULL, q, NULL, 0, NULL, LIST_MAX, &r, err);
+  free(q);
+  if (rc != STORE_OK) return rc;
+  if (r.status != 200) {
+    rc = store_s3_status_rc(s, "listing the bucket", &r, err);
+    if (rc == STORE_NOTFOUND) rc = STORE_IO;
+  } else {
+    store_s3_list_clear(l);
+    if (store_s3_xml_list(r.body, r.len, l) != 0)
+      rc = store_seterr(err, STORE_IO, "listing the bucket: malformed answer");
+  }
+  store_s3_resp_clear(&r);
+  return rc;
+}
+
+/* Full key (with the store's prefix) of k, malloc'd. */
+static char *full(store_s3 *s, const char *k) {
+  char *f = NULL;
+  if (asprintf(&f, "%s%s", s->prefix, k) < 0) return NULL;
+  return f;
+}
+
+typedef int (*list_fn)(const char *key, int64_t size, void *arg);
+
+/* Lists keys (or, with delim, common prefixes: size -1) under prefix. */
+static store_rc list_all(store_s3 *s, const char *prefix, const char *after,
+                         const char *delim, list_fn fn, void *arg, char *err) {
+  char *fp = full(s, prefix), *fa = after ? full(s, after) : NULL;
+  size_t plen = strlen(s->prefix);
+  s3_list l = {0};
+  store_rc rc = STORE_OK;
+  int stop = 0;
+  if (fp == NULL || (after != NULL && fa == NULL)) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  do {
+    char *tok = l.next_token ? strdup(l.next_token) : NULL;
+    if (l.next_token != NULL && tok == NULL) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      break;
+    }
+    free(l.next_token);
+    l.next_token = NULL;
+    rc = list_page(s, tok, delim, fp, fa, &l, err);
+    free(tok);
+    if (rc != STORE_OK) break;
+    for (size_t i = 0; !stop && i < l.nkeys; i++)
+      if (strlen(l.keys[i]) >= plen) stop = fn(l.keys[i] + plen, l.sizes[i], arg);
+    for (size_t i = 0; !stop && i < l.nprefixes; i++)
+      if (strlen(l.prefixes[i]) >= plen) stop = fn(l.prefixes[i] + plen, -1, arg);
+  } while (!stop && l.truncated && l.next_token != NULL);
+out:
+  store_s3_list_clear(&l);
+  free(fp);
+  free(fa);
+  return rc;
+}
+
+store_rc store_s3_list(store_s3 *s, const char *prefix, const char *start_after,
+                       list_fn fn, void *arg, char *err) {
+  return list_all(s, prefix, start_after, NULL, fn, arg, err);
+}
+
+/* ---- find ---------------------------------------------------------------------- */
+
+typedef struct find_ctx {
+  const store_query *q;
+  store_meta_list *out;
+  size_t cap;
+  int oom;
+} find_ctx;
+
+static int find_one(const char *key, int64_t size, void *arg) {
+  find_ctx *f = arg;
+  store_meta m = {0};
+  if (store_s3_key_parse(key, &m) != 0) return 0; /* not ours: skip */
+  if (m.created_at > f->q->to) {
+    store_meta_clear(&m);
+    return 1; /* sorted by time: nothing after this matches */
+  }
+  if (m.created_at < f->q->from || strcmp(m.service, f->q->service) != 0 ||
+      m.type != f->q->type || !meta_labels_match(f->q->labels, m.labels)) {
+    store_meta_clear(&m);
+    return 0;
+  }
+  m.size = size;
+  if (f->out->n == f->cap) {
+    size_t cap = f->cap ? 2 * f->cap : 64;
+    store_meta *v = realloc(f->out->v, cap * sizeof *v);
+    if (v == NULL) {
+      store_meta_clear(&m);
+      f->oom = 1;
+      return 1;
+    }
+    f->out->v = v;
+    f->cap = cap;
+  }
+  f->out->v[f->out->n++] = m;
+  return f->q->limit > 0 && f->out->n >= (size_t)f->q->limit;
+}
+
+/* Keys of one second sort by the rest of the digest and then the labels,
+** which is the order store.h promises (created_at, then id). */
+static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
+                        char *err) {
+  store_s3 *s = impl;
+  char floor[META_ID_LEN + 1], *dir = store_s3_key_dir(q->service, q->type);
+  char *after = NULL;
+  store_meta_list l = {0};
+  find_ctx f = {.q = q, .out = &l};
+  store_rc rc;
+  if (dir == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  store_s3_digest_floor(q->from, floor);
+  floor[META_ID_LEN - 1] = '\0'; /* 19 characters: below every key of `from` */
+  if (asprintf(&after, "%s%s", dir, floor) < 0) after = NULL;
+  if (after == NULL) {
+    free(dir);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  rc = store_s3_list(s, dir, after, find_one, &f, err);
+  if (rc == STORE_OK && f.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
+  if (rc == STORE_OK)
+    *out = l;
+  else
+    store_meta_list_free(&l);
+  free(dir);
+  free(after);
+  return rc;
+}
+
+static store_rc s3_merge(void *impl, const store_query *q, void **out,
+                         size_t *len, size_t *count, char *err) {
+  store_meta_list l = {0};
+  const char **keys = NULL;
+  store_rc rc = s3_find(impl, q, &l, err);
+  if (rc != STORE_OK) return rc;
+  if (l.n == 0) {
+    rc = store_seterr(err, STORE_NOTFOUND, "no profiles found");
+    goto out;
+  }
+  if ((keys = malloc(l.n * sizeof *keys)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < l.n; i++) keys[i] = l.v[i].key;
+  rc = store_s3_merge_keys(impl, keys, l.n, out, len, err);
+  if (rc == STORE_OK && count != NULL) *count = l.n;
+out:
+  free(keys);
+  store_meta_list_free(&l);
+  return rc;
+}
+
+/* ---- services and label sets ------------------------------------------------------- */
+
+typedef struct names_ctx {
+  char **v;
+  size_t n, cap;
+  int oom;
+} names_ctx;
+
+static int names_add(names_ctx *c, const char *s, size_t n) {
+  char *d;
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 32;
+    char **v = realloc(c->v, cap * sizeof *v);
+    if (v == NULL) return c->oom = 1;
+    c->v = v;
+    c->cap = cap;
+  }
+  if ((d = strndup(s, n)) == NULL) return c->oom = 1;
+  c->v[c->n++] = d;
+  return 0;
+}
+
+static int service_one(const char *prefix, int64_t size, void *arg) {
+  size_t n = strlen(prefix);
+  (void)size;
+  /* "P0.<service>/" */
+  if (n < 5 || strncmp(prefix, "P0.", 3) != 0 || prefix[n - 1] != '/') return 0;
+  return names_add(arg, prefix + 3, n - 4);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static store_rc names_done(names_ctx *c, store_rc rc, char ***names, size_t *n,
+                           char *err) {
+  if (rc == STORE_OK && c->oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
+  if (rc != STORE_OK) {
+    store_names_free(c->v, c->n);
+    return rc;
+  }
+  qsort(c->v, c->n, sizeof *c->v, cmp_str);
+  size_t w = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    if (w > 0 && strcmp(c->v[w - 1], c->v[i]) == 0)
+      free(c->v[i]);
+    else
+      c->v[w++] = c->v[i];
+  }
+  *names = c->v;
+  *n = w;
+  return STORE_OK;
+}
+
+static store_rc s3_services(void *impl, char ***names, size_t *n, char *err) {
+  names_ctx c = {0};
+  store_rc rc = list_all(impl, "P0.", NULL, "/", service_one, &c, err);
+  return names_done(&c, rc, names, n, err);
+}
+
+static int labels_one(const char *key, int64_t size, void *arg) {
+  store_meta m = {0};
+  int stop;
+  (void)size;
+  if (store_s3_key_parse(key, &m) != 0) return 0;
+  stop = names_add(arg, m.labels, strlen(m.labels));
+  store_meta_clear(&m);
+  return stop;
+}
+
+static store_rc s3_label_sets(void *impl, const char *service, meta_type type,
+                              char ***sets, size_t *n, char *err) {
+  names_ctx c = {0};
+  char *dir = store_s3_key_dir(service, type);
+  store_rc rc;
+  if (dir == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  rc = store_s3_list(impl, dir, NULL, labels_one, &c, err);
+  free(dir);
+  return names_done(&c, rc, sets, n, err);
+}
+
+/* ---- retention ------------------------------------------------------------------- */
+
+typedef struct old_ctx {
+  int64_t cutoff;
+  names_ctx keys;
+} old_ctx;
+
+static int old_one(const char *key, int64_t size, void *arg) {
+  old_ctx *o = arg;
+  store_meta m = {0};
+  (void)size;
+  if (store_s3_key_parse(key, &m) != 0) return 0;
+  int64_t t = m.created_at;
+  store_meta_clear(&m);
+  if (t >= o->cutoff) return 1;
+  return names_add(&o->keys, key, strlen(key));
+}
+
+static store_rc s3_retain(void *impl, int64_t cutoff, size_t *deleted,
+                          char *err) {
+  store_s3 *s = impl;
+  char **svcs = NULL;
+  size_t nsvc = 0, total = 0;
+  store_rc rc = s3_services(impl, &svcs, &nsvc, err);
+  for (size_t i = 0; rc == STORE_OK && i < nsvc; i++) {
+    for (int t = 0; rc == STORE_OK && t < META_NTYPES; t++) {
+      char *dir = store_s3_key_dir(svcs[i], (meta_type)t);
+      old_ctx o = {.cutoff = cutoff};
+      if (dir == NULL) {
+        rc = store_seterr(err, STORE_NOMEM, "out of memory");
+        break;
+      }
+      rc = store_s3_list(s, dir, NULL, old_one, &o, err);
+      if (rc == STORE_OK && o.keys.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      for (size_t k = 0; rc == STORE_OK && k < o.keys.n; k++) {
+        s3_resp r = {0};
+        rc = store_s3_request(s, "DELETE", o.keys.v[k], NULL, NULL, 0, NULL,
+                              1 << 16, &r, err);
+        if (rc == STORE_OK && r.status / 100 != 2 && r.status != 404)
+          rc = store_s3_status_rc(s, "retention", &r, err);
+        if (rc == STORE_OK) total++;
+        store_s3_resp_clear(&r);
+      }
+      if (o.keys.n > 0) store_s3_count_write(s, 0);
+      store_names_free(o.keys.v, o.keys.n);
+      free(dir);
+    }
+  }
+  store_names_free(svcs, nsvc);
+  if (rc == STORE_OK && deleted != NULL) *deleted = total;
+  return rc;
+}
+
+/* ---- opening ----------------------------------------------------------------------- */
+
+static void s3_close(void *impl) {
+  store_s3 *s = impl;
+  if (s == NULL) return;
+  store_s3_pool_free(s->pool);
+  pthread_mutex_destroy(&s->mu);
+  free(s->base);
+  free(s->endpoint);
+  free(s->bucket);
+  free(s->prefix);
+  free(s->sigv4);
+  free(s->userpwd);
+  free(s->token_hdr);
+  free(s);
+}
+
+static const store_backend_ops s3_ops = {
+  .name = "s3",
+  .close = s3_close,
+  .ingest = store_s3_ingest,
+  .find = s3_find,
+  .get = store_s3_get,
+  .stat = store_s3_stat,
+  .merge = s3_merge,
+  .merge_ids = store_s3_merge_ids,
+  .services = s3_services,
+  .label_sets = s3_label_sets,
+  .del = store_s3_del,
+  .retain = s3_retain,
+  .generation = s3_generation,
+  .stats = s3_stats,
+  .id_valid = store_s3_id_valid,
+};
+
+static int bucket_valid(const char *b, size_t n) {
+  if (n < 3 || n > 63) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') ||
+          b[i] == '-' || b[i] == '.' || b[i] == '_'))
+      return 0;
+  return 1;
+}
+
+/* Parses "s3://BUCKET[/PREFIX]" into s->bucket and s->prefix ("" or "p/"). */
+static store_rc parse_url(store_s3 *s, const char *url, char *err) {
+  const char *b = url + 5, *slash = strchr(b, '/');
+  size_t bn = slash ? (size_t)(slash - b) : strlen(b);
+  const char *p = slash ? slash + 1 : "";
+  size_t pn = strlen(p);
+  while (pn > 0 && p[pn - 1] == '/') pn--;
+  if (!bucket_valid(b, bn))
+    return store_seterr(err, STORE_INVALID, "%s: invalid bucket name", url);
+  if ((s->bucket = strndup(b, bn)) == NULL ||
+      asprintf(&s->prefix, "%.*s%s", (int)pn, p, pn ? "/" : "") < 0) {
+    s->prefix = NULL;
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  return STORE_OK;
+}
+
+/* Where requests go: --s3-endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL
+** (path-style, as profefe does), else AWS itself (virtual-hosted). */
+static store_rc make_base(store_s3 *s, const store_options *opts,
+                          const char *region, char *err) {
+  const char *ep = opts && opts->s3_endpoint ? opts->s3_endpoint
+                                             : env_first("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+  int rc;
+  if (ep != NULL) {
+    size_t n = strlen(ep);
+    while (n > 0 && ep[n - 1] == '/') n--;
+    if (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0)
+      return store_seterr(err, STORE_INVALID, "invalid S3 endpoint \"%s\" (want http:// or https://)", ep);
+    rc = asprintf(&s->base, "%.*s/%s", (int)n, ep, s->bucket);
+    if (rc >= 0) rc = asprintf(&s->endpoint, "%.*s", (int)n, ep);
+  } else {
+    s->vhost = 1;
+    rc = asprintf(&s->base, "https://%s.s3.%s.amazonaws.com", s->bucket, region);
+    if (rc >= 0) rc = asprintf(&s->endpoint, "https://s3.%s.amazonaws.com", region);
+  }
+  if (rc < 0) {
+    s->base = s->endpoint = NULL;
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  return STORE_OK;
+}
+
+/* One list request: the bucket answers and the credentials work. */
+static store_rc check_bucket(store_s3 *s, char *err) {
+  s3_resp r = {0};
+  char code[64], msg[256];
+  store_rc rc = store_s3_request(s, "GET", NULL, "list-type=2&max-keys=1", NULL,
+                                 0, NULL, LIST_MAX, &r, err);
+  if (rc != STORE_OK) return rc;
+  store_s3_xml_error(r.body, r.len, code, sizeof code, msg, sizeof msg);
+  if (r.status == 200)
+    rc = STORE_OK;
+  else if (r.status == 404)
+    rc = store_seterr(err, STORE_NOTFOUND, "S3 bucket \"%s\" does not exist at %s",
+                      s->bucket, s->endpoint);
+  else if (r.status == 403)
+    rc = store_seterr(err, STORE_IO,
+                      "S3 at %s refused the credentials for bucket \"%s\" (%s%s%s)",
+                      s->endpoint, s->bucket, code[0] ? code : "403",
+                      msg[0] ? ": " : "", msg);
+  else
+    rc = store_s3_status_rc(s, "checking the bucket", &r, err);
+  store_s3_resp_clear(&r);
+  return rc;
+}
+
+store_rc store_s3_open(const char *url, const store_options *opts,
+                       const store_backend_ops **ops, void **impl, char *err) {
+  const char *region = env_first("AWS_REGION", "AWS_DEFAULT_REGION");
+  const char *key = env_first("AWS_ACCESS_KEY_ID", NULL);
+  const char *secret = env_first("AWS_SECRET_ACCESS_KEY", NULL);
+  const char *token = env_first("AWS_SESSION_TOKEN", NULL);
+  store_s3 *s = calloc(1, sizeof *s);
+  store_rc rc;
+
+  if (s == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  pthread_mutex_init(&s->mu, NULL);
+  if (region == NULL) region = "us-east-1";
+  s->read_only = opts != NULL && opts->read_only;
+  s->max_inflate = opts && opts->max_inflate ? opts->max_inflate : (256u << 20);
+  s->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
+  if ((rc = parse_url(s, url, err)) != STORE_OK ||
+      (rc = make_base(s, opts, region, err)) != STORE_OK)
+    goto fail;
+  if (key == NULL || secret == NULL) {
+    rc = store_seterr(err, STORE_INVALID,
+                      "%s: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set", url);
+    goto fail;
+  }
+  if (asprintf(&s->sigv4, "aws:amz:%s:s3", region) < 0) s->sigv4 = NULL;
+  if (asprintf(&s->userpwd, "%s:%s", key, secret) < 0) s->userpwd = NULL;
+  if (token != NULL && asprintf(&s->token_hdr, "x-amz-security-token: %s", token) < 0)
+    s->token_hdr = NULL;
+  if (s->sigv4 == NULL || s->userpwd == NULL || (token && !s->token_hdr) ||
+      (s->pool = store_s3_pool_new()) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto fail;
+  }
+  if ((rc = check_bucket(s, err)) != STORE_OK) goto fail;
+  *ops = &s3_ops;
+  *impl = s;
+  return STORE_OK;
+fail:
+  s3_close(s);
+  return rc;
+}

@@ -1,0 +1,412 @@
+/*
+** s3_http.c — signed S3 requests over libcurl.
+**
+** Signing is libcurl's (CURLOPT_AWS_SIGV4).  curl 7.88 leaves two things to
+** the caller: the x-amz-content-sha256 header (we send UNSIGNED-PAYLOAD,
+** which S3 accepts for every request) and a canonical query string (callers
+** pass queries already sorted by name and percent-encoded, see
+** store_s3_buf_enc; curl signs the query as it finds it in the URL).
+**
+** Every request has a connect and a total timeout, and runs with
+** CURLOPT_NOSIGNAL, so S3 being down costs a bounded time, never a hang.
+** All our requests are idempotent (GET, HEAD, DELETE, and PUT of a key that
+** is a function of the bytes), so each is retried with backoff when no
+** answer came, on 5xx and on SlowDown; a failure after that is
+** STORE_UNAVAILABLE (503 over HTTP, EIO on the mount).
+**
+** Invariants (pool, under mu): idle[0..nidle) are easy handles no thread
+** uses; a borrowed handle belongs to one request until given back.
+*/
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "s3_int.h"
+
+#define POOL_MAX 16
+#define CONNECT_MAX_MS 3000L
+#define ATTEMPTS 3
+
+struct s3_pool {
+  pthread_mutex_t mu;
+  CURL *idle[POOL_MAX];
+  size_t nidle;
+};
+
+s3_pool *store_s3_pool_new(void) {
+  s3_pool *p = calloc(1, sizeof *p);
+  if (p != NULL) pthread_mutex_init(&p->mu, NULL);
+  return p;
+}
+
+void store_s3_pool_free(s3_pool *p) {
+  if (p == NULL) return;
+  for (size_t i = 0; i < p->nidle; i++) curl_easy_cleanup(p->idle[i]);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+static CURL *borrow(s3_pool *p) {
+  CURL *c = NULL;
+  pthread_mutex_lock(&p->mu);
+  if (p->nidle > 0) c = p->idle[--p->nidle];
+  pthread_mutex_unlock(&p->mu);
+  if (c != NULL) {
+    curl_easy_reset(c);
+    return c;
+  }
+  return curl_easy_init();
+}
+
+static void give_back(s3_pool *p, CURL *c) {
+  if (c == NULL) return;
+  pthread_mutex_lock(&p->mu);
+  if (p->nidle < POOL_MAX) {
+    p->idle[p->nidle++] = c;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (c != NULL) curl_easy_cleanup(c);
+}
+
+/* ---- buffers and encoding ---------------------------------------------------- */
+
+int store_s3_buf_add(s3_buf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1) cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (np == NULL) return -1;
+    b->p = np;
+    b->cap = cap;
+  }
+  if (n > 0) memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return 0;
+}
+
+int store_s3_buf_enc(s3_buf *b, const char *s, int keep_slash) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    unsigned char c = *p;
+    char e[3];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+        c == '~' || (keep_slash && c == '/')) {
+      if (store_s3_buf_add(b, (const char *)p, 1) != 0) return -1;
+      continue;
+    }
+    e[0] = '%';
+    e[1] = hex[c >> 4];
+    e[2] = hex[c & 15];
+    if (store_s3_buf_add(b, e, 3) != 0) return -1;
+  }
+  return 0;
+}
+
+/* ---- one request ------------------------------------------------------------- */
+
+typedef struct sink {
+  s3_buf b;
+  size_t max;
+  int over;
+} sink;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg) {
+  sink *k = arg;
+  size_t n = size * nmemb;
+  if (k->b.len + n > k->max) {
+    k->over = 1;
+    return 0;
+  }
+  return store_s3_buf_add(&k->b, ptr, n) == 0 ? n : 0;
+}
+
+void store_s3_resp_clear(s3_resp *r) {
+  if (r == NULL) return;
+  free(r->body);
+  memset(r, 0, sizeof *r);
+}
+
+/* The URL of key (NULL: the bucket) with query (may be NULL). */
+static char *make_url(store_s3 *s, const char *key, const char *query) {
+  s3_buf b = {0};
+  int bad = store_s3_buf_add(&b, s->base, strlen(s->base)) != 0;
+  if (key != NULL) {
+    bad = bad || store_s3_buf_add(&b, "/", 1) != 0 ||
+          store_s3_buf_enc(&b, s->prefix, 1) != 0 ||
+          store_s3_buf_enc(&b, key, 1) != 0;
+  } else if (s->vhost) {
+    bad = bad || store_s3_buf_add(&b, "/", 1) != 0; /* virtual-hosted root */
+  }
+  if (query != NULL && query[0] != '\0')
+    bad = bad || store_s3_buf_add(&b, "?", 1) != 0 ||
+          store_s3_buf_add(&b, query, strlen(query)) != 0;
+  if (bad) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}
+
+/* Sets up c for one request; the caller owns *hdrs (curl_slist_free_all). */
+static int setup(store_s3 *s, CURL *c, const char *method, const char *url,
+                 const void *body, size_t len, const char *const *extra,
+                 sink *k, struct curl_slist **hdrs) {
+  struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  for (size_t i = 0; h != NULL && extra != NULL && extra[i] != NULL; i++) {
+    struct curl_slist *h2 = curl_slist_append(h, extra[i]);
+    if (h2 == NULL) curl_slist_free_all(h);
+    h = h2;
+  }
+  if (h != NULL && s->token_hdr != NULL) {
+    struct curl_slist *h2 = curl_slist_append(h, s->token_hdr);
+    if (h2 == NULL) curl_slist_free_all(h);
+    h = h2;
+  }
+  if (h == NULL) return -1;
+  *hdrs = h;
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   s->timeout_ms < CONNECT_MAX_MS ? s->timeout_ms : CONNECT_MAX_MS);
+  curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
+  curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, k);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "profefs");
+  if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(method, "PUT") == 0) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+  } else if (strcmp(method, "GET") != 0) {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  }
+  return 0;
+}
+
+/* 1 when an answer asks for a retry: 5xx, or S3's SlowDown (503 too, but
+** some implementations send it as 429/400). */
+static int retryable(long status, const sink *k) {
+  if (status >= 500) return 1;
+  return status == 429 ||
+         (status == 400 && k->b.p != NULL && strstr(k->b.p, "<Code>SlowDown<") != NULL);
+}
+
+static void backoff(int attempt) {
+  /* 50 ms, 200 ms: the whole request stays within a few timeouts. */
+  struct timespec ts = {0, (attempt == 0 ? 50L : 200L) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+store_rc store_s3_request(store_s3 *s, const char *method, const char *key,
+                          const char *query, const void *body, size_t len,
+                          const char *const *headers, size_t max_len,
+                          s3_resp *out, char *err) {
+  char *url = make_url(s, key, query);
+  char cerr[CURL_ERROR_SIZE];
+  store_rc rc = STORE_NOMEM;
+  sink k = {.max = max_len};
+  long status = 0;
+  CURL *c = NULL;
+
+  if (url == NULL || (c = borrow(s->pool)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+    struct curl_slist *hdrs = NULL;
+    CURLcode cc;
+    if (attempt > 0) {
+      backoff(attempt - 1);
+      curl_easy_reset(c);
+    }
+    k.b.len = 0;
+    k.over = 0;
+    if (k.b.p != NULL) k.b.p[0] = '\0';
+    if (setup(s, c, method, url, body, len, headers, &k, &hdrs) != 0) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto out;
+    }
+    cerr[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    cc = curl_easy_perform(c);
+    curl_slist_free_all(hdrs);
+    if (k.over) {
+      rc = store_seterr(err, STORE_TOOBIG, "S3 answer to %s %s is over %zu bytes",
+                        method, key ? key : s->bucket, max_len);
+      goto out;
+    }
+    if (cc != CURLE_OK) {
+      rc = store_seterr(err, STORE_UNAVAILABLE, "S3 at %s unavailable: %s",
+                        s->endpoint, cerr[0] ? cerr : curl_easy_strerror(cc));
+      continue;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    rc = STORE_OK;
+    if (retryable(status, &k) && attempt + 1 < ATTEMPTS) continue;
+    break;
+  }
+  if (rc == STORE_OK) {
+    curl_off_t cl = -1;
+    if (k.b.p == NULL && store_s3_buf_add(&k.b, "", 0) != 0) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    out->status = status;
+    out->body = k.b.p;
+    out->len = k.b.len;
+    out->content_length = cl;
+    k.b.p = NULL;
+  }
+out:
+  if (c != NULL) {
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    give_back(s->pool, c);
+  }
+  free(k.b.p);
+  free(url);
+  return rc;
+}
+
+store_rc store_s3_status_rc(store_s3 *s, const char *what, const s3_resp *r,
+                            char *err) {
+  char code[64], msg[256];
+  store_s3_xml_error(r->body, r->len, code, sizeof code, msg, sizeof msg);
+  if (r->status == 404 && strcmp(code, "NoSuchBucket") != 0)
+    return store_seterr(err, STORE_NOTFOUND, "%s: not found", what);
+  if (r->status >= 500)
+    return store_seterr(err, STORE_UNAVAILABLE, "%s: S3 at %s answered %ld%s%s%s%s",
+                        what, s->endpoint, r->status, code[0] ? " " : "", code,
+                        msg[0] ? ": " : "", msg);
+  return store_seterr(err, STORE_IO, "%s: S3 answered %ld%s%s%s%s", what,
+                      r->status, code[0] ? " " : "", code, msg[0] ? ": " : "",
+                      msg);
+}
+
+/* ---- many GETs at once ---------------------------------------------------------- */
+
+typedef struct slot {
+  CURL *c;
+  struct curl_slist *hdrs;
+  char *url;
+  sink k;
+  size_t i;
+  int attempts;
+} slot;
+
+static store_rc slot_start(store_s3 *s, CURLM *m, slot *sl, const char *key,
+                           char *err) {
+  free(sl->url);
+  curl_slist_free_all(sl->hdrs);
+  sl->hdrs = NULL;
+  sl->k.b.len = 0;
+  sl->k.over = 0;
+  if ((sl->url = make_url(s, key, NULL)) == NULL)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  curl_easy_reset(sl->c);
+  if (setup(s, sl->c, "GET", sl->url, NULL, 0, NULL, &sl->k, &sl->hdrs) != 0)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
+  if (curl_multi_add_handle(m, sl->c) != CURLM_OK)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  return STORE_OK;
+}
+
+store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
+                             size_t inflight, size_t max_len, s3_fetch_fn fn,
+                             void *arg, char *err) {
+  CURLM *m = curl_multi_init();
+  slot *slots = NULL;
+  size_t nslots = inflight < n ? inflight : n, next = 0, running = 0;
+  store_rc rc = STORE_OK;
+
+  if (m == NULL || (slots = calloc(nslots ? nslots : 1, sizeof *slots)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)nslots);
+  for (size_t j = 0; j < nslots; j++) {
+    slots[j].k.max = max_len;
+    if ((slots[j].c = borrow(s->pool)) == NULL) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto out;
+    }
+  }
+  for (size_t j = 0; j < nslots; j++, next++, running++) {
+    slots[j].i = next;
+    if ((rc = slot_start(s, m, &slots[j], keys[next], err)) != STORE_OK) goto out;
+  }
+  while (running > 0 && rc == STORE_OK) {
+    int still, left;
+    CURLMsg *msg;
+    if (curl_multi_perform(m, &still) != CURLM_OK) {
+      rc = store_seterr(err, STORE_IO, "curl multi failed");
+      break;
+    }
+    while (rc == STORE_OK && (msg = curl_multi_info_read(m, &left)) != NULL) {
+      slot *sl = NULL;
+      long status = 0;
+      if (msg->msg != CURLMSG_DONE) continue;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+      curl_multi_remove_handle(m, sl->c);
+      running--;
+      curl_easy_getinfo(sl->c, CURLINFO_RESPONSE_CODE, &status);
+      if (sl->k.over) {
+        rc = store_seterr(err, STORE_TOOBIG, "profile %s is over %zu bytes",
+                          keys[sl->i], max_len);
+        break;
+      }
+      if (msg->data.result != CURLE_OK || retryable(status, &sl->k)) {
+        if (++sl->attempts < ATTEMPTS) {
+          backoff(sl->attempts - 1);
+          if ((rc = slot_start(s, m, sl, keys[sl->i], err)) == STORE_OK) running++;
+          continue;
+        }
+        if (msg->data.result != CURLE_OK) {
+          rc = store_seterr(err, STORE_UNAVAILABLE, "S3 at %s unavailable: %s",
+                            s->endpoint, curl_easy_strerror(msg->data.result));
+          break;
+        }
+      }
+      if (status != 200) {
+        s3_resp r = {.status = status, .body = sl->k.b.p ? sl->k.b.p : (char *)"",
+                     .len = sl->k.b.len};
+        char what[S3_KEY_MAX + 32];
+        snprintf(what, sizeof what, "profile %s", keys[sl->i]);
+        rc = store_s3_status_rc(s, what, &r, err);
+        break;
+      }
+      rc = fn(sl->i, sl->k.b.p ? sl->k.b.p : "", sl->k.b.len, arg, err);
+      if (rc == STORE_OK && next < n) {
+        sl->i = next;
+        sl->attempts = 0;
+        if ((rc = slot_start(s, m, sl, keys[next++], err)) == STORE_OK) running++;
+      }
+    }
+    if (rc == STORE_OK && running > 0) curl_multi_poll(m, NULL, 0, 100, NULL);
+  }
+out:
+  for (size_t j = 0; slots != NULL && j < nslots; j++) {
+    if (slots[j].c != NULL) {
+      curl_multi_remove_handle(m, slots[j].c);
+      give_back(s->pool, slots[j].c);
+    }
+    curl_slist_free_all(slots[j].hdrs);
+    free(slots[j].url);
+    free(slots[j].k.b.p);
+  }
+  free(slots);
+  curl_multi_cleanup(m);
+  return rc;
+}

@@ -1,0 +1,224 @@
+/*
+** s3_obj.c — the S3 backend's operations on profiles by id (the id is the
+** object key, relative to the store's prefix): ingest, get, stat, delete,
+** and merges of a list of keys.
+**
+** Ingest answers only after S3 answered the PUT (durable).  Its metadata
+** (x-amz-meta-service, -type, -labels, -created_at) is what profefe writes;
+** we never read it back, since the key says everything.
+**
+** Merges fetch up to MERGE_INFLIGHT objects at once (curl multi) and add
+** each to the accumulator as it arrives, so memory holds the accumulator
+** and at most MERGE_INFLIGHT compressed profiles.  Profiles are added in
+** the order they arrive; the merged profile is the same up to the order of
+** its samples and tables (what `go tool pprof -proto` comparisons ignore).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pprof.h"
+#include "s3_int.h"
+
+#define MERGE_INFLIGHT 16
+
+static store_rc profile_rc(pprof_rc prc, const char *perr, char *err) {
+  const char *why = perr[0] ? perr : pprof_strerror(prc);
+  switch (prc) {
+  case PPROF_OK: return STORE_OK;
+  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
+  case PPROF_ETOOBIG: return store_seterr(err, STORE_TOOBIG, "profile too big (%s)", why);
+  case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", why);
+  default: return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)", why);
+  }
+}
+
+store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
+                         const char *labels, int64_t created_at_hint,
+                         const void *data, size_t len, store_meta *out,
+                         char *err) {
+  store_s3 *s = impl;
+  char perr[PPROF_ERRMAX] = "", digest[META_ID_LEN + 1], when[META_TIME_MAX];
+  char *key = NULL, *h[5] = {0};
+  int64_t nanos = 0, created_at;
+  store_meta m = {0};
+  s3_resp r = {0};
+  store_rc rc;
+
+  if (type != META_TRACE) {
+    pprof_rc prc = pprof_check(data, len, s->max_inflate, &nanos, perr);
+    if (prc != PPROF_OK) return profile_rc(prc, perr, err);
+  }
+  created_at = nanos > 0 ? nanos / 1000000000
+               : created_at_hint > 0 ? created_at_hint : (int64_t)time(NULL);
+  store_s3_digest(created_at, service, type, labels, data, len, digest);
+  if ((key = store_s3_key(service, type, digest, labels)) == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  if (strlen(s->prefix) + strlen(key) > S3_KEY_MAX) {
+    rc = store_seterr(err, STORE_INVALID,
+                      "service and labels too long for an S3 key (%zu bytes, at most %d)",
+                      strlen(s->prefix) + strlen(key), S3_KEY_MAX);
+    goto out;
+  }
+  meta_time_format(created_at, when);
+  /* canonical labels: printable ASCII only, safe in a header */
+  /* no labels: no header (curl would sign an empty one it does not send) */
+  if (asprintf(&h[0], "x-amz-meta-service: %s", service) < 0 ||
+      asprintf(&h[1], "x-amz-meta-type: %s", meta_type_name(type)) < 0 ||
+      asprintf(&h[2], "x-amz-meta-created_at: %s", when) < 0 ||
+      (labels[0] && asprintf(&h[3], "x-amz-meta-labels: %s", labels) < 0)) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  rc = store_s3_request(s, "PUT", key, NULL, data, len, (const char *const *)h,
+                        1 << 16, &r, err);
+  if (rc == STORE_OK && r.status != 200)
+    rc = store_s3_status_rc(s, "storing the profile", &r, err);
+  if (rc != STORE_OK) goto out;
+  store_s3_count_write(s, 1);
+  if (out != NULL) {
+    if (store_s3_key_parse(key, &m) != 0) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto out;
+    }
+    /* the key's labels went through a raw round trip: report what we got */
+    free(m.labels);
+    if ((m.labels = strdup(labels)) == NULL) {
+      store_meta_clear(&m);
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto out;
+    }
+    m.size = (int64_t)len;
+    *out = m;
+  }
+out:
+  for (int i = 0; i < 4; i++) free(h[i]);
+  free(key);
+  store_s3_resp_clear(&r);
+  return rc;
+}
+
+static store_rc parse_id(const char *id, store_meta *m, char *err) {
+  if (store_s3_key_parse(id, m) != 0)
+    return store_seterr(err, STORE_NOTFOUND, "profile %s not found", id);
+  return STORE_OK;
+}
+
+store_rc store_s3_get(void *impl, const char *id, store_meta *meta, void **data,
+                      size_t *len, char *err) {
+  store_s3 *s = impl;
+  store_meta m = {0};
+  s3_resp r = {0};
+  store_rc rc = parse_id(id, &m, err);
+  if (rc != STORE_OK) return rc;
+  rc = store_s3_request(s, "GET", id, NULL, NULL, 0, NULL, s->max_inflate, &r, err);
+  if (rc == STORE_OK && r.status != 200) {
+    char what[S3_KEY_MAX + 16];
+    snprintf(what, sizeof what, "profile %s", id);
+    rc = store_s3_status_rc(s, what, &r, err);
+  }
+  if (rc != STORE_OK) {
+    store_meta_clear(&m);
+    store_s3_resp_clear(&r);
+    return rc;
+  }
+  m.size = (int64_t)r.len;
+  *data = r.body;
+  *len = r.len;
+  if (meta != NULL)
+    *meta = m;
+  else
+    store_meta_clear(&m);
+  return STORE_OK;
+}
+
+/* HEAD id: STORE_OK with its size, STORE_NOTFOUND, or why not. */
+static store_rc head(store_s3 *s, const char *id, int64_t *size, char *err) {
+  s3_resp r = {0};
+  store_rc rc = store_s3_request(s, "HEAD", id, NULL, NULL, 0, NULL, 1 << 16, &r, err);
+  if (rc == STORE_OK && r.status != 200) {
+    char what[S3_KEY_MAX + 16];
+    snprintf(what, sizeof what, "profile %s", id);
+    rc = store_s3_status_rc(s, what, &r, err);
+  }
+  if (rc == STORE_OK) *size = r.content_length;
+  store_s3_resp_clear(&r);
+  return rc;
+}
+
+store_rc store_s3_stat(void *impl, const char *id, store_meta *meta, char *err) {
+  store_meta m = {0};
+  int64_t size = -1;
+  store_rc rc = parse_id(id, &m, err);
+  if (rc == STORE_OK) rc = head(impl, id, &size, err);
+  if (rc != STORE_OK) {
+    store_meta_clear(&m);
+    return rc;
+  }
+  m.size = size;
+  *meta = m;
+  return STORE_OK;
+}
+
+store_rc store_s3_del(void *impl, const char *id, char *err) {
+  store_s3 *s = impl;
+  store_meta m = {0};
+  int64_t size;
+  s3_resp r = {0};
+  store_rc rc = parse_id(id, &m, err);
+  store_meta_clear(&m);
+  /* S3 answers 204 for a key that is not there: ask first, for a 404 */
+  if (rc == STORE_OK) rc = head(s, id, &size, err);
+  if (rc == STORE_OK)
+    rc = store_s3_request(s, "DELETE", id, NULL, NULL, 0, NULL, 1 << 16, &r, err);
+  if (rc == STORE_OK && r.status / 100 != 2)
+    rc = store_s3_status_rc(s, "deleting the profile", &r, err);
+  if (rc == STORE_OK) store_s3_count_write(s, 0);
+  store_s3_resp_clear(&r);
+  return rc;
+}
+
+/* ---- merges ------------------------------------------------------------------------ */
+
+static store_rc add_one(size_t i, const void *body, size_t len, void *arg,
+                        char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  (void)i;
+  pprof_rc prc = pprof_merge_add(arg, body, len, perr);
+  return profile_rc(prc, perr, err);
+}
+
+store_rc store_s3_merge_keys(store_s3 *s, const char *const *keys, size_t n,
+                             void **out, size_t *len, char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  pprof_merge *m = pprof_merge_new(s->max_inflate);
+  store_rc rc;
+  if (m == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  rc = store_s3_fetch_many(s, keys, n, MERGE_INFLIGHT, s->max_inflate, add_one,
+                           m, err);
+  if (rc == STORE_OK)
+    rc = profile_rc(pprof_merge_result(m, out, len, perr), perr, err);
+  pprof_merge_free(m);
+  return rc;
+}
+
+store_rc store_s3_merge_ids(void *impl, const char *const *ids, size_t n,
+                            void **out, size_t *len, char *err) {
+  store_rc rc = STORE_OK;
+  int type = -1;
+  for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+    store_meta m = {0};
+    if ((rc = parse_id(ids[i], &m, err)) != STORE_OK) break;
+    if (type >= 0 && (int)m.type != type)
+      rc = store_seterr(err, STORE_INVALID, "profiles of different types cannot be merged");
+    else if (m.type == META_TRACE)
+      rc = store_seterr(err, STORE_UNSUPPORTED, "traces cannot be merged");
+    type = (int)m.type;
+    store_meta_clear(&m);
+  }
+  if (rc != STORE_OK) return rc;
+  return store_s3_merge_keys(impl, ids, n, out, len, err);
+}
