@@ -29,6 +29,8 @@
 */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,9 +286,32 @@ static store_rc prepare_db(store_local *l, sqlite3 *db, char *err) {
 
 /* ---- the data directory ------------------------------------------------------ */
 
+/* Makes the name of a directory just created durable: fsync of its parent.
+** (SQLite syncs the data directory when it creates the WAL, but nothing
+** syncs the directory above: after a power cut the data directory, with
+** every acknowledged profile in it, would be gone.) */
+static store_rc sync_parent(const char *dir, char *err) {
+  char *copy = strdup(dir);
+  int fd = -1;
+  store_rc rc = STORE_OK;
+
+  if (copy == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+      fsync(fd) != 0)
+    rc = store_seterr(err, STORE_IO, "cannot sync the directory above %s: %s",
+                      dir, strerror(errno));
+  if (fd >= 0) close(fd);
+  free(copy);
+  return rc;
+}
+
 static store_rc prepare_dir(const char *dir, int read_only, char *err) {
   struct stat sb;
-  if (!read_only && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+  int made = !read_only && mkdir(dir, 0755) == 0;
+  if (made) {
+    store_rc rc = sync_parent(dir, err);
+    if (rc != STORE_OK) return rc;
+  } else if (!read_only && errno != EEXIST) {
     if (errno == ENOENT)
       return store_seterr(err, STORE_IO,
                           "cannot create data directory %s: its parent "
