@@ -1,7 +1,7 @@
 /*
 ** local_vfs.c — a thin SQLite VFS over the default one that gathers the
 ** writes SQLite makes to a WAL file and hands them to the system in one
-** write.  Only the writer's connection uses it.
+** write.  The writer's connection and the checkpoint thread's use it.
 **
 ** Why: SQLite writes each WAL frame with two pwrite calls (the 24-byte frame
 ** header, then the page), so a group commit of twenty pages costs forty
@@ -22,10 +22,13 @@
 **   - with synchronous=FULL every commit syncs its frames before SQLite
 **     publishes them in the wal-index, so no other connection can see a
 **     commit whose frames are still here;
-**   - a failed write-out is the result of the call that caused it (xSync
-**     for a commit), so a commit whose frames did not reach the file fails;
-**     the gathered bytes are dropped either way, as SQLite then abandons
-**     the transaction.
+**   - a failed write-out is the result of the call that caused it, and is
+**     also kept and returned by the next xSync: SQLite ignores the result
+**     of some calls (file-control hints, unlocks), and "acknowledged means
+**     on disk" must not rest on it passing every error on; so a commit
+**     whose frames did not all reach the file fails at its sync.  The
+**     gathered bytes are dropped either way, as SQLite then abandons the
+**     transaction.
 **
 ** The VFS object belongs to one store: it is registered under a name made
 ** from its address and unregistered when the store closes.
@@ -58,13 +61,15 @@ typedef struct gfile {
   unsigned char *buf;       /* gathered bytes, for file offsets [off, off+len) */
   size_t len, cap;
   sqlite3_int64 off;
+  int failed;               /* a failed write-out not yet reported by xSync */
 } gfile;
 
 #define ROUND8(n) (((n) + 7) & ~(size_t)7)
 
 static sqlite3_vfs *real_vfs(sqlite3_vfs *v) { return v->pAppData; }
 
-/* Writes out the gathered bytes; returns SQLITE_OK or the first error. */
+/* Writes out the gathered bytes; returns SQLITE_OK or the first error,
+** which g->failed keeps for the next xSync. */
 static int flush(gfile *g) {
   int rc = SQLITE_OK;
   for (size_t done = 0, n; done < g->len && rc == SQLITE_OK; done += n) {
@@ -73,6 +78,7 @@ static int flush(gfile *g) {
                                    g->off + (sqlite3_int64)done);
   }
   g->len = 0;
+  if (rc != SQLITE_OK && g->failed == SQLITE_OK) g->failed = rc;
   return rc;
 }
 
@@ -128,6 +134,10 @@ static int g_truncate(sqlite3_file *f, sqlite3_int64 size) {
 static int g_sync(sqlite3_file *f, int flags) {
   gfile *g = (gfile *)f;
   int rc = flush(g);
+  /* an earlier write-out failed: what SQLite wants synced is not all in
+  ** the file, whatever it made of that error */
+  if (rc == SQLITE_OK) rc = g->failed;
+  g->failed = SQLITE_OK;
   return rc != SQLITE_OK ? rc : g->real->pMethods->xSync(g->real, flags);
 }
 
