@@ -1,29 +1,23 @@
 /*
 ** local.c — the local store backend: a SQLite database in WAL mode in one
 ** data directory.  This file opens the directory and the database, creates
-** or checks the schema, makes connections, maps SQLite errors, and holds the
-** op table; queries live in local_read.c, writes in local_write.c.
+** or upgrades the schema and holds the op table; connections live in
+** local_conn.c, the writer in local_writer.c, and each feature in a file
+** of its own with its SQL, tables and triggers (local.h lists them).
 **
 ** Schema (version 2, recognised by application_id; older ones are
-** upgraded in place by migrate()):
-**   profiles  one row of metadata per profile; the index on
-**             (service, type, created_at, id) makes a time-range query on
-**             one service and type an index range scan already in the
-**             order store_find returns;
-**   blobs     the profile bytes, keyed by the rowid of their profiles row,
-**             so that scans of metadata never page through them;
-**   services  every service, also those created empty (FUSE mkdir);
-**   series    one row per distinct (service, type, labels) with its count
-**             and bytes: label directories and statistics read this small
-**             table instead of scanning profiles;
-**   rollups   the merge of the profiles of one hour of one series, which
-**             merges of long ranges use instead of those profiles;
-**   rollup_dirty  the (series, hour) pairs whose rollup is missing or stale,
-**             each with a sequence number bumped on every change.
-** Triggers keep services, series, blobs and the rollup tables consistent
-** with profiles whatever statement inserts or deletes, so no write path can
-** forget one of them: any change to an hour of a series deletes its rollup
-** in the same transaction.
+** upgraded in place by migrate()), by owner:
+**   profiles.c  profiles (one row of metadata per profile, indexed by
+**               service, type, time) and blobs (the bytes, kept apart so
+**               that scans of metadata never page through them);
+**   services.c  services (also those created empty) and series (one row
+**               per label set with its counts, for label directories and
+**               statistics), kept by triggers on profiles;
+**   rollups.c   rollups (the merge of one hour of one series) and
+**               rollup_dirty (the hours whose rollup is missing or stale),
+**               kept by triggers on profiles.
+** Triggers keep the derived tables consistent with profiles whatever
+** statement inserts or deletes, so no write path can forget one of them.
 ** auto_vacuum=INCREMENTAL is set when the file is created (it cannot be
 ** changed later) so that retention can give space back to the system.
 */
@@ -41,154 +35,14 @@
 
 #define APPLICATION_ID 0x70726f66 /* "prof" */
 #define SCHEMA_VERSION 2
-#define BUSY_TIMEOUT_MS 10000
 
-/* migrations[v] takes the schema from version v to v + 1; a new file runs
-** them all. */
-static const char schema_v1[] =
-  "CREATE TABLE services(name TEXT PRIMARY KEY) WITHOUT ROWID;"
-  "CREATE TABLE profiles("
-  "  rowid INTEGER PRIMARY KEY,"
-  "  id TEXT NOT NULL UNIQUE,"
-  "  service TEXT NOT NULL,"
-  "  type INTEGER NOT NULL,"
-  "  labels TEXT NOT NULL,"
-  "  created_at INTEGER NOT NULL,"
-  "  size INTEGER NOT NULL);"
-  "CREATE INDEX profiles_by_time ON profiles(service, type, created_at, id);"
-  "CREATE TABLE blobs(rowid INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-  "CREATE TABLE series("
-  "  service TEXT NOT NULL,"
-  "  type INTEGER NOT NULL,"
-  "  labels TEXT NOT NULL,"
-  "  profiles INTEGER NOT NULL,"
-  "  bytes INTEGER NOT NULL,"
-  "  PRIMARY KEY(service, type, labels)) WITHOUT ROWID;"
-  "CREATE TRIGGER profiles_added AFTER INSERT ON profiles BEGIN"
-  "  INSERT OR IGNORE INTO services(name) VALUES(new.service);"
-  "  INSERT INTO series VALUES(new.service, new.type, new.labels, 1, new.size)"
-  "    ON CONFLICT DO UPDATE SET profiles = profiles + 1,"
-  "                              bytes = bytes + excluded.bytes;"
-  "END;"
-  "CREATE TRIGGER profiles_removed AFTER DELETE ON profiles BEGIN"
-  "  DELETE FROM blobs WHERE rowid = old.rowid;"
-  "  UPDATE series SET profiles = profiles - 1, bytes = bytes - old.size"
-  "    WHERE service = old.service AND type = old.type"
-  "      AND labels = old.labels;"
-  "  DELETE FROM series WHERE service = old.service AND type = old.type"
-  "    AND labels = old.labels AND profiles = 0;"
-  "END;";
-
-static const char schema_v2[] =
-  /* Rollups (store/rollup.c).  Hours start at 1 so that integer division
-  ** is floor division; traces (type 7) are never merged. */
-  "CREATE TABLE rollups("
-  "  service TEXT NOT NULL,"
-  "  type INTEGER NOT NULL,"
-  "  hour INTEGER NOT NULL,"
-  "  labels TEXT NOT NULL,"
-  "  profiles INTEGER NOT NULL,"
-  "  data BLOB NOT NULL,"
-  "  PRIMARY KEY(service, type, hour, labels));"
-  "CREATE TABLE rollup_dirty("
-  "  service TEXT NOT NULL,"
-  "  type INTEGER NOT NULL,"
-  "  hour INTEGER NOT NULL,"
-  "  labels TEXT NOT NULL,"
-  "  seq INTEGER NOT NULL,"
-  "  PRIMARY KEY(service, type, hour, labels)) WITHOUT ROWID;"
-  "CREATE TRIGGER rollup_added AFTER INSERT ON profiles"
-  "  WHEN new.type <> 7 AND new.created_at >= 3600 BEGIN"
-  "  DELETE FROM rollups WHERE service = new.service AND type = new.type"
-  "    AND hour = new.created_at / 3600 AND labels = new.labels;"
-  "  INSERT INTO rollup_dirty"
-  "    VALUES(new.service, new.type, new.created_at / 3600, new.labels, 1)"
-  "    ON CONFLICT DO UPDATE SET seq = seq + 1;"
-  "END;"
-  "CREATE TRIGGER rollup_removed AFTER DELETE ON profiles"
-  "  WHEN old.type <> 7 AND old.created_at >= 3600 BEGIN"
-  "  DELETE FROM rollups WHERE service = old.service AND type = old.type"
-  "    AND hour = old.created_at / 3600 AND labels = old.labels;"
-  "  INSERT INTO rollup_dirty"
-  "    VALUES(old.service, old.type, old.created_at / 3600, old.labels, 1)"
-  "    ON CONFLICT DO UPDATE SET seq = seq + 1;"
-  "END;"
-  /* Hours stored before rollups existed are due as well. */
-  "INSERT OR IGNORE INTO rollup_dirty"
-  "  SELECT service, type, created_at / 3600, labels, 1 FROM profiles"
-  "  WHERE type <> 7 AND created_at >= 3600"
-  "  GROUP BY service, type, created_at / 3600, labels;";
-
-static const char *const migrations[SCHEMA_VERSION] = {schema_v1, schema_v2};
-
-store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
-                            const char *what) {
-  int prim = rc & 0xff;
-  int sys = prim == SQLITE_IOERR && db ? sqlite3_system_errno(db) : 0;
-  if (prim == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT)
-    return store_seterr(err, STORE_NOSPACE,
-                        "%s: no space left on device (data directory %s)",
-                        what, l->dir);
-  if (prim == SQLITE_NOMEM)
-    return store_seterr(err, STORE_NOMEM, "%s: out of memory", what);
-  if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
-    return store_seterr(err, STORE_IO,
-                        "%s: database %s is locked by another process", what,
-                        l->path);
-  return store_seterr(err, STORE_IO, "%s: %s (%s)", what,
-                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), l->path);
-}
-
-/* SQL labels_match(filter, labels): meta_labels_match on canonical strings,
-** so that non-matching rows are skipped before their blob is touched. */
-static void sql_labels_match(sqlite3_context *ctx, int argc,
-                             sqlite3_value **argv) {
-  (void)argc; /* only read by the assert */
-  assert(argc == 2);
-  const char *filter = (const char *)sqlite3_value_text(argv[0]);
-  const char *labels = (const char *)sqlite3_value_text(argv[1]);
-  sqlite3_result_int(ctx, meta_labels_match(filter, labels ? labels : ""));
-}
-
-store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
-                             char *err) {
-  sqlite3 *db = NULL;
-  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-  flags |= l->read_only ? SQLITE_OPEN_READONLY
-                        : SQLITE_OPEN_READWRITE | (writer ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(l->path, &db, flags,
-                           writer && l->vfs ? store_local_vfs_name(l->vfs)
-                                            : NULL);
-  if (rc != SQLITE_OK) {
-    store_rc r = store_seterr(err, STORE_IO, "cannot open %s: %s", l->path,
-                              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    sqlite3_close(db);
-    return r;
-  }
-  sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-  const char *pragmas = writer ? "PRAGMA synchronous=FULL;"
-                                 "PRAGMA journal_size_limit=67108864;"
-                                 "PRAGMA temp_store=MEMORY;"
-                               : "PRAGMA query_only=1;"
-                                 "PRAGMA temp_store=MEMORY;";
-  rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
-  if ((rc & 0xff) == SQLITE_NOTADB) {
-    sqlite3_close(db);
-    return store_seterr(err, STORE_IO, "%s is not a profefs store", l->path);
-  }
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function(db, "labels_match", 2,
-                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC |
-                                     SQLITE_INNOCUOUS,
-                                 NULL, sql_labels_match, NULL, NULL);
-  if (rc != SQLITE_OK) {
-    store_rc r = store_local_sqlerr(l, db, rc, err, "cannot set up database");
-    sqlite3_close(db);
-    return r;
-  }
-  *out = db;
-  return STORE_OK;
-}
+/* migrations[v] takes the schema from version v to v + 1, as the pieces
+** that each feature file owns, run in order; a new file runs them all. */
+static const char *const schema_v1[] = {store_local_profiles_v1,
+                                        store_local_services_v1, NULL};
+static const char *const schema_v2[] = {store_local_rollups_v2, NULL};
+static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1,
+                                                              schema_v2};
 
 /* ---- schema ---------------------------------------------------------------- */
 
@@ -239,7 +93,8 @@ static store_rc migrate(store_local *l, sqlite3 *db, char *err) {
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc == SQLITE_OK) rc = query_int(db, "PRAGMA user_version", &version);
   for (int64_t v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++)
-    rc = sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
+    for (const char *const *p = migrations[v]; rc == SQLITE_OK && *p; p++)
+      rc = sqlite3_exec(db, *p, NULL, NULL, NULL);
   if (rc == SQLITE_OK) {
     char sql[128];
     snprintf(sql, sizeof sql,

@@ -1,8 +1,15 @@
 /*
-** local.h — private to the local (SQLite) backend: the state shared by
-** local.c (opening, schema, connections), local_read.c (queries on a pool
-** of read connections), local_write.c (the group-commit writer),
-** local_ckpt.c (the checkpoint thread) and local_vfs.c (the writer's VFS).
+** local.h — private to the local (SQLite) backend.
+**
+** Files by what they do.  The machinery: local.c (opening the data
+** directory, the schema's versions, the op table), local_conn.c
+** (connections, their statement caches, the pool of read connections),
+** local_writer.c (the group-commit writer thread), local_ckpt.c (the
+** checkpoint thread), local_vfs.c (the writer's VFS) and lock.c (one
+** process per data directory).  The features,
+** each owning its SQL, its tables and its triggers: profiles.c (ingest,
+** find, get, stat, delete), services.c (services, label sets, statistics),
+** merge.c (merge queries), rollups.c (precomputed merges) and retention.c.
 **
 ** Concurrency model: SQLite in WAL mode lets one writer, one checkpoint and
 ** any number of readers work at once.  All writes go through one writer
@@ -29,7 +36,6 @@
 
 #define STORE_LOCAL_DBNAME "profefs.db"
 
-typedef struct store_local_reader store_local_reader;
 typedef struct store_local_writer store_local_writer;
 typedef struct store_local_rollup store_local_rollup;
 typedef struct store_local_vfs store_local_vfs;
@@ -39,16 +45,26 @@ typedef struct store_local_ckpt store_local_ckpt;
 ** holds the profiles with created_at in [h * 3600, h * 3600 + 3599]. */
 #define STORE_LOCAL_HOUR 3600
 
+/* A connection with the statements prepared on it so far, each found by
+** the address of its SQL text (every feature keeps its SQL in static
+** strings).  Used by one thread at a time. */
+typedef struct store_local_conn {
+  sqlite3 *db;
+  struct store_local_stmt *st;
+  size_t nst, capst;
+  struct store_local_conn *next; /* in the pool */
+} store_local_conn;
+
 typedef struct store_local {
   char *dir;                /* data directory, as given */
   char *path;               /* dir/profefs.db */
-  size_t max_inflate;       /* for pprof_check / pprof_merge_new */
+  size_t max_inflate;       /* for pprof_check / merges */
   budget *budget;           /* checking an ingest inflates within it */
   int read_only;
   int lock_fd;              /* holds the directory's lock (lock.c); -1 none */
 
   pthread_mutex_t pool_mu;  /* guards pool and npool */
-  store_local_reader *pool; /* idle read connections */
+  store_local_conn *pool;   /* idle read connections */
   size_t npool;
 
   store_local_vfs *vfs;       /* the writer's VFS; NULL when read_only */
@@ -58,6 +74,8 @@ typedef struct store_local {
   _Atomic uint64_t generation;
   _Atomic int64_t ingests, commits;
 } store_local;
+
+/* ---- local_conn.c: connections ------------------------------------------ */
 
 /* Opens a connection on l->path with the pragmas every connection uses and
 ** the labels_match() SQL function.  writer: read-write with synchronous=FULL
@@ -70,6 +88,33 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
 store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
                             const char *what);
 
+/* The statement of c for sql (a static string: its address is the key),
+** prepared on first use.  STORE_IO or STORE_NOMEM on failure. */
+store_rc store_local_stmt(store_local *l, store_local_conn *c,
+                          const char *sql, sqlite3_stmt **out, char *err);
+
+/* Steps s to its end, resets it and clears its bindings; returns
+** SQLITE_OK or the error. */
+int store_local_run(sqlite3_stmt *s);
+
+/* Runs the statement of c for sql (no rows, e.g. BEGIN) to its end;
+** failures as store_local_sqlerr with `what`. */
+store_rc store_local_exec(store_local *l, store_local_conn *c,
+                          const char *sql, const char *what, char *err);
+
+/* Finalizes every statement of c (c->db stays open). */
+void store_local_conn_clear(store_local_conn *c);
+
+/* Takes a read connection from the pool, or opens one.  Give it back with
+** store_local_reader_put. */
+store_rc store_local_reader_get(store_local *l, store_local_conn **out,
+                                char *err);
+/* Returns c (may be NULL) to the pool with every statement reset (no read
+** transaction left open), or closes it when the pool is full. */
+void store_local_reader_put(store_local *l, store_local_conn *c);
+/* Closes every pooled read connection. */
+void store_local_pool_free(store_local *l);
+
 /* ---- lock.c ---------------------------------------------------------------- */
 
 /* Takes the exclusive lock of data directory dir for this open store; *fd
@@ -79,37 +124,34 @@ store_rc store_local_sqlerr(store_local *l, sqlite3 *db, int rc, char *err,
 store_rc store_local_lock(const char *dir, int read_only, int *fd, char *err);
 void store_local_unlock(int fd);
 
-/* One (series, hour) whose rollup is missing or stale, as of seq. */
-typedef struct store_local_hour {
-  char *service, *labels;
-  meta_type type;
-  int64_t hour, seq;
-} store_local_hour;
+/* ---- local_writer.c: the group-commit writer ----------------------------- */
 
-/* ---- local_write.c ------------------------------------------------------- */
+/* A write, run by the writer thread inside its batch's transaction, in a
+** savepoint of its own, on c (the write connection).  Returns STORE_OK and
+** the rows it changed in *changes (0: queries see no change), or a failure
+** with its reason in err, which rolls back this request alone. */
+typedef store_rc (*store_local_write_fn)(store_local *l, store_local_conn *c,
+                                         void *arg, int64_t *changes,
+                                         char *err);
+
+enum {
+  STORE_LOCAL_W_INGEST = 1,      /* counts as an ingest in the statistics */
+  STORE_LOCAL_W_AFTER_COMMIT = 2 /* runs after the batch's commit, outside
+                                    any transaction, whatever its outcome */
+};
+
+/* Queues fn(arg) for the writer and waits until it has run and its batch
+** committed.  STORE_OK only once the commit made it durable (synchronous
+** = FULL); else fn's failure or the commit's.  *changes (may be NULL) is
+** set on success. */
+store_rc store_local_write(store_local *l, store_local_write_fn fn, void *arg,
+                           unsigned flags, int64_t *changes, char *err);
 
 /* Starts the writer thread on db, a connection from store_local_connect
 ** that the writer owns from now on (it closes it, also on failure). */
 store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err);
 /* Runs what is queued, stops the thread, closes the write connection. */
 void store_local_writer_stop(store_local *l);
-
-store_rc store_local_ingest(void *impl, const char *service, meta_type type,
-                            const char *labels, int64_t created_at_hint,
-                            const void *data, size_t len, store_meta *out,
-                            char *err);
-store_rc store_local_add_service(void *impl, const char *service, char *err);
-store_rc store_local_del(void *impl, const char *id, char *err);
-store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
-                            char *err);
-
-/* Stores data (the merge of `profiles` profiles; NULL: nothing worth a
-** rollup) as the rollup of h and clears h's dirty mark, but only if the
-** mark still has h->seq: otherwise the hour changed since it was read and
-** nothing is written.  *stored (may be NULL) tells whether a rollup was. */
-store_rc store_local_put_rollup(store_local *l, const store_local_hour *h,
-                                const void *data, size_t len,
-                                int64_t profiles, int *stored, char *err);
 
 /* ---- local_ckpt.c -------------------------------------------------------- */
 
@@ -139,21 +181,44 @@ const char *store_local_vfs_name(const store_local_vfs *v);
 /* Unregisters and frees v, once every connection using it is closed. */
 void store_local_vfs_free(store_local_vfs *v);
 
-/* ---- local_read.c -------------------------------------------------------- */
+/* ---- the features' schema pieces (local.c runs them in order) ------------ */
 
-/* Closes every pooled read connection. */
-void store_local_pool_free(store_local *l);
+/* Version 1: profiles and blobs (profiles.c); services, series and the
+** triggers keeping them (services.c).  Version 2: rollups (rollups.c). */
+extern const char store_local_profiles_v1[];
+extern const char store_local_services_v1[];
+extern const char store_local_rollups_v2[];
 
+/* ---- profiles.c ------------------------------------------------------------ */
+
+store_rc store_local_ingest(void *impl, const char *service, meta_type type,
+                            const char *labels, int64_t created_at_hint,
+                            const void *data, size_t len, store_meta *out,
+                            char *err);
 store_rc store_local_find(void *impl, const store_query *q,
                           store_meta_list *out, char *err);
 store_rc store_local_get(void *impl, const char *id, store_meta *meta,
                          void **data, size_t *len, char *err);
 store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
                           char *err);
-store_rc store_local_merge(void *impl, const store_query *q, void **out,
-                           size_t *len, size_t *count, char *err);
-store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
-                               void **out, size_t *len, char *err);
+store_rc store_local_del(void *impl, const char *id, char *err);
+
+/* Binds the query's columns to s: ?1 service, ?2 type, ?3..?4 the time
+** range, ?5 the label filter ('' for none), ?6 the limit (-1: none). */
+void store_local_bind_query(sqlite3_stmt *s, const store_query *q);
+
+/* Looks id up with the statement for sql (?1: the id) and leaves it on the
+** row.  STORE_NOTFOUND when there is none. */
+store_rc store_local_lookup(store_local *l, store_local_conn *c,
+                            const char *sql, const char *id,
+                            sqlite3_stmt **out, char *err);
+
+/* SQL text shared with merge.c: the metadata of one profile by id. */
+extern const char store_local_sql_stat[];
+
+/* ---- services.c ------------------------------------------------------------ */
+
+store_rc store_local_add_service(void *impl, const char *service, char *err);
 store_rc store_local_services(void *impl, char ***names, size_t *n,
                               char *err);
 store_rc store_local_label_sets(void *impl, const char *service,
@@ -161,21 +226,14 @@ store_rc store_local_label_sets(void *impl, const char *service,
                                 char *err);
 store_rc store_local_stats(void *impl, store_stats *out);
 
-/* The dirty (series, hour) pairs with hour < before (oldest first), in a
-** malloc'd array to free with store_local_hours_free. */
-store_rc store_local_dirty_hours(store_local *l, int64_t before,
-                                 store_local_hour **out, size_t *n, char *err);
-void store_local_hours_free(store_local_hour *v, size_t n);
+/* ---- merge.c --------------------------------------------------------------- */
 
-/* Merges the profiles of h's series and hour, and sets h->seq to the dirty
-** mark's value in the same snapshot (0 when the mark is gone).  *data is
-** NULL (STORE_OK) when fewer than 2 profiles are left or they cannot be
-** merged (a rollup would not help); else malloc'd, with *profiles. */
-store_rc store_local_merge_hour(store_local *l, store_local_hour *h,
-                                void **data, size_t *len, int64_t *profiles,
-                                char *err);
+store_rc store_local_merge(void *impl, const store_query *q, void **out,
+                           size_t *len, size_t *count, char *err);
+store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
+                               void **out, size_t *len, char *err);
 
-/* ---- rollup.c ------------------------------------------------------------- */
+/* ---- rollups.c ------------------------------------------------------------- */
 
 /* Starts / stops the thread that builds rollups of complete hours. */
 store_rc store_local_rollup_start(store_local *l, char *err);
@@ -183,5 +241,10 @@ void store_local_rollup_stop(store_local *l);
 
 /* Builds now every due rollup (the op behind store_maintain). */
 store_rc store_local_maintain(void *impl, size_t *built, char *err);
+
+/* ---- retention.c ----------------------------------------------------------- */
+
+store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
+                            char *err);
 
 #endif /* PROFEFS_STORE_LOCAL_H */

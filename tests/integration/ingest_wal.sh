@@ -5,7 +5,7 @@
 # 8 keep-alive clients POST WAL_INGESTS (default 12000) CPU profiles while
 # another client merges the service now and then (readers holding WAL
 # snapshots), and the size of the store's -wal file is sampled every 20 ms.
-# SQLite's automatic checkpoint is off in the writer (store/sqlite/local_write.c):
+# SQLite's automatic checkpoint is off in the writer (store/sqlite/local_writer.c):
 # the checkpoint thread copies the WAL back and the writer restarts it, so
 # although the run writes several times WAL_MAX_MB of frames, the file must
 # never exceed WAL_MAX_MB (default 48; it restarts at ~33 MB).  Then: every acknowledged id is

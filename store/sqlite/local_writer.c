@@ -1,6 +1,7 @@
 /*
-** local_write.c — every write of the local store, through one writer thread
-** doing group commit.
+** local_writer.c — the writer thread of the local store: every write goes
+** through it, as a request (a function of the feature file that owns the
+** SQL, see store_local_write) run inside a group commit.
 **
 ** Why: a durable commit costs an fsync, and SQLite allows one writer at a
 ** time.  Committing each ingest on its own would cap throughput at one
@@ -29,7 +30,9 @@
 ** to delete, ...) is rolled back alone and the others of the batch still
 ** commit.  A failed COMMIT (disk full) fails every request of the batch,
 ** since none of them is durable.  Expensive checks (pprof_check) run in the
-** caller's thread before queueing, so the writer only does SQL.
+** caller's thread before queueing, so the writer only does SQL.  Requests
+** marked STORE_LOCAL_W_AFTER_COMMIT (incremental vacuum) run after the
+** batch's commit instead, outside any transaction.
 **
 ** Waking costs context switches, which dominate a small ingest: callers
 ** signal the writer only when it waits for that many requests (wake_at),
@@ -55,11 +58,6 @@
 #include <time.h>
 
 #include "local.h"
-#include "pprof.h"
-
-/* Rows a retention step deletes per transaction, so that ingests keep
-** flowing while a large backlog is being deleted. */
-#define RETAIN_CHUNK 2000
 
 /* Batch sizing: how many recent batches are remembered, and the longest
 ** wait for stragglers (the real bound is half the last commit's time). */
@@ -78,22 +76,10 @@
 #define CKPT_TAIL 200
 #define CKPT_HARD_FRAMES 16000
 
-typedef enum wkind {
-  W_INGEST, W_SERVICE, W_DELETE, W_RETAIN, W_VACUUM, W_ROLLUP
-} wkind;
-
 typedef struct wreq {
-  wkind kind;
-  const char *service, *labels; /* ingest, service */
-  meta_type type;               /* ingest */
-  int64_t created_at, now;      /* ingest: now is the id's second */
-  const void *data;             /* ingest */
-  size_t len;
-  int64_t cutoff;               /* retain */
-  const store_local_hour *hour; /* rollup (data, len: its bytes) */
-  int64_t profiles;             /* rollup */
-  int stored;                   /* rollup: it was written */
-  char id[META_ID_LEN + 1];     /* ingest: assigned; delete: target */
+  store_local_write_fn fn;
+  void *arg;
+  unsigned flags;               /* STORE_LOCAL_W_* */
   char *err;                    /* the caller's buffer, may be NULL */
   store_rc rc;
   int64_t changes;              /* rows this request changed */
@@ -110,43 +96,18 @@ typedef struct batch {
   int64_t busy_ns;  /* time spent running it, waits left out */
 } batch;
 
-enum {
-  S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_ROLLBACK_TO, S_RELEASE,
-  S_INSERT_PROFILE, S_INSERT_BLOB, S_INSERT_SERVICE, S_DELETE, S_RETAIN,
-  S_CLEAN_HOUR, S_PUT_ROLLUP, NSTMT
-};
-
-static const char *const stmt_sql[NSTMT] = {
-  [S_BEGIN] = "BEGIN IMMEDIATE",
-  [S_COMMIT] = "COMMIT",
-  [S_ROLLBACK] = "ROLLBACK",
-  [S_SAVEPOINT] = "SAVEPOINT req",
-  [S_ROLLBACK_TO] = "ROLLBACK TO req",
-  [S_RELEASE] = "RELEASE req",
-  [S_INSERT_PROFILE] =
-    "INSERT INTO profiles(id, service, type, labels, created_at, size)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-  [S_INSERT_BLOB] = "INSERT INTO blobs(rowid, data) VALUES(?1, ?2)",
-  [S_INSERT_SERVICE] = "INSERT OR IGNORE INTO services(name) VALUES(?1)",
-  [S_DELETE] = "DELETE FROM profiles WHERE id = ?1",
-  /* Walks the time index per (service, type) instead of scanning. */
-  [S_RETAIN] =
-    "DELETE FROM profiles WHERE rowid IN ("
-    " SELECT p.rowid FROM (SELECT DISTINCT service, type FROM series) s"
-    " JOIN profiles p ON p.service = s.service AND p.type = s.type"
-    " WHERE p.created_at < ?1 LIMIT ?2)",
-  [S_CLEAN_HOUR] =
-    "DELETE FROM rollup_dirty WHERE service = ?1 AND type = ?2"
-    " AND hour = ?3 AND labels = ?4 AND seq = ?5",
-  [S_PUT_ROLLUP] =
-    "INSERT OR REPLACE INTO rollups(service, type, hour, labels, profiles,"
-    " data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-};
+/* The writer's own statements; the requests bring theirs. */
+static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
+static const char sql_rollback[] = "ROLLBACK";
+static const char sql_savepoint[] = "SAVEPOINT req";
+static const char sql_rollback_to[] = "ROLLBACK TO req";
+static const char sql_release[] = "RELEASE req";
 
 struct store_local_writer {
   store_local *l;
-  sqlite3 *db;
-  sqlite3_stmt *st[NSTMT];
+  store_local_conn c;    /* the write connection (writer thread only) */
+  sqlite3_stmt *begin, *commit, *rollback, *savepoint, *rollback_to, *release;
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t work;  /* signalled when wake_at is reached or stop set */
@@ -173,137 +134,18 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Steps s to the end and resets it; returns SQLITE_OK or the error. */
-static int run(sqlite3_stmt *s) {
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {}
-  sqlite3_reset(s);
-  sqlite3_clear_bindings(s);
-  return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
+static int run(sqlite3_stmt *s) { return store_local_run(s); }
 
 static void req_fail(store_local_writer *w, wreq *r, int rc, const char *what) {
-  r->rc = store_local_sqlerr(w->l, w->db, rc, r->err, what);
+  r->rc = store_local_sqlerr(w->l, w->c.db, rc, r->err, what);
   r->changes = 0;
 }
 
-/* ---- the requests, run by the writer inside a savepoint ------------------- */
-
-static void exec_ingest(store_local_writer *w, wreq *r) {
-  sqlite3_stmt *p = w->st[S_INSERT_PROFILE], *b = w->st[S_INSERT_BLOB];
-  int rc;
-  /* 64 random bits make an id collision all but impossible; if it happens
-  ** anyway, a new id is cheaper than an error. */
-  for (int attempt = 0;; attempt++) {
-    sqlite3_bind_text(p, 1, r->id, META_ID_LEN, SQLITE_STATIC);
-    sqlite3_bind_text(p, 2, r->service, -1, SQLITE_STATIC);
-    sqlite3_bind_int(p, 3, (int)r->type);
-    sqlite3_bind_text(p, 4, r->labels, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(p, 5, r->created_at);
-    sqlite3_bind_int64(p, 6, (sqlite3_int64)r->len);
-    rc = run(p);
-    if (rc != SQLITE_CONSTRAINT_UNIQUE || attempt == 3) break;
-    meta_id_new(r->now, r->id);
-  }
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(w->db));
-    sqlite3_bind_blob64(b, 2, r->data, r->len, SQLITE_STATIC);
-    rc = run(b);
-  }
-  if (rc != SQLITE_OK) {
-    req_fail(w, r, rc, "cannot store profile");
-    return;
-  }
-  r->changes = 1;
-}
-
-static void exec_service(store_local_writer *w, wreq *r) {
-  sqlite3_stmt *s = w->st[S_INSERT_SERVICE];
-  sqlite3_bind_text(s, 1, r->service, -1, SQLITE_STATIC);
-  int rc = run(s);
-  if (rc != SQLITE_OK) {
-    req_fail(w, r, rc, "cannot create service");
-    return;
-  }
-  r->changes = sqlite3_changes(w->db);
-}
-
-static void exec_delete(store_local_writer *w, wreq *r) {
-  sqlite3_stmt *s = w->st[S_DELETE];
-  sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-  int rc = run(s);
-  if (rc != SQLITE_OK) {
-    req_fail(w, r, rc, "cannot delete profile");
-    return;
-  }
-  r->changes = sqlite3_changes(w->db);
-  if (r->changes == 0)
-    r->rc = store_seterr(r->err, STORE_NOTFOUND, "no profile with id %s",
-                         r->id);
-}
-
-static void exec_retain(store_local_writer *w, wreq *r) {
-  sqlite3_stmt *s = w->st[S_RETAIN];
-  sqlite3_bind_int64(s, 1, r->cutoff);
-  sqlite3_bind_int(s, 2, RETAIN_CHUNK);
-  int rc = run(s);
-  if (rc != SQLITE_OK) {
-    req_fail(w, r, rc, "cannot delete old profiles");
-    return;
-  }
-  r->changes = sqlite3_changes(w->db);
-}
-
-/* The dirty mark is cleared and the rollup written only if nothing changed
-** the hour since it was merged (same seq); either way the rollup leaves
-** what queries see unchanged, so it counts as no change (generation). */
-static void exec_rollup(store_local_writer *w, wreq *r) {
-  const store_local_hour *h = r->hour;
-  sqlite3_stmt *c = w->st[S_CLEAN_HOUR], *p = w->st[S_PUT_ROLLUP];
-  sqlite3_bind_text(c, 1, h->service, -1, SQLITE_STATIC);
-  sqlite3_bind_int(c, 2, (int)h->type);
-  sqlite3_bind_int64(c, 3, h->hour);
-  sqlite3_bind_text(c, 4, h->labels, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(c, 5, h->seq);
-  int rc = run(c);
-  if (rc == SQLITE_OK && sqlite3_changes(w->db) == 1 && r->data != NULL) {
-    sqlite3_bind_text(p, 1, h->service, -1, SQLITE_STATIC);
-    sqlite3_bind_int(p, 2, (int)h->type);
-    sqlite3_bind_int64(p, 3, h->hour);
-    sqlite3_bind_text(p, 4, h->labels, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(p, 5, r->profiles);
-    sqlite3_bind_blob64(p, 6, r->data, r->len, SQLITE_STATIC);
-    rc = run(p);
-    r->stored = rc == SQLITE_OK;
-  }
-  if (rc != SQLITE_OK) req_fail(w, r, rc, "cannot store rollup");
-}
-
+/* Runs r's function; a failure leaves no change behind. */
 static void exec_req(store_local_writer *w, wreq *r) {
-  switch (r->kind) {
-  case W_INGEST: exec_ingest(w, r); break;
-  case W_SERVICE: exec_service(w, r); break;
-  case W_DELETE: exec_delete(w, r); break;
-  case W_RETAIN: exec_retain(w, r); break;
-  case W_VACUUM: break; /* after the commit, see vacuum() */
-  case W_ROLLUP: exec_rollup(w, r); break;
-  }
-}
-
-/* Gives the pages freed by deletes back to the file system: incremental
-** vacuum moves used pages down into the holes and truncates the file, in
-** the WAL; the checkpoint then carries the shorter file into the database
-** file and empties the WAL, which the moves have made large.  A checkpoint
-** that finds readers (or the checkpoint thread) busy is no error: the WAL
-** is copied back later (wal_upkeep). */
-static void vacuum(store_local_writer *w, wreq *r) {
-  int rc = sqlite3_exec(w->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
-  if (rc == SQLITE_OK) {
-    rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-                                   NULL, NULL);
-    if ((rc & 0xff) == SQLITE_BUSY) rc = SQLITE_OK;
-  }
-  if (rc != SQLITE_OK) req_fail(w, r, rc, "cannot reclaim space");
+  int64_t changes = 0;
+  r->rc = r->fn(w->l, &w->c, r->arg, &changes, r->err);
+  r->changes = r->rc == STORE_OK ? changes : 0;
 }
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -311,19 +153,19 @@ static void vacuum(store_local_writer *w, wreq *r) {
 /* Runs one request between SAVEPOINT and RELEASE.  Returns 0 when the
 ** transaction is still open, else the SQLite error that ended it. */
 static int run_one(store_local_writer *w, wreq *r) {
-  int rc = run(w->st[S_SAVEPOINT]);
+  int rc = run(w->savepoint);
   if (rc != SQLITE_OK) {
     req_fail(w, r, rc, "cannot start a request");
-    return sqlite3_get_autocommit(w->db) ? rc : 0;
+    return sqlite3_get_autocommit(w->c.db) ? rc : 0;
   }
-  exec_req(w, r);
-  if (r->rc != STORE_OK) run(w->st[S_ROLLBACK_TO]);
-  run(w->st[S_RELEASE]);
+  if (!(r->flags & STORE_LOCAL_W_AFTER_COMMIT)) exec_req(w, r);
+  if (r->rc != STORE_OK) run(w->rollback_to);
+  run(w->release);
   /* SQLite may roll back the whole transaction on a full disk or an I/O
   ** error; then nothing of this batch can commit. */
-  if (sqlite3_get_autocommit(w->db))
-    return sqlite3_extended_errcode(w->db) != SQLITE_OK
-               ? sqlite3_extended_errcode(w->db)
+  if (sqlite3_get_autocommit(w->c.db))
+    return sqlite3_extended_errcode(w->c.db) != SQLITE_OK
+               ? sqlite3_extended_errcode(w->c.db)
                : SQLITE_ABORT;
   return 0;
 }
@@ -352,21 +194,22 @@ static void take(store_local_writer *w, batch *b) {
 static void finish(store_local_writer *w, batch *b) {
   store_local *l = w->l;
   int64_t t0 = mono_ns();
-  int rc = b->rc, vacuum_asked = 0;
+  int rc = b->rc, after_asked = 0;
   for (wreq *r = b->head; r != NULL; r = r->next)
-    vacuum_asked |= r->kind == W_VACUUM;
-  if (rc == SQLITE_OK) rc = run(w->st[S_COMMIT]);
+    after_asked |= (r->flags & STORE_LOCAL_W_AFTER_COMMIT) != 0;
+  if (rc == SQLITE_OK) rc = run(w->commit);
   store_rc txn_rc = STORE_OK;
   char txn_err[STORE_ERRMAX] = "";
   if (rc != SQLITE_OK) {
     /* The reason first: ROLLBACK would replace SQLite's message. */
-    txn_rc = store_local_sqlerr(l, w->db, rc, txn_err, "cannot commit");
-    if (!sqlite3_get_autocommit(w->db)) run(w->st[S_ROLLBACK]);
+    txn_rc = store_local_sqlerr(l, w->c.db, rc, txn_err, "cannot commit");
+    if (!sqlite3_get_autocommit(w->c.db)) run(w->rollback);
   }
 
   int64_t changed = 0, ingests = 0;
   for (wreq *r = b->head; r != NULL; r = r->next) {
-    if (r->rc != STORE_OK || r->kind == W_VACUUM) continue;
+    if (r->rc != STORE_OK || (r->flags & STORE_LOCAL_W_AFTER_COMMIT))
+      continue;
     if (txn_rc != STORE_OK) {
       /* Nothing of the batch is durable: fail those that had succeeded. */
       r->rc = store_seterr(r->err, txn_rc, "%s", txn_err);
@@ -374,16 +217,16 @@ static void finish(store_local_writer *w, batch *b) {
       continue;
     }
     changed += r->changes;
-    ingests += r->kind == W_INGEST;
+    ingests += (r->flags & STORE_LOCAL_W_INGEST) != 0;
   }
   if (changed > 0) {
     atomic_fetch_add(&l->generation, 1);
     atomic_fetch_add(&l->commits, 1);
     atomic_fetch_add(&l->ingests, ingests);
   }
-  if (vacuum_asked)
+  if (after_asked)
     for (wreq *r = b->head; r != NULL; r = r->next)
-      if (r->kind == W_VACUUM) vacuum(w, r);
+      if (r->flags & STORE_LOCAL_W_AFTER_COMMIT) exec_req(w, r);
   b->busy_ns += mono_ns() - t0;
 }
 
@@ -420,7 +263,7 @@ static void wal_upkeep(store_local_writer *w) {
   if (w->wal_frames >= CKPT_RESTART_FRAMES && passes != w->ckpt_seen &&
       (w->wal_frames - copied <= CKPT_TAIL ||
        w->wal_frames >= CKPT_HARD_FRAMES)) {
-    sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+    sqlite3_wal_checkpoint_v2(w->c.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
                               NULL);
     w->ckpt_seen = passes;
   } else if (w->wal_frames >= w->ckpt_next ||
@@ -474,7 +317,7 @@ static void *writer_main(void *arg) {
 
     batch b = {.tail = &b.head};
     int64_t t0 = mono_ns();
-    b.rc = run(w->st[S_BEGIN]);
+    b.rc = run(w->begin);
     b.busy_ns = mono_ns() - t0;
     pthread_mutex_lock(&w->mu);
     gather(w, &b);
@@ -525,8 +368,8 @@ static void submit(store_local *l, wreq *r) {
 ** the last one: its close copies the WAL back and removes it. */
 static void writer_free(store_local_writer *w) {
   store_local_ckpt_free(w->ckpt);
-  for (int i = 0; i < NSTMT; i++) sqlite3_finalize(w->st[i]);
-  sqlite3_close(w->db);
+  store_local_conn_clear(&w->c);
+  sqlite3_close(w->c.db);
   pthread_cond_destroy(&w->work);
   pthread_mutex_destroy(&w->mu);
   free(w);
@@ -540,7 +383,7 @@ store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
     return store_seterr(err, STORE_NOMEM, "out of memory");
   }
   w->l = l;
-  w->db = db;
+  w->c.db = db;
   w->tail = &w->head;
   w->ckpt_next = CKPT_FRAMES;
   pthread_condattr_t monotonic;
@@ -549,17 +392,19 @@ store_rc store_local_writer_start(store_local *l, sqlite3 *db, char *err) {
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->work, &monotonic);
   pthread_condattr_destroy(&monotonic);
-  for (int i = 0; i < NSTMT; i++) {
-    int rc = sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &w->st[i], NULL);
-    if (rc != SQLITE_OK) {
-      store_rc r = store_local_sqlerr(l, db, rc, err, "cannot prepare writes");
-      writer_free(w);
-      return r;
-    }
-  }
-  store_rc r = store_local_ckpt_new(l, &w->ckpt, err);
-  if (r != STORE_OK) {
+  store_rc r;
+  if ((r = store_local_stmt(l, &w->c, sql_begin, &w->begin, err)) != STORE_OK ||
+      (r = store_local_stmt(l, &w->c, sql_commit, &w->commit, err)) !=
+          STORE_OK ||
+      (r = store_local_stmt(l, &w->c, sql_rollback, &w->rollback, err)) !=
+          STORE_OK ||
+      (r = store_local_stmt(l, &w->c, sql_savepoint, &w->savepoint, err)) !=
+          STORE_OK ||
+      (r = store_local_stmt(l, &w->c, sql_rollback_to, &w->rollback_to,
+                            err)) != STORE_OK ||
+      (r = store_local_stmt(l, &w->c, sql_release, &w->release, err)) !=
+          STORE_OK ||
+      (r = store_local_ckpt_new(l, &w->ckpt, err)) != STORE_OK) {
     writer_free(w);
     return r;
   }
@@ -584,106 +429,13 @@ void store_local_writer_stop(store_local *l) {
   l->writer = NULL;
 }
 
-/* ---- entry points (caller's thread) ------------------------------------------ */
+/* ---- the entry point (caller's thread) -------------------------------------- */
 
-static store_rc check_profile(store_local *l, const void *data, size_t len,
-                              int64_t *time_nanos, char *err) {
-  char perr[PPROF_ERRMAX] = "";
-  pprof_rc prc = pprof_check_in(data, len, l->max_inflate, l->budget,
-                                time_nanos, perr);
-  switch (prc) {
-  case PPROF_OK: return STORE_OK;
-  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
-  case PPROF_EBUSY:
-    return store_seterr(err, STORE_BUSY,
-                        "busy: memory budget exhausted, retry later");
-  case PPROF_ETOOBIG:
-    return store_seterr(err, STORE_TOOBIG, "profile too big (%s)",
-                        perr[0] ? perr : pprof_strerror(prc));
-  default:
-    return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)",
-                        perr[0] ? perr : pprof_strerror(prc));
-  }
-}
-
-store_rc store_local_ingest(void *impl, const char *service, meta_type type,
-                            const char *labels, int64_t created_at_hint,
-                            const void *data, size_t len, store_meta *out,
-                            char *err) {
-  store_local *l = impl;
-  int64_t nanos = 0, now = (int64_t)time(NULL);
-  store_meta m = {.type = type, .size = (int64_t)len};
-  store_rc rc;
-  if (type != META_TRACE &&
-      (rc = check_profile(l, data, len, &nanos, err)) != STORE_OK)
-    return rc;
-  if (out != NULL) {
-    m.service = strdup(service);
-    m.labels = strdup(labels);
-    if (m.service == NULL || m.labels == NULL) {
-      store_meta_clear(&m);
-      return store_seterr(err, STORE_NOMEM, "out of memory");
-    }
-  }
-  wreq r = {
-    .kind = W_INGEST, .service = service, .labels = labels, .type = type,
-    .created_at = nanos > 0 ? nanos / 1000000000
-                  : created_at_hint > 0 ? created_at_hint : now,
-    .now = now, .data = data, .len = len, .err = err,
-  };
-  meta_id_new(now, r.id);
+store_rc store_local_write(store_local *l, store_local_write_fn fn, void *arg,
+                           unsigned flags, int64_t *changes, char *err) {
+  assert(fn != NULL);
+  wreq r = {.fn = fn, .arg = arg, .flags = flags, .err = err};
   submit(l, &r);
-  if (r.rc != STORE_OK) {
-    store_meta_clear(&m);
-    return r.rc;
-  }
-  if (out != NULL) {
-    memcpy(m.id, r.id, sizeof m.id);
-    m.created_at = r.created_at;
-    *out = m;
-  }
-  return STORE_OK;
-}
-
-store_rc store_local_add_service(void *impl, const char *service, char *err) {
-  wreq r = {.kind = W_SERVICE, .service = service, .err = err};
-  submit(impl, &r);
-  return r.rc;
-}
-
-store_rc store_local_del(void *impl, const char *id, char *err) {
-  wreq r = {.kind = W_DELETE, .err = err};
-  memcpy(r.id, id, META_ID_LEN + 1);
-  submit(impl, &r);
-  return r.rc;
-}
-
-store_rc store_local_retain(void *impl, int64_t cutoff, size_t *deleted,
-                            char *err) {
-  size_t total = 0;
-  /* In chunks, each its own commit, until a chunk comes back short. */
-  for (;;) {
-    wreq r = {.kind = W_RETAIN, .cutoff = cutoff, .err = err};
-    submit(impl, &r);
-    if (r.rc != STORE_OK) return r.rc;
-    total += (size_t)r.changes;
-    if (r.changes < RETAIN_CHUNK) break;
-  }
-  if (total > 0) {
-    wreq v = {.kind = W_VACUUM, .err = err};
-    submit(impl, &v);
-    if (v.rc != STORE_OK) return v.rc;
-  }
-  if (deleted != NULL) *deleted = total;
-  return STORE_OK;
-}
-
-store_rc store_local_put_rollup(store_local *l, const store_local_hour *h,
-                                const void *data, size_t len,
-                                int64_t profiles, int *stored, char *err) {
-  wreq r = {.kind = W_ROLLUP, .hour = h, .data = data, .len = len,
-            .profiles = profiles, .err = err};
-  submit(l, &r);
-  if (r.rc == STORE_OK && stored != NULL) *stored = r.stored;
+  if (r.rc == STORE_OK && changes != NULL) *changes = r.changes;
   return r.rc;
 }

@@ -1,0 +1,315 @@
+/*
+** profiles.c — the profiles of the local store: their tables, ingest
+** (checked in the caller's thread, stored by the writer), find, get, stat
+** and delete.
+**
+** Tables: profiles holds one row of metadata per profile; the index on
+** (service, type, created_at, id) makes a time-range query on one service
+** and type an index range scan already in the order store_find returns.
+** blobs holds the bytes, keyed by the rowid of their profiles row, so that
+** scans of metadata never page through them.  The triggers that keep the
+** other tables in step with profiles belong to their features (services.c,
+** rollups.c); the one that deletes a profile's blob, profiles_removed,
+** was created with the series triggers in version 1 and lives there.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "local.h"
+#include "pprof.h"
+
+const char store_local_profiles_v1[] =
+  "CREATE TABLE profiles("
+  "  rowid INTEGER PRIMARY KEY,"
+  "  id TEXT NOT NULL UNIQUE,"
+  "  service TEXT NOT NULL,"
+  "  type INTEGER NOT NULL,"
+  "  labels TEXT NOT NULL,"
+  "  created_at INTEGER NOT NULL,"
+  "  size INTEGER NOT NULL);"
+  "CREATE INDEX profiles_by_time ON profiles(service, type, created_at, id);"
+  "CREATE TABLE blobs(rowid INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+
+#define META_COLS "p.id, p.service, p.type, p.labels, p.created_at, p.size"
+
+static const char sql_find[] =
+  "SELECT " META_COLS " FROM profiles p"
+  " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4"
+  " AND (?5 = '' OR labels_match(?5, p.labels))"
+  " ORDER BY p.created_at, p.id LIMIT ?6";
+static const char sql_get[] =
+  "SELECT " META_COLS ", b.data FROM profiles p"
+  " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1";
+const char store_local_sql_stat[] =
+  "SELECT " META_COLS " FROM profiles p WHERE p.id = ?1";
+static const char sql_insert_profile[] =
+  "INSERT INTO profiles(id, service, type, labels, created_at, size)"
+  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+static const char sql_insert_blob[] =
+  "INSERT INTO blobs(rowid, data) VALUES(?1, ?2)";
+static const char sql_delete[] = "DELETE FROM profiles WHERE id = ?1";
+
+void store_local_bind_query(sqlite3_stmt *s, const store_query *q) {
+  sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)q->type);
+  sqlite3_bind_int64(s, 3, q->from);
+  sqlite3_bind_int64(s, 4, q->to);
+  sqlite3_bind_text(s, 5, q->labels ? q->labels : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 6, q->limit > 0 ? q->limit : -1);
+}
+
+/* ---- ingest ------------------------------------------------------------------ */
+
+typedef struct ingest_req {
+  const char *service, *labels;
+  meta_type type;
+  int64_t created_at, now; /* now: the id's second */
+  const void *data;
+  size_t len;
+  char id[META_ID_LEN + 1]; /* assigned */
+} ingest_req;
+
+/* Runs in the writer.  64 random bits make an id collision all but
+** impossible; if it happens anyway, a new id is cheaper than an error. */
+static store_rc write_ingest(store_local *l, store_local_conn *c, void *arg,
+                             int64_t *changes, char *err) {
+  ingest_req *r = arg;
+  sqlite3_stmt *p = NULL, *b = NULL;
+  store_rc src = store_local_stmt(l, c, sql_insert_profile, &p, err);
+  if (src == STORE_OK) src = store_local_stmt(l, c, sql_insert_blob, &b, err);
+  if (src != STORE_OK) return src;
+  int rc;
+  for (int attempt = 0;; attempt++) {
+    sqlite3_bind_text(p, 1, r->id, META_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(p, 2, r->service, -1, SQLITE_STATIC);
+    sqlite3_bind_int(p, 3, (int)r->type);
+    sqlite3_bind_text(p, 4, r->labels, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(p, 5, r->created_at);
+    sqlite3_bind_int64(p, 6, (sqlite3_int64)r->len);
+    rc = store_local_run(p);
+    if (rc != SQLITE_CONSTRAINT_UNIQUE || attempt == 3) break;
+    meta_id_new(r->now, r->id);
+  }
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(b, 1, sqlite3_last_insert_rowid(c->db));
+    sqlite3_bind_blob64(b, 2, r->data, r->len, SQLITE_STATIC);
+    rc = store_local_run(b);
+  }
+  if (rc != SQLITE_OK)
+    return store_local_sqlerr(l, c->db, rc, err, "cannot store profile");
+  *changes = 1;
+  return STORE_OK;
+}
+
+static store_rc check_profile(store_local *l, const void *data, size_t len,
+                              int64_t *time_nanos, char *err) {
+  char perr[PPROF_ERRMAX] = "";
+  pprof_rc prc = pprof_check_in(data, len, l->max_inflate, l->budget,
+                                time_nanos, perr);
+  switch (prc) {
+  case PPROF_OK: return STORE_OK;
+  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
+  case PPROF_EBUSY:
+    return store_seterr(err, STORE_BUSY,
+                        "busy: memory budget exhausted, retry later");
+  case PPROF_ETOOBIG:
+    return store_seterr(err, STORE_TOOBIG, "profile too big (%s)",
+                        perr[0] ? perr : pprof_strerror(prc));
+  default:
+    return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)",
+                        perr[0] ? perr : pprof_strerror(prc));
+  }
+}
+
+store_rc store_local_ingest(void *impl, const char *service, meta_type type,
+                            const char *labels, int64_t created_at_hint,
+                            const void *data, size_t len, store_meta *out,
+                            char *err) {
+  store_local *l = impl;
+  int64_t nanos = 0, now = (int64_t)time(NULL);
+  store_meta m = {.type = type, .size = (int64_t)len};
+  store_rc rc;
+  if (type != META_TRACE &&
+      (rc = check_profile(l, data, len, &nanos, err)) != STORE_OK)
+    return rc;
+  if (out != NULL) {
+    m.service = strdup(service);
+    m.labels = strdup(labels);
+    if (m.service == NULL || m.labels == NULL) {
+      store_meta_clear(&m);
+      return store_seterr(err, STORE_NOMEM, "out of memory");
+    }
+  }
+  ingest_req r = {
+    .service = service, .labels = labels, .type = type,
+    .created_at = nanos > 0 ? nanos / 1000000000
+                  : created_at_hint > 0 ? created_at_hint : now,
+    .now = now, .data = data, .len = len,
+  };
+  meta_id_new(now, r.id);
+  rc = store_local_write(l, write_ingest, &r, STORE_LOCAL_W_INGEST, NULL, err);
+  if (rc != STORE_OK) {
+    store_meta_clear(&m);
+    return rc;
+  }
+  if (out != NULL) {
+    memcpy(m.id, r.id, sizeof m.id);
+    m.created_at = r.created_at;
+    *out = m;
+  }
+  return STORE_OK;
+}
+
+/* ---- delete --------------------------------------------------------------------- */
+
+static store_rc write_delete(store_local *l, store_local_conn *c, void *arg,
+                             int64_t *changes, char *err) {
+  const char *id = arg;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = store_local_stmt(l, c, sql_delete, &s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  int src = store_local_run(s);
+  if (src != SQLITE_OK)
+    return store_local_sqlerr(l, c->db, src, err, "cannot delete profile");
+  if (sqlite3_changes(c->db) == 0)
+    return store_seterr(err, STORE_NOTFOUND, "no profile with id %s", id);
+  *changes = sqlite3_changes(c->db);
+  return STORE_OK;
+}
+
+store_rc store_local_del(void *impl, const char *id, char *err) {
+  char copy[META_ID_LEN + 1];
+  memcpy(copy, id, META_ID_LEN + 1);
+  return store_local_write(impl, write_delete, copy, 0, NULL, err);
+}
+
+/* ---- rows -> metadata ---------------------------------------------------------- */
+
+/* Reads the META_COLS columns of the current row into *m. */
+static store_rc row_meta(sqlite3_stmt *s, store_meta *m, char *err) {
+  const char *id = (const char *)sqlite3_column_text(s, 0);
+  const char *service = (const char *)sqlite3_column_text(s, 1);
+  const char *labels = (const char *)sqlite3_column_text(s, 3);
+  store_meta v = {
+    .type = (meta_type)sqlite3_column_int(s, 2),
+    .created_at = sqlite3_column_int64(s, 4),
+    .size = sqlite3_column_int64(s, 5),
+  };
+  if (id == NULL || strlen(id) != META_ID_LEN ||
+      (unsigned)v.type >= META_NTYPES)
+    return store_seterr(err, STORE_IO, "corrupt metadata row");
+  memcpy(v.id, id, META_ID_LEN + 1);
+  v.service = strdup(service ? service : "");
+  v.labels = strdup(labels ? labels : "");
+  if (v.service == NULL || v.labels == NULL) {
+    store_meta_clear(&v);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  *m = v;
+  return STORE_OK;
+}
+
+/* ---- queries --------------------------------------------------------------------- */
+
+store_rc store_local_find(void *impl, const store_query *q,
+                          store_meta_list *out, char *err) {
+  store_local *l = impl;
+  store_local_conn *r = NULL;
+  sqlite3_stmt *s = NULL;
+  store_meta_list list = {0, NULL};
+  size_t cap = 0;
+  store_rc rc = store_local_reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = store_local_stmt(l, r, sql_find, &s, err)) != STORE_OK) goto out;
+  store_local_bind_query(s, q);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    if (list.n == cap) {
+      size_t ncap = cap ? 2 * cap : 16;
+      store_meta *v = realloc(list.v, ncap * sizeof *v);
+      if (v == NULL) {
+        rc = store_seterr(err, STORE_NOMEM, "out of memory");
+        goto out;
+      }
+      list.v = v;
+      cap = ncap;
+    }
+    if ((rc = row_meta(s, &list.v[list.n], err)) != STORE_OK) goto out;
+    list.n++;
+  }
+  if (src != SQLITE_DONE)
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot find profiles");
+out:
+  store_local_reader_put(l, r);
+  if (rc != STORE_OK) {
+    store_meta_list_free(&list);
+    return rc;
+  }
+  *out = list;
+  return STORE_OK;
+}
+
+store_rc store_local_lookup(store_local *l, store_local_conn *c,
+                            const char *sql, const char *id,
+                            sqlite3_stmt **out, char *err) {
+  sqlite3_stmt *s = NULL;
+  store_rc rc = store_local_stmt(l, c, sql, &s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+  int src = sqlite3_step(s);
+  if (src == SQLITE_DONE)
+    return store_seterr(err, STORE_NOTFOUND, "no profile with id %s", id);
+  if (src != SQLITE_ROW)
+    return store_local_sqlerr(l, c->db, src, err, "cannot read profile");
+  *out = s;
+  return STORE_OK;
+}
+
+store_rc store_local_get(void *impl, const char *id, store_meta *meta,
+                         void **data, size_t *len, char *err) {
+  store_local *l = impl;
+  store_local_conn *r = NULL;
+  sqlite3_stmt *s = NULL;
+  store_meta m = {0};
+  void *buf = NULL;
+  store_rc rc = store_local_reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = store_local_lookup(l, r, sql_get, id, &s, err)) != STORE_OK)
+    goto out;
+  if (meta != NULL && (rc = row_meta(s, &m, err)) != STORE_OK) goto out;
+  size_t n = (size_t)sqlite3_column_bytes(s, 6);
+  const void *blob = sqlite3_column_blob(s, 6);
+  buf = malloc(n ? n : 1);
+  if (buf == NULL) {
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  if (n > 0) memcpy(buf, blob, n);
+out:
+  store_local_reader_put(l, r);
+  if (rc != STORE_OK) {
+    store_meta_clear(&m);
+    free(buf);
+    return rc;
+  }
+  if (meta != NULL) *meta = m;
+  *data = buf;
+  *len = n;
+  return STORE_OK;
+}
+
+store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
+                          char *err) {
+  store_local *l = impl;
+  store_local_conn *r = NULL;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = store_local_reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
+  if ((rc = store_local_lookup(l, r, store_local_sql_stat, id, &s, err)) ==
+      STORE_OK)
+    rc = row_meta(s, meta, err);
+  store_local_reader_put(l, r);
+  return rc;
+}
