@@ -60,42 +60,39 @@ assert_eq "profefs ${ARGS[*]} parses (exit status of --help after them)" 0 "$rc"
 assert_contains "and prints serve's help" "$out" "Usage: profefs serve"
 
 # ---- and run for real on radosgw, with the manifest's bucket and prefix -----------------------
-if ! grep -q 's3://' "$T/help.txt"; then
-    echo "kubernetes.sh: this build has no S3 mode yet; the S3 nodes' args were only parsed"
+check "serve --help documents S3 mode" grep -q 's3://' "$T/help.txt"
+DATA_ARG=""
+for ((i = 0; i < ${#ARGS[@]}; i++)); do [ "${ARGS[$i]}" = --data ] && DATA_ARG=${ARGS[$((i + 1))]}; done
+BUCKET=${DATA_ARG#s3://}; BUCKET=${BUCKET%%/*}
+RGW_DIR="$T/rgw"
+trap 'bash "$TESTS_DIR/tools/rgw.sh" stop "$RGW_DIR" >/dev/null 2>&1; t_cleanup' EXIT
+if ! RGW_BUCKET=$BUCKET bash "$TESTS_DIR/tools/rgw.sh" start "$RGW_DIR" >/dev/null 2>"$T/rgw.log"; then
+    fail "radosgw did not start: $(tail -n 5 "$T/rgw.log")"
 else
-    DATA_ARG=""
-    for ((i = 0; i < ${#ARGS[@]}; i++)); do [ "${ARGS[$i]}" = --data ] && DATA_ARG=${ARGS[$((i + 1))]}; done
-    BUCKET=${DATA_ARG#s3://}; BUCKET=${BUCKET%%/*}
-    RGW_DIR="$T/rgw"
-    trap 'bash "$TESTS_DIR/tools/rgw.sh" stop "$RGW_DIR" >/dev/null 2>&1; t_cleanup' EXIT
-    if ! RGW_BUCKET=$BUCKET bash "$TESTS_DIR/tools/rgw.sh" start "$RGW_DIR" >/dev/null 2>"$T/rgw.log"; then
-        fail "radosgw did not start: $(tail -n 5 "$T/rgw.log")"
+    . "$RGW_DIR/env"     # AWS_* as the Deployment's env would set them
+    assert_eq "radosgw serves the manifest's bucket" "$BUCKET" "$PROFEFS_S3_BUCKET"
+    PORT=$(free_port)
+    RUN=()
+    for ((i = 0; i < ${#ARGS[@]}; i++)); do
+        case "${ARGS[$i]}" in
+            --addr) RUN+=(--addr "127.0.0.1:$PORT"); i=$((i + 1)) ;;
+            *) RUN+=("${ARGS[$i]}") ;;
+        esac
+    done
+    "$PROFEFS" "${RUN[@]}" 2>"$T/s3.log" &
+    SERVER_PID=$!
+    SERVER_LOG="$T/s3.log"
+    T_PIDS+=("$SERVER_PID")
+    T_LOGS+=("$SERVER_LOG")
+    URL="http://127.0.0.1:$PORT"
+    if wait_http "$URL/api/0/version" 30; then
+        id=$(ingest "$FIXTURES/cpu_000.pb.gz" k8s cpu)
+        http GET "$URL/api/0/profiles?service=k8s&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00"
+        assert_eq "the Deployment's args store and list a profile in $DATA_ARG" "$id" "$(json '" ".join(p["id"] for p in j["body"])')"
     else
-        . "$RGW_DIR/env"     # AWS_* as the Deployment's env would set them
-        assert_eq "radosgw serves the manifest's bucket" "$BUCKET" "$PROFEFS_S3_BUCKET"
-        PORT=$(free_port)
-        RUN=()
-        for ((i = 0; i < ${#ARGS[@]}; i++)); do
-            case "${ARGS[$i]}" in
-                --addr) RUN+=(--addr "127.0.0.1:$PORT"); i=$((i + 1)) ;;
-                *) RUN+=("${ARGS[$i]}") ;;
-            esac
-        done
-        "$PROFEFS" "${RUN[@]}" 2>"$T/s3.log" &
-        SERVER_PID=$!
-        SERVER_LOG="$T/s3.log"
-        T_PIDS+=("$SERVER_PID")
-        T_LOGS+=("$SERVER_LOG")
-        URL="http://127.0.0.1:$PORT"
-        if wait_http "$URL/api/0/version" 30; then
-            id=$(ingest "$FIXTURES/cpu_000.pb.gz" k8s cpu)
-            http GET "$URL/api/0/profiles?service=k8s&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00"
-            assert_eq "the Deployment's args store and list a profile in $DATA_ARG" "$id" "$(json '" ".join(p["id"] for p in j["body"])')"
-        else
-            fail "profefs ${RUN[*]} did not start: $(tail -n 5 "$T/s3.log")"
-        fi
-        stop_server TERM
+        fail "profefs ${RUN[*]} did not start: $(tail -n 5 "$T/s3.log")"
     fi
+    stop_server TERM
 fi
 
 t_done
