@@ -99,7 +99,7 @@ int fs_stored_meta(fs *f, const fs_path *p, store_meta *m) {
   store_rc rc;
   int err = -ENOENT;
 
-  rc = store_stat(f->st, p->id, &tmp, NULL);
+  rc = store_stat_named(f->st, p->service, p->type, p->id, &tmp, NULL);
   if (rc != STORE_OK) {
     err = -fs_errno(rc);
     goto out;
@@ -110,7 +110,7 @@ int fs_stored_meta(fs *f, const fs_path *p, store_meta *m) {
     goto out;
   if (tmp.size < 0) {
     /* A backend that cannot tell sizes cheaply: ask for the bytes. */
-    rc = store_get(f->st, p->id, NULL, &data, &len, NULL);
+    rc = store_get(f->st, store_meta_id(&tmp), NULL, &data, &len, NULL);
     free(data);
     if (rc != STORE_OK) {
       err = -fs_errno(rc);

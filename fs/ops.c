@@ -217,7 +217,7 @@ static int open_stored(fs *f, const fs_path *p, struct fuse_file_info *fi) {
   h->kind = H_STORED;
   err = fs_stored_meta(f, p, &h->meta);
   if (err == 0) {
-    rc = store_get(f->st, p->id, NULL, &h->data, &len, NULL);
+    rc = store_get(f->st, store_meta_id(&h->meta), NULL, &h->data, &len, NULL);
     err = -fs_errno(rc);
     h->meta.size = (int64_t)len;
   }
@@ -468,8 +468,8 @@ static int op_unlink(const char *path) {
   if (p.node != FS_FILE) return -EPERM;
   if (p.stored && (rc = fs_stored_meta(f, &p, &m)) != -ENOENT) {
     if (rc != 0) return rc;
+    rc = -fs_errno(store_delete(f->st, store_meta_id(&m), err));
     store_meta_clear(&m);
-    rc = -fs_errno(store_delete(f->st, p.id, err));
     if (rc == 0) fs_log("deleted %s (%s)", p.id, path);
     return rc;
   }

@@ -38,6 +38,9 @@ typedef struct store_backend_ops {
   uint64_t (*generation)(void *impl);
   store_rc (*stats)(void *impl, store_stats *out);
   store_rc (*maintain)(void *impl, size_t *built, char *err);
+  /* store_stat_named where the id is not the digest (may be NULL) */
+  store_rc (*stat_named)(void *impl, const char *service, meta_type type,
+                         const char *digest, store_meta *meta, char *err);
   /* ids other than meta_id_valid's that this backend takes (may be NULL) */
   int (*id_valid)(const char *id);
 } store_backend_ops;

@@ -249,6 +249,21 @@ store_rc store_stat(store *st, const char *id, store_meta *meta,
   return st->ops->stat(st->impl, id, meta, err);
 }
 
+store_rc store_stat_named(store *st, const char *service, meta_type type,
+                          const char *digest, store_meta *meta,
+                          char err[STORE_ERRMAX]) {
+  assert(st != NULL && meta != NULL);
+  store_rc rc;
+  if ((rc = check_service(service, err)) != STORE_OK ||
+      (rc = check_type(type, err)) != STORE_OK)
+    return rc;
+  if (!meta_id_valid(digest))
+    return store_seterr(err, STORE_INVALID, "invalid id \"%.*s\"", SHOW, digest);
+  if (st->ops->stat_named != NULL)
+    return st->ops->stat_named(st->impl, service, type, digest, meta, err);
+  return store_stat(st, digest, meta, err);
+}
+
 store_rc store_merge(store *st, const store_query *q, void **out, size_t *len,
                      size_t *count, char err[STORE_ERRMAX]) {
   assert(st != NULL && out != NULL && len != NULL);

@@ -163,6 +163,14 @@ store_rc store_get(store *st, const char *id, store_meta *meta, void **data,
 store_rc store_stat(store *st, const char *id, store_meta *meta,
                     char err[STORE_ERRMAX]);
 
+/* Metadata of the profile that the FUSE view names by service, type and
+** digest (meta.id): where the id is longer than the digest (S3: the object
+** key), this finds it; elsewhere it is store_stat(digest).  The caller
+** then uses store_meta_id(meta) for store_get / store_delete. */
+store_rc store_stat_named(store *st, const char *service, meta_type type,
+                          const char *digest, store_meta *meta,
+                          char err[STORE_ERRMAX]);
+
 /* Merges every profile matching q (streaming) into one gzip pprof in *out
 ** (malloc'd, caller frees).  STORE_NOTFOUND when nothing matches,
 ** STORE_UNSUPPORTED for META_TRACE, STORE_MISMATCH when sample types differ.

@@ -243,6 +243,46 @@ out:
   return rc;
 }
 
+typedef struct named_ctx {
+  const char *digest;
+  store_meta *m;
+  int found;
+} named_ctx;
+
+static int named_one(const char *key, int64_t size, void *arg) {
+  named_ctx *c = arg;
+  store_meta m = {0};
+  if (store_s3_key_parse(key, &m) != 0) return 0;
+  if (strcmp(m.id, c->digest) != 0) {
+    store_meta_clear(&m);
+    return 0;
+  }
+  m.size = size;
+  *c->m = m;
+  c->found = 1;
+  return 1;
+}
+
+/* The key of a FUSE name: one list of the keys that start with the digest. */
+static store_rc s3_stat_named(void *impl, const char *service, meta_type type,
+                              const char *digest, store_meta *meta, char *err) {
+  char *dir = store_s3_key_dir(service, type), *prefix = NULL;
+  store_meta m = {0};
+  named_ctx c = {.digest = digest, .m = &m};
+  store_rc rc;
+  if (dir == NULL || asprintf(&prefix, "%s%s", dir, digest) < 0) {
+    free(dir);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  rc = store_s3_list(impl, prefix, NULL, named_one, &c, err);
+  if (rc == STORE_OK && !c.found)
+    rc = store_seterr(err, STORE_NOTFOUND, "profile %s not found", digest);
+  if (rc == STORE_OK) *meta = m;
+  free(dir);
+  free(prefix);
+  return rc;
+}
+
 /* ---- services and label sets ------------------------------------------------------- */
 
 typedef struct names_ctx {
@@ -409,6 +449,7 @@ static const store_backend_ops s3_ops = {
   .retain = s3_retain,
   .generation = s3_generation,
   .stats = s3_stats,
+  .stat_named = s3_stat_named,
   .id_valid = store_s3_id_valid,
 };
 

@@ -303,6 +303,9 @@ typedef struct slot {
   sink k;
   size_t i;
   int attempts;
+  int done;         /* finished: answer (or failure) held until delivered */
+  CURLcode result;
+  long status;
 } slot;
 
 static store_rc slot_start(store_s3 *s, CURLM *m, slot *sl, const char *key,
@@ -323,12 +326,34 @@ static store_rc slot_start(store_s3 *s, CURLM *m, slot *sl, const char *key,
   return STORE_OK;
 }
 
+/* The answer a finished slot holds: STORE_OK when it is a 200. */
+static store_rc slot_result(store_s3 *s, const slot *sl, const char *key,
+                            char *err) {
+  s3_resp r;
+  char what[S3_KEY_MAX + 32];
+  if (sl->k.over)
+    return store_seterr(err, STORE_TOOBIG, "profile %s is over %zu bytes", key,
+                        sl->k.max);
+  if (sl->result != CURLE_OK)
+    return store_seterr(err, STORE_UNAVAILABLE, "S3 at %s unavailable: %s",
+                        s->endpoint, curl_easy_strerror(sl->result));
+  if (sl->status == 200) return STORE_OK;
+  r = (s3_resp){.status = sl->status, .body = sl->k.b.p ? sl->k.b.p : (char *)"",
+                .len = sl->k.b.len};
+  snprintf(what, sizeof what, "profile %s", key);
+  return store_s3_status_rc(s, what, &r, err);
+}
+
+/* Key i always lives in slot i % nslots: a slot is given the next key only
+** once its own answer was delivered, and answers are delivered in key
+** order, so at most nslots answers are held and the caller sees the same
+** order (and a merge gives the same bytes) every time. */
 store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
                              size_t inflight, size_t max_len, s3_fetch_fn fn,
                              void *arg, char *err) {
   CURLM *m = curl_multi_init();
   slot *slots = NULL;
-  size_t nslots = inflight < n ? inflight : n, next = 0, running = 0;
+  size_t nslots = inflight < n ? inflight : n, next = 0, deliver = 0;
   store_rc rc = STORE_OK;
 
   if (m == NULL || (slots = calloc(nslots ? nslots : 1, sizeof *slots)) == NULL) {
@@ -343,11 +368,11 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
       goto out;
     }
   }
-  for (size_t j = 0; j < nslots; j++, next++, running++) {
-    slots[j].i = next;
-    if ((rc = slot_start(s, m, &slots[j], keys[next], err)) != STORE_OK) goto out;
+  for (; next < nslots; next++) {
+    slots[next].i = next;
+    if ((rc = slot_start(s, m, &slots[next], keys[next], err)) != STORE_OK) goto out;
   }
-  while (running > 0 && rc == STORE_OK) {
+  while (deliver < n && rc == STORE_OK) {
     int still, left;
     CURLMsg *msg;
     if (curl_multi_perform(m, &still) != CURLM_OK) {
@@ -356,45 +381,33 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
     }
     while (rc == STORE_OK && (msg = curl_multi_info_read(m, &left)) != NULL) {
       slot *sl = NULL;
-      long status = 0;
       if (msg->msg != CURLMSG_DONE) continue;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+      sl->result = msg->data.result;
       curl_multi_remove_handle(m, sl->c);
-      running--;
-      curl_easy_getinfo(sl->c, CURLINFO_RESPONSE_CODE, &status);
-      if (sl->k.over) {
-        rc = store_seterr(err, STORE_TOOBIG, "profile %s is over %zu bytes",
-                          keys[sl->i], max_len);
-        break;
+      curl_easy_getinfo(sl->c, CURLINFO_RESPONSE_CODE, &sl->status);
+      if (!sl->k.over && (sl->result != CURLE_OK || retryable(sl->status, &sl->k)) &&
+          ++sl->attempts < ATTEMPTS) {
+        backoff(sl->attempts - 1);
+        rc = slot_start(s, m, sl, keys[sl->i], err);
+        continue;
       }
-      if (msg->data.result != CURLE_OK || retryable(status, &sl->k)) {
-        if (++sl->attempts < ATTEMPTS) {
-          backoff(sl->attempts - 1);
-          if ((rc = slot_start(s, m, sl, keys[sl->i], err)) == STORE_OK) running++;
-          continue;
-        }
-        if (msg->data.result != CURLE_OK) {
-          rc = store_seterr(err, STORE_UNAVAILABLE, "S3 at %s unavailable: %s",
-                            s->endpoint, curl_easy_strerror(msg->data.result));
-          break;
-        }
-      }
-      if (status != 200) {
-        s3_resp r = {.status = status, .body = sl->k.b.p ? sl->k.b.p : (char *)"",
-                     .len = sl->k.b.len};
-        char what[S3_KEY_MAX + 32];
-        snprintf(what, sizeof what, "profile %s", keys[sl->i]);
-        rc = store_s3_status_rc(s, what, &r, err);
-        break;
-      }
-      rc = fn(sl->i, sl->k.b.p ? sl->k.b.p : "", sl->k.b.len, arg, err);
+      sl->done = 1;
+    }
+    /* deliver what is ready, in key order, and reuse those slots */
+    while (rc == STORE_OK && deliver < n && slots[deliver % nslots].done) {
+      slot *sl = &slots[deliver % nslots];
+      if ((rc = slot_result(s, sl, keys[deliver], err)) != STORE_OK) break;
+      rc = fn(deliver, sl->k.b.p ? sl->k.b.p : "", sl->k.b.len, arg, err);
+      deliver++;
+      sl->done = 0;
+      sl->attempts = 0;
       if (rc == STORE_OK && next < n) {
         sl->i = next;
-        sl->attempts = 0;
-        if ((rc = slot_start(s, m, sl, keys[next++], err)) == STORE_OK) running++;
+        rc = slot_start(s, m, sl, keys[next++], err);
       }
     }
-    if (rc == STORE_OK && running > 0) curl_multi_poll(m, NULL, 0, 100, NULL);
+    if (rc == STORE_OK && deliver < n) curl_multi_poll(m, NULL, 0, 100, NULL);
   }
 out:
   for (size_t j = 0; slots != NULL && j < nslots; j++) {

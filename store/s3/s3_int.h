@@ -81,8 +81,8 @@ store_rc store_s3_status_rc(store_s3 *s, const char *what, const s3_resp *r,
                             char *err);
 
 /* GETs keys[0..n) with up to `inflight` requests at once and calls
-** fn(i, body, len, arg) for each answer in the order they complete (on the
-** calling thread, one at a time).  fn returns STORE_OK to go on.  The first
+** fn(i, body, len, arg) for each answer in key order (on the calling
+** thread, one at a time), holding at most `inflight` answers.  fn returns STORE_OK to go on.  The first
 ** failure (fn's, or a key's) stops everything and is returned. */
 typedef store_rc (*s3_fetch_fn)(size_t i, const void *body, size_t len,
                                 void *arg, char *err);

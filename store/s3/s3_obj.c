@@ -8,10 +8,10 @@
 ** we never read it back, since the key says everything.
 **
 ** Merges fetch up to MERGE_INFLIGHT objects at once (curl multi) and add
-** each to the accumulator as it arrives, so memory holds the accumulator
-** and at most MERGE_INFLIGHT compressed profiles.  Profiles are added in
-** the order they arrive; the merged profile is the same up to the order of
-** its samples and tables (what `go tool pprof -proto` comparisons ignore).
+** each to the accumulator in key (= time) order as soon as it and the ones
+** before it arrived, so memory holds the accumulator and at most
+** MERGE_INFLIGHT compressed profiles, and the same query merges to the
+** same bytes on every node.
 */
 #include <stdio.h>
 #include <stdlib.h>

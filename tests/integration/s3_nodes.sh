@@ -71,7 +71,8 @@ kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; SERVER_PID=""
 # ---- two nodes over one bucket ------------------------------------------------------------
 start_server || t_done
 A=$URL; APID=$SERVER_PID
-start_server || t_done
+MNT="$T/mnt"
+start_server --mount "$MNT" || t_done
 NB=$URL; BPID=$SERVER_PID
 
 declare -a IDS
@@ -127,6 +128,24 @@ curl -s -o "$T/got2.pb.gz" "$NB/api/0/profiles/$(esc "${IDS[1]}")+$(esc "${IDS[3
 same_profile "merge of ids on B" "$T/want2.pb.gz" "$T/got2.pb.gz"
 curl -s -o "$T/got3.pb.gz" "$NB/api/0/profiles/merge?service=web&type=cpu&from=$FROM&to=$TO&labels=host=h1"
 same_profile "merge with a label filter on B" "$T/want2.pb.gz" "$T/got3.pb.gz"
+
+# the mount on B: A's profiles by name, merges, cp ingests, rm deletes
+STAMP=$(date -u -d @1795556966 +%Y%m%dT%H%M%SZ)
+LD="$MNT/web/cpu/host=h0,zone=z1"
+check "mount lists A's profile in its label directory" grep -qx "${STAMP}_$d.pb.gz" <(ls "$LD")
+check "mount reads A's bytes" cmp -s "$LD/${STAMP}_$d.pb.gz" "$FIXTURES/cpu_000.pb.gz"
+check "mount: every listed cpu file opens" cat "$MNT"/web/cpu/*.pb.gz >/dev/null
+check "merge file on the mount equals the HTTP merge on A" cmp -s "$MNT/merge/web/cpu/$FROM..$TO" "$T/got.pb.gz"
+cp "$FIXTURES/cpu_006.pb.gz" "$MNT/web/cpu/"; rc=$?
+assert_eq "cp into the mount" 0 "$rc"
+http GET "$A/api/0/profiles?service=web&type=cpu&from=$(utc 1795556973)&to=$(utc 1795556973)"   # cpu_006's time
+CPID=$(ids_of)
+assert_eq "A lists what cp wrote on B's mount" "P0.web/1/" "${CPID:0:9}"
+cd6=${CPID#P0.web/1/}
+rm "$MNT/web/cpu/$(date -u -d @1795556973 +%Y%m%dT%H%M%SZ)_$cd6.pb.gz"; rc=$?
+assert_eq "rm on the mount" 0 "$rc"
+http GET "$A/api/0/profiles/$(esc "$CPID")"
+assert_eq "A no longer gets what rm deleted" 404 "$HTTP_STATUS"
 
 # delete on B: gone on A at once
 http DELETE "$NB/api/0/profiles/$(esc "${IDS[4]}")"
@@ -206,6 +225,11 @@ http POST "$NB/api/0/profiles?service=web&type=cpu" --data-binary @"$FIXTURES/cp
 assert_eq "S3 down: ingest is 503" 503 "$HTTP_STATUS"
 http GET "$NB/api/0/profiles/$(esc "${IDS[0]}")"
 assert_eq "S3 down: get is 503" 503 "$HTTP_STATUS"
+t0=$(date +%s%N)
+out=$(timeout 30 ls "$MNT/web/cpu/host=h1,zone=z1" 2>&1); rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+assert_contains "S3 down: ls on the mount is EIO" "$out" "Input/output error"
+check "S3 down: ls answered in ${ms} ms (< 10 s)" test "$ms" -lt 10000
 
 SERVER_PID=$BPID
 t_done
