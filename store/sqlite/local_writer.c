@@ -29,7 +29,10 @@
 ** Each request runs inside its own SAVEPOINT: a failing request (unknown id
 ** to delete, ...) is rolled back alone and the others of the batch still
 ** commit.  A failed COMMIT (disk full) fails every request of the batch,
-** since none of them is durable.  Expensive checks (pprof_check) run in the
+** since none of them is durable; so does a request whose failure ended the
+** transaction (SQLite rolls it back on a full disk inside a statement),
+** whose ROLLBACK TO or RELEASE fails (committing then could store half of
+** it): the whole batch fails with that request's reason (507, not 500).  Expensive checks (pprof_check) run in the
 ** caller's thread before queueing, so the writer only does SQL.  Requests
 ** marked STORE_LOCAL_W_AFTER_COMMIT (incremental vacuum) run after the
 ** batch's commit instead, outside any transaction.
@@ -53,6 +56,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -93,6 +97,8 @@ typedef struct batch {
   wreq *head, **tail;
   int n;
   int rc;           /* SQLITE_OK while the transaction is open */
+  store_rc fail_rc; /* once rc is not: why the batch cannot commit */
+  char fail_err[STORE_ERRMAX];
   int64_t busy_ns;  /* time spent running it, waits left out */
 } batch;
 
@@ -150,23 +156,47 @@ static void exec_req(store_local_writer *w, wreq *r) {
 
 /* ---- batches ---------------------------------------------------------------- */
 
+/* Marks b failed with the reason rc / why (its requests then fail with it)
+** and returns sql, the SQLite error that ended it (SQLITE_ABORT if none). */
+static int batch_fail(batch *b, store_rc rc, const char *why, int sql) {
+  b->fail_rc = rc;
+  snprintf(b->fail_err, sizeof b->fail_err, "%s", why);
+  return sql != SQLITE_OK ? sql : SQLITE_ABORT;
+}
+
 /* Runs one request between SAVEPOINT and RELEASE.  Returns 0 when the
-** transaction is still open, else the SQLite error that ended it. */
-static int run_one(store_local_writer *w, wreq *r) {
+** transaction is still open and the request's changes are in it (or, the
+** request having failed, rolled back), else the SQLite error that ended the
+** batch, whose reason is then in b->fail_rc / b->fail_err. */
+static int run_one(store_local_writer *w, batch *b, wreq *r) {
+  char why[STORE_ERRMAX];
   int rc = run(w->savepoint);
   if (rc != SQLITE_OK) {
     req_fail(w, r, rc, "cannot start a request");
-    return sqlite3_get_autocommit(w->c.db) ? rc : 0;
+    if (!sqlite3_get_autocommit(w->c.db)) return 0;
+    return batch_fail(b, r->rc, r->err ? r->err : store_strerror(r->rc), rc);
   }
   if (!(r->flags & STORE_LOCAL_W_AFTER_COMMIT)) exec_req(w, r);
-  if (r->rc != STORE_OK) run(w->rollback_to);
-  run(w->release);
-  /* SQLite may roll back the whole transaction on a full disk or an I/O
-  ** error; then nothing of this batch can commit. */
-  if (sqlite3_get_autocommit(w->c.db))
-    return sqlite3_extended_errcode(w->c.db) != SQLITE_OK
-               ? sqlite3_extended_errcode(w->c.db)
-               : SQLITE_ABORT;
+  /* SQLite may roll the whole transaction back on a full disk or an I/O
+  ** error inside a statement: then nothing of this batch can commit, for
+  ** the request's own reason (not the "no such savepoint" of what follows) */
+  if (sqlite3_get_autocommit(w->c.db)) {
+    rc = sqlite3_extended_errcode(w->c.db);
+    if (r->rc != STORE_OK)
+      return batch_fail(b, r->rc, r->err ? r->err : store_strerror(r->rc), rc);
+    return batch_fail(b, store_local_sqlerr(w->l, w->c.db, rc, why, "transaction lost"),
+                      why, rc);
+  }
+  /* A request that cannot be undone alone, or whose savepoint cannot be
+  ** released, must not be committed half-applied: the batch fails. */
+  if (r->rc != STORE_OK && (rc = run(w->rollback_to)) != SQLITE_OK)
+    return batch_fail(b, store_local_sqlerr(w->l, w->c.db, rc, why,
+                                            "cannot undo a failed request"),
+                      why, rc);
+  if ((rc = run(w->release)) != SQLITE_OK)
+    return batch_fail(b, store_local_sqlerr(w->l, w->c.db, rc, why,
+                                            "cannot end a request"),
+                      why, rc);
   return 0;
 }
 
@@ -185,7 +215,7 @@ static void take(store_local_writer *w, batch *b) {
   pthread_mutex_unlock(&w->mu);
   int64_t t0 = mono_ns();
   for (; r != NULL; r = r->next)
-    if (b->rc == SQLITE_OK) b->rc = run_one(w, r);
+    if (b->rc == SQLITE_OK) b->rc = run_one(w, b, r);
   b->busy_ns += mono_ns() - t0;
   pthread_mutex_lock(&w->mu);
 }
@@ -200,7 +230,12 @@ static void finish(store_local_writer *w, batch *b) {
   if (rc == SQLITE_OK) rc = run(w->commit);
   store_rc txn_rc = STORE_OK;
   char txn_err[STORE_ERRMAX] = "";
-  if (rc != SQLITE_OK) {
+  if (b->rc != SQLITE_OK) {
+    /* ended by a request: its reason, not that of what SQLite said after */
+    txn_rc = b->fail_rc;
+    memcpy(txn_err, b->fail_err, sizeof txn_err);
+    if (!sqlite3_get_autocommit(w->c.db)) run(w->rollback);
+  } else if (rc != SQLITE_OK) {
     /* The reason first: ROLLBACK would replace SQLite's message. */
     txn_rc = store_local_sqlerr(l, w->c.db, rc, txn_err, "cannot commit");
     if (!sqlite3_get_autocommit(w->c.db)) run(w->rollback);
