@@ -34,7 +34,7 @@ C_NAMES=()
 RGW_DIR=""
 c_cleanup() {
     local n
-    for n in "${C_NAMES[@]:-}"; do [ -n "$n" ] && podman rm -f -t 0 "$n" >/dev/null 2>&1; done
+    for n in "${C_NAMES[@]:-}"; do [ -n "$n" ] && podman rm -f -v -t 0 "$n" >/dev/null 2>&1; done
     podman volume rm -f "$VOL" >/dev/null 2>&1
     [ -n "$RGW_DIR" ] && bash "$TESTS_DIR/tools/rgw.sh" stop "$RGW_DIR" >/dev/null 2>&1
 }

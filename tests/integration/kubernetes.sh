@@ -26,29 +26,39 @@ check "check_deploy.py made at least 40 checks" test "$(grep -c '^ok \|^FAIL ' "
 # args_of SHAPE: the container args check_deploy.py printed for SHAPE, one per line.
 args_of() { grep "^args $1	" "$T/checks.txt" | cut -f2- | tr '\t' '\n'; }
 
+# run_args LOGNAME DATA ARG...: starts profefs with a manifest's ARGs, --addr
+# moved to a free loopback port and, if DATA is not empty, --data to DATA.
+# Sets URL, SERVER_PID, SERVER_LOG; fails the check if it does not answer.
+run_args() {
+    local log="$T/$1.log" data=$2 port i run=()
+    shift 2
+    local args=("$@")
+    port=$(free_port)
+    for ((i = 0; i < ${#args[@]}; i++)); do
+        case "${args[$i]}" in
+            --addr) run+=(--addr "127.0.0.1:$port"); i=$((i + 1)) ;;
+            --data) run+=(--data "${data:-${args[$((i + 1))]}}"); i=$((i + 1)) ;;
+            *) run+=("${args[$i]}") ;;
+        esac
+    done
+    "$PROFEFS" "${run[@]}" 2>"$log" &
+    SERVER_PID=$!
+    SERVER_LOG=$log
+    T_PIDS+=("$SERVER_PID")
+    T_LOGS+=("$log")
+    URL="http://127.0.0.1:$port"
+    wait_http "$URL/api/0/version" 30 && return 0
+    fail "profefs ${run[*]} did not start: $(tail -n 5 "$log")"
+    return 1
+}
+
 # ---- the single node's args, run for real ---------------------------------------------------
 mapfile -t ARGS < <(args_of single-node)
 check "single-node args found" test "${#ARGS[@]}" -ge 5
-PORT=$(free_port)
-RUN=()
-for ((i = 0; i < ${#ARGS[@]}; i++)); do
-    case "${ARGS[$i]}" in
-        --data) RUN+=(--data "$T/data"); i=$((i + 1)) ;;
-        --addr) RUN+=(--addr "127.0.0.1:$PORT"); i=$((i + 1)) ;;
-        *) RUN+=("${ARGS[$i]}") ;;
-    esac
-done
-"$PROFEFS" "${RUN[@]}" 2>"$T/sts.log" &
-SERVER_PID=$!
-SERVER_LOG="$T/sts.log"
-T_PIDS+=("$SERVER_PID")
-T_LOGS+=("$SERVER_LOG")
-if wait_http "http://127.0.0.1:$PORT/api/0/version" 30; then
-    http GET "http://127.0.0.1:$PORT/api/0/version"
+if run_args sts "$T/data" "${ARGS[@]}"; then
+    http GET "$URL/api/0/version"
     assert_eq "the StatefulSet's args serve /api/0/version (the probes' path)" 200 "$HTTP_STATUS"
     assert_contains "version answer" "$HTTP_BODY" '"version"'
-else
-    fail "profefs ${RUN[*]} did not start: $(tail -n 5 "$T/sts.log")"
 fi
 stop_server TERM
 
@@ -71,26 +81,10 @@ if ! RGW_BUCKET=$BUCKET bash "$TESTS_DIR/tools/rgw.sh" start "$RGW_DIR" >/dev/nu
 else
     . "$RGW_DIR/env"     # AWS_* as the Deployment's env would set them
     assert_eq "radosgw serves the manifest's bucket" "$BUCKET" "$PROFEFS_S3_BUCKET"
-    PORT=$(free_port)
-    RUN=()
-    for ((i = 0; i < ${#ARGS[@]}; i++)); do
-        case "${ARGS[$i]}" in
-            --addr) RUN+=(--addr "127.0.0.1:$PORT"); i=$((i + 1)) ;;
-            *) RUN+=("${ARGS[$i]}") ;;
-        esac
-    done
-    "$PROFEFS" "${RUN[@]}" 2>"$T/s3.log" &
-    SERVER_PID=$!
-    SERVER_LOG="$T/s3.log"
-    T_PIDS+=("$SERVER_PID")
-    T_LOGS+=("$SERVER_LOG")
-    URL="http://127.0.0.1:$PORT"
-    if wait_http "$URL/api/0/version" 30; then
+    if run_args s3 "" "${ARGS[@]}"; then
         id=$(ingest "$FIXTURES/cpu_000.pb.gz" k8s cpu)
         http GET "$URL/api/0/profiles?service=k8s&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00"
         assert_eq "the Deployment's args store and list a profile in $DATA_ARG" "$id" "$(json '" ".join(p["id"] for p in j["body"])')"
-    else
-        fail "profefs ${RUN[*]} did not start: $(tail -n 5 "$T/s3.log")"
     fi
     stop_server TERM
 fi
