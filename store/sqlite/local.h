@@ -55,6 +55,9 @@ typedef struct store_local_conn {
   struct store_local_conn *next; /* in the pool */
 } store_local_conn;
 
+/* How long a connection waits for a lock another one holds. */
+#define STORE_LOCAL_BUSY_MS 10000
+
 typedef struct store_local {
   char *dir;                /* data directory, as given */
   char *path;               /* dir/profefs.db */

@@ -20,7 +20,6 @@
 
 #include "local.h"
 
-#define BUSY_TIMEOUT_MS 10000
 #define POOL_MAX 16
 
 struct store_local_stmt {
@@ -72,7 +71,7 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
     sqlite3_close(db);
     return r;
   }
-  sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+  sqlite3_busy_timeout(db, STORE_LOCAL_BUSY_MS);
   const char *pragmas = writer ? "PRAGMA synchronous=FULL;"
                                  "PRAGMA journal_size_limit=67108864;"
                                  "PRAGMA temp_store=MEMORY;"

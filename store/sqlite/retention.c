@@ -36,17 +36,22 @@ static store_rc write_retain(store_local *l, store_local_conn *c, void *arg,
 /* After a commit, outside any transaction: incremental vacuum moves used
 ** pages down into the holes and truncates the file, in the WAL; the
 ** checkpoint then carries the shorter file into the database file and
-** empties the WAL, which the moves have made large.  A checkpoint that
-** finds readers (or the checkpoint thread) busy is no error: the WAL is
-** copied back later (the writer's wal_upkeep). */
+** empties the WAL, which the moves have made large.  It runs without a
+** busy timeout: waiting for a reader (a long merge) would hold up the
+** writer thread, and every ingest behind it, for up to the timeout.  A
+** checkpoint that finds readers (or the checkpoint thread) busy copies
+** what it can and is no error: the rest is copied back later (the
+** writer's wal_upkeep). */
 static store_rc write_vacuum(store_local *l, store_local_conn *c, void *arg,
                              int64_t *changes, char *err) {
   (void)arg;
   (void)changes;
   int rc = sqlite3_exec(c->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
   if (rc == SQLITE_OK) {
+    sqlite3_busy_timeout(c->db, 0);
     rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
                                    NULL, NULL);
+    sqlite3_busy_timeout(c->db, STORE_LOCAL_BUSY_MS);
     if ((rc & 0xff) == SQLITE_BUSY) rc = SQLITE_OK;
   }
   if (rc != SQLITE_OK)
