@@ -270,7 +270,8 @@ static store_rc s3_stat_named(void *impl, const char *service, meta_type type,
   store_meta m = {0};
   named_ctx c = {.digest = digest, .m = &m};
   store_rc rc;
-  if (dir == NULL || asprintf(&prefix, "%s%s", dir, digest) < 0) {
+  if (dir != NULL && asprintf(&prefix, "%s%s", dir, digest) < 0) prefix = NULL;
+  if (prefix == NULL) {
     free(dir);
     return store_seterr(err, STORE_NOMEM, "out of memory");
   }

@@ -8,16 +8,18 @@
 ** we never read it back, since the key says everything.
 **
 ** Merges fetch up to MERGE_INFLIGHT objects at once (curl multi) and add
-** each to the accumulator in key (= time) order as soon as it and the ones
-** before it arrived, so memory holds the accumulator and at most
-** MERGE_INFLIGHT compressed profiles, and the same query merges to the
-** same bytes on every node.
+** each to the merge pipeline (store/mergepipe.h: a second thread decodes)
+** in key (= time) order as soon as it and the ones before it arrived, so
+** memory holds the accumulator, at most MERGE_INFLIGHT fetched profiles and
+** the pipeline's slots, and the same query merges to the same bytes on
+** every node.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "mergepipe.h"
 #include "pprof.h"
 #include "s3_int.h"
 
@@ -32,6 +34,13 @@ static store_rc profile_rc(pprof_rc prc, const char *perr, char *err) {
   case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", why);
   default: return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)", why);
   }
+}
+
+/* "x-amz-meta-NAME: VALUE" (malloc'd), NULL when out of memory. */
+static char *header(const char *name, const char *value) {
+  char *h;
+  if (asprintf(&h, "x-amz-meta-%s: %s", name, value) < 0) return NULL;
+  return h;
 }
 
 store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
@@ -66,10 +75,10 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
   meta_time_format(created_at, when);
   /* canonical labels: printable ASCII only, safe in a header */
   /* no labels: no header (curl would sign an empty one it does not send) */
-  if (asprintf(&h[0], "x-amz-meta-service: %s", service) < 0 ||
-      asprintf(&h[1], "x-amz-meta-type: %s", meta_type_name(type)) < 0 ||
-      asprintf(&h[2], "x-amz-meta-created_at: %s", when) < 0 ||
-      (labels[0] && asprintf(&h[3], "x-amz-meta-labels: %s", labels) < 0)) {
+  if ((h[0] = header("service", service)) == NULL ||
+      (h[1] = header("type", meta_type_name(type))) == NULL ||
+      (h[2] = header("created_at", when)) == NULL ||
+      (labels[0] && (h[3] = header("labels", labels)) == NULL)) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
   }
@@ -183,25 +192,38 @@ store_rc store_s3_del(void *impl, const char *id, char *err) {
 
 /* ---- merges ------------------------------------------------------------------------ */
 
-static store_rc add_one(size_t i, const void *body, size_t len, void *arg,
-                        char *err) {
-  char perr[PPROF_ERRMAX] = "";
-  (void)i;
-  pprof_rc prc = pprof_merge_add(arg, body, len, perr);
-  return profile_rc(prc, perr, err);
+typedef struct merge_ctx {
+  store_mergepipe *pipe;
+  const char *const *keys;
+  int failed; /* the pipe failed: it only accepts store_mergepipe_free */
+} merge_ctx;
+
+static store_rc push_one(size_t i, const void *body, size_t len, void *arg,
+                         char *err) {
+  merge_ctx *c = arg;
+  store_rc rc = store_mergepipe_push(c->pipe, "stored profile", c->keys[i],
+                                     body, len, err);
+  c->failed = rc != STORE_OK;
+  return rc;
 }
 
+/* The fetches run on this thread, the merge on it and (store/mergepipe.c)
+** on a second one that decodes the next profiles. */
 store_rc store_s3_merge_keys(store_s3 *s, const char *const *keys, size_t n,
                              void **out, size_t *len, char *err) {
-  char perr[PPROF_ERRMAX] = "";
-  pprof_merge *m = pprof_merge_new(s->max_inflate);
-  store_rc rc;
-  if (m == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  rc = store_s3_fetch_many(s, keys, n, MERGE_INFLIGHT, s->max_inflate, add_one,
-                           m, err);
-  if (rc == STORE_OK)
-    rc = profile_rc(pprof_merge_result(m, out, len, perr), perr, err);
-  pprof_merge_free(m);
+  merge_ctx c = {.keys = keys};
+  store_rc rc = store_mergepipe_new(s->max_inflate, 2, &c.pipe, err);
+  if (rc != STORE_OK) return rc;
+  rc = store_s3_fetch_many(s, keys, n, MERGE_INFLIGHT, s->max_inflate, push_one,
+                           &c, err);
+  if (rc != STORE_OK && !c.failed) {
+    /* an earlier profile's failure comes first, as when merging one by one */
+    store_rc d = store_mergepipe_drain(c.pipe, err);
+    if (d != STORE_OK) rc = d;
+  } else if (rc == STORE_OK) {
+    rc = store_mergepipe_finish(c.pipe, out, len, err);
+  }
+  store_mergepipe_free(c.pipe);
   return rc;
 }
 
