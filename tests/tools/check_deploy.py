@@ -93,7 +93,7 @@ def check_pod(shape, docs, facts, help_text):
     check(f"{shape}: args start with the Containerfile's subcommand",
           args[:1] == facts["cmd"][:1], f"{args[:1]} vs {facts['cmd'][:1]}")
     opts = [a.split("=")[0] for a in args if a.startswith("--")]
-    unknown = [o for o in opts if not re.search(r"(^|[ ,])" + re.escape(o) + r"\b", help_text)]
+    unknown = [o for o in opts if not re.search(r"(^|[ ,])" + re.escape(o) + r"(?=[ ,=\n])", help_text, re.M)]
     check(f"{shape}: every option is in `profefs serve --help`", not unknown, f"unknown {unknown}")
     addr = option_value(args, "--addr") or ""
     check(f"{shape}: --addr listens on all interfaces", addr.startswith("0.0.0.0:"), addr)
