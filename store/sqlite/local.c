@@ -5,7 +5,7 @@
 ** local_conn.c, the writer in local_writer.c, and each feature in a file
 ** of its own with its SQL, tables and triggers (local.h lists them).
 **
-** Schema (version 2, recognised by application_id; older ones are
+** Schema (version 3, recognised by application_id; older ones are
 ** upgraded in place by migrate()), by owner:
 **   profiles.c  profiles (one row of metadata per profile, indexed by
 **               service, type, time) and blobs (the bytes, kept apart so
@@ -13,9 +13,10 @@
 **   services.c  services (also those created empty) and series (one row
 **               per label set with its counts, for label directories and
 **               statistics), kept by triggers on profiles;
-**   rollups.c   rollups (the merge of one hour of one series) and
-**               rollup_dirty (the hours whose rollup is missing or stale),
-**               kept by triggers on profiles.
+**   rollups.c   rollups (the merge of one slot of time of the profiles
+**               matching one filter), rollup_data (their bytes) and
+**               rollup_dirty (the slots whose rollups are missing or
+**               stale), kept by triggers on profiles.
 ** Triggers keep the derived tables consistent with profiles whatever
 ** statement inserts or deletes, so no write path can forget one of them.
 ** auto_vacuum=INCREMENTAL is set when the file is created (it cannot be
@@ -34,15 +35,18 @@
 #include "local.h"
 
 #define APPLICATION_ID 0x70726f66 /* "prof" */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* migrations[v] takes the schema from version v to v + 1, as the pieces
 ** that each feature file owns, run in order; a new file runs them all. */
 static const char *const schema_v1[] = {store_local_profiles_v1,
                                         store_local_services_v1, NULL};
 static const char *const schema_v2[] = {store_local_rollups_v2, NULL};
-static const char *const *const migrations[SCHEMA_VERSION] = {schema_v1,
-                                                              schema_v2};
+static const char *const schema_v3[] = {store_local_profiles_v3,
+                                        store_local_services_v3,
+                                        store_local_rollups_v3, NULL};
+static const char *const *const migrations[SCHEMA_VERSION] = {
+  schema_v1, schema_v2, schema_v3};
 
 /* ---- schema ---------------------------------------------------------------- */
 

@@ -33,6 +33,7 @@
 #include <stdatomic.h>
 
 #include "backend.h"
+#include "mergepipe.h"
 
 #define STORE_LOCAL_DBNAME "profefs.db"
 
@@ -187,10 +188,16 @@ void store_local_vfs_free(store_local_vfs *v);
 /* ---- the features' schema pieces (local.c runs them in order) ------------ */
 
 /* Version 1: profiles and blobs (profiles.c); services, series and the
-** triggers keeping them (services.c).  Version 2: rollups (rollups.c). */
+** triggers keeping them (services.c).  Version 2: hourly rollups
+** (rollups.c). */
 extern const char store_local_profiles_v1[];
 extern const char store_local_services_v1[];
 extern const char store_local_rollups_v2[];
+/* Version 3: blobs_removed (profiles.c) and series_removed (services.c)
+** replace profiles_removed; rollups by filter at three levels. */
+extern const char store_local_profiles_v3[];
+extern const char store_local_services_v3[];
+extern const char store_local_rollups_v3[];
 
 /* ---- profiles.c ------------------------------------------------------------ */
 
@@ -235,6 +242,26 @@ store_rc store_local_merge(void *impl, const store_query *q, void **out,
                            size_t *len, size_t *count, char *err);
 store_rc store_local_merge_ids(void *impl, const char *const *ids, size_t n,
                                void **out, size_t *len, char *err);
+
+/* What store_local_merge_plan merges: the profiles of service and type
+** in [from, to] matching filter ("" for all), with the rollups of levels
+** up to top standing in (-1: none). */
+typedef struct store_local_plan_query {
+  const char *service;
+  meta_type type;
+  const char *filter;
+  int64_t from, to;
+  int top;
+} store_local_plan_query;
+
+/* Pushes q's rollups and profiles into p in time order, as the shared
+** plan (rollup.h) picks them, and drains p; *count gets the number of
+** profiles.  c must be inside a read transaction (one snapshot).  Fails
+** as store_mergepipe_push or with STORE_IO. */
+store_rc store_local_merge_plan(store_local *l, store_local_conn *c,
+                                const store_local_plan_query *q,
+                                store_mergepipe *p, size_t *count,
+                                char *err);
 
 /* ---- rollups.c ------------------------------------------------------------- */
 

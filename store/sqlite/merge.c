@@ -4,16 +4,18 @@
 ** which uses two cores for long merges with the same bytes as one.
 **
 ** Memory holds a few stored profiles in flight and the merged result, never
-** all the matching profiles.  For the whole hours of a range, hourly
-** rollups (rollups.c) stand in for the profiles they merged; both are read
-** in one snapshot, in time order, so that for one label set the result is
-** byte for byte the profile-by-profile merge.
+** all the matching profiles.  For the complete hours, days and weeks of a
+** range, rollups of the query's filter (rollups.c) stand in for the
+** profiles they merged, as the shared plan (../rollup.h) picks them; both
+** are read in one snapshot, in time order, so that the result is byte for
+** byte the profile-by-profile merge.
 */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "local.h"
 #include "mergepipe.h"
+#include "rollup.h"
 
 /* ?1..?6 as store_local_bind_query binds them. */
 #define QUERY_FILTER                                                    \
@@ -23,96 +25,170 @@
 static const char sql_begin[] = "BEGIN";
 static const char sql_commit[] = "COMMIT";
 static const char sql_merge[] =
-  "SELECT p.id, b.data, p.created_at FROM profiles p"
+  "SELECT p.id, b.data FROM profiles p"
   " JOIN blobs b ON b.rowid = p.rowid" QUERY_FILTER
   " ORDER BY p.created_at, p.id LIMIT ?6";
-/* A merge using the rollups of hours ?7..?8: the profiles those rollups
-** hold are left out (their blobs are never read), the rollups are read in
-** hour order beside them. */
-static const char sql_merge_raw[] =
-  "SELECT p.id, b.data, p.created_at FROM profiles p"
-  " JOIN blobs b ON b.rowid = p.rowid" QUERY_FILTER
-  " AND NOT (p.created_at / 3600 BETWEEN ?7 AND ?8"
-  "  AND EXISTS (SELECT 1 FROM rollups r"
-  "   WHERE r.service = p.service AND r.type = p.type"
-  "   AND r.hour = p.created_at / 3600"
-  "   AND r.labels = p.labels))"
-  " ORDER BY p.created_at, p.id";
-static const char sql_rollups[] =
-  "SELECT r.hour, r.data, r.profiles, r.labels FROM rollups r"
-  " WHERE r.service = ?1 AND r.type = ?2"
-  " AND r.hour BETWEEN ?7 AND ?8"
-  " AND (?5 = '' OR labels_match(?5, r.labels))"
-  " ORDER BY r.hour, r.labels";
+/* The rollups of filter ?3 at levels up to ?4 starting in ?5..?6. */
+static const char sql_have[] =
+  "SELECT level, start FROM rollups WHERE service = ?1 AND type = ?2"
+  " AND filter = ?3 AND level <= ?4 AND start BETWEEN ?5 AND ?6";
+static const char sql_rollup[] =
+  "SELECT r.profiles, d.data FROM rollups r JOIN rollup_data d"
+  " ON d.id = r.data WHERE r.service = ?1 AND r.type = ?2"
+  " AND r.filter = ?3 AND r.level = ?4 AND r.start = ?5";
 static const char sql_blob[] =
   "SELECT b.data FROM profiles p"
   " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1";
 
-/* Floor division for the hour arithmetic of possibly negative times. */
-static int64_t floor_div(int64_t a, int64_t b) {
-  return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
-/* The whole hours inside [from, to] that rollups may stand for; 0 when
-** there are none or the query wants the first `limit` profiles. */
-static int rollup_hours(const store_query *q, int64_t *lo, int64_t *hi) {
-  if (q->limit > 0) return 0;
-  *lo = floor_div(q->from + STORE_LOCAL_HOUR - 1, STORE_LOCAL_HOUR);
-  *hi = floor_div(q->to + 1, STORE_LOCAL_HOUR) - 1;
-  if (*lo < 1) *lo = 1; /* hour 0 and below are never rolled up */
-  return *lo <= *hi;
-}
-
-/* Streams the stored profiles of q (with rollups standing for the whole
-** hours lo..hi when use_rollups) into m, in time order: a rollup of hour h
-** comes before the profiles at or after h * 3600.  *n gets the number of
-** profiles merged. */
-static store_rc merge_rows(store_local *l, store_local_conn *r,
-                           const store_query *q, int use_rollups, int64_t lo,
-                           int64_t hi, store_mergepipe *m, size_t *n,
-                           char *err) {
-  sqlite3_stmt *raw = NULL, *ru = NULL;
-  store_rc rc = store_local_stmt(l, r, use_rollups ? sql_merge_raw : sql_merge,
-                                 &raw, err);
-  if (rc == STORE_OK && use_rollups)
-    rc = store_local_stmt(l, r, sql_rollups, &ru, err);
+/* The rollups of q's filter that may stand in its plan, malloc'd. */
+static store_rc load_have(store_local *l, store_local_conn *r,
+                          const store_local_plan_query *q,
+                          store_rollup_have **out, size_t *n, char *err) {
+  sqlite3_stmt *s = NULL;
+  store_rollup_have *v = NULL;
+  size_t k = 0, cap = 0;
+  store_rc rc = store_local_stmt(l, r, sql_have, &s, err);
   if (rc != STORE_OK) return rc;
-  store_local_bind_query(raw, q);
-  if (use_rollups) {
-    sqlite3_bind_int64(raw, 7, lo);
-    sqlite3_bind_int64(raw, 8, hi);
-    store_local_bind_query(ru, q);
-    sqlite3_bind_int64(ru, 7, lo);
-    sqlite3_bind_int64(ru, 8, hi);
-  }
-  int rr = sqlite3_step(raw), rur = ru ? sqlite3_step(ru) : SQLITE_DONE;
-  size_t count = 0;
-  while (rr == SQLITE_ROW || rur == SQLITE_ROW) {
-    if (rur == SQLITE_ROW &&
-        (rr != SQLITE_ROW || sqlite3_column_int64(raw, 2) >=
-                                 sqlite3_column_int64(ru, 0) * STORE_LOCAL_HOUR)) {
-      char hour[32];
-      snprintf(hour, sizeof hour, "%lld",
-               (long long)sqlite3_column_int64(ru, 0));
-      rc = store_mergepipe_push(m, "rollup of hour", hour,
-                                sqlite3_column_blob(ru, 1),
-                                (size_t)sqlite3_column_bytes(ru, 1), err);
-      count += (size_t)sqlite3_column_int64(ru, 2);
-      rur = sqlite3_step(ru);
-    } else {
-      rc = store_mergepipe_push(m, "stored profile",
-                                (const char *)sqlite3_column_text(raw, 0),
-                                sqlite3_column_blob(raw, 1),
-                                (size_t)sqlite3_column_bytes(raw, 1), err);
-      count++;
-      rr = sqlite3_step(raw);
+  sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)q->type);
+  sqlite3_bind_text(s, 3, q->filter, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 4, q->top);
+  sqlite3_bind_int64(s, 5, q->from);
+  sqlite3_bind_int64(s, 6, q->to);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    if (k == cap) {
+      size_t ncap = cap ? 2 * cap : 64;
+      store_rollup_have *nv = realloc(v, ncap * sizeof *nv);
+      if (nv == NULL) {
+        sqlite3_reset(s);
+        free(v);
+        return store_seterr(err, STORE_NOMEM, "out of memory");
+      }
+      v = nv;
+      cap = ncap;
     }
+    v[k++] = (store_rollup_have){sqlite3_column_int(s, 0),
+                                 sqlite3_column_int64(s, 1)};
+  }
+  sqlite3_reset(s);
+  if (src != SQLITE_DONE) {
+    free(v);
+    return store_local_sqlerr(l, r->db, src, err, "cannot read rollups");
+  }
+  *out = v;
+  *n = k;
+  return STORE_OK;
+}
+
+/* Pushes the rollup of one piece; *count += its profiles. */
+static store_rc push_rollup(store_local *l, store_local_conn *r,
+                            const store_local_plan_query *q,
+                            const store_rollup_piece *pc, store_mergepipe *p,
+                            size_t *count, char *err) {
+  static const char *const level_names[STORE_ROLLUP_LEVELS] = {
+    "rollup of hour", "rollup of day", "rollup of week"};
+  sqlite3_stmt *s = NULL;
+  store_rc rc = store_local_stmt(l, r, sql_rollup, &s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)q->type);
+  sqlite3_bind_text(s, 3, q->filter, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 4, pc->level);
+  sqlite3_bind_int64(s, 5, pc->from);
+  int src = sqlite3_step(s);
+  if (src != SQLITE_ROW) {
+    sqlite3_reset(s);
+    /* It was listed in this very snapshot. */
+    return store_local_sqlerr(l, r->db, src == SQLITE_DONE ? SQLITE_CORRUPT
+                                                           : src,
+                              err, "cannot read rollup");
+  }
+  char name[32];
+  snprintf(name, sizeof name, "%lld", (long long)pc->from);
+  rc = store_mergepipe_push(p, level_names[pc->level], name,
+                            sqlite3_column_blob(s, 1),
+                            (size_t)sqlite3_column_bytes(s, 1), err);
+  *count += (size_t)sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  return rc;
+}
+
+/* Pushes the raw profiles of one piece; *count += their number. */
+static store_rc push_raw(store_local *l, store_local_conn *r,
+                         const store_local_plan_query *q,
+                         const store_rollup_piece *pc, store_mergepipe *p,
+                         size_t *count, char *err) {
+  sqlite3_stmt *s = NULL;
+  store_rc rc = store_local_stmt(l, r, sql_merge, &s, err);
+  if (rc != STORE_OK) return rc;
+  store_query rq = {.service = q->service, .type = q->type,
+                    .labels = q->filter, .from = pc->from, .to = pc->to};
+  store_local_bind_query(s, &rq);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    rc = store_mergepipe_push(p, "stored profile",
+                              (const char *)sqlite3_column_text(s, 0),
+                              sqlite3_column_blob(s, 1),
+                              (size_t)sqlite3_column_bytes(s, 1), err);
+    if (rc != STORE_OK) break;
+    (*count)++;
+  }
+  sqlite3_reset(s);
+  if (rc != STORE_OK) return rc;
+  if (src != SQLITE_DONE) {
+    /* The failure of an earlier row comes first, as one at a time. */
+    rc = store_mergepipe_drain(p, err);
+    return rc != STORE_OK ? rc : store_local_sqlerr(l, r->db, src, err,
+                                                    "cannot read profiles");
+  }
+  return STORE_OK;
+}
+
+store_rc store_local_merge_plan(store_local *l, store_local_conn *r,
+                                const store_local_plan_query *q,
+                                store_mergepipe *p, size_t *count,
+                                char *err) {
+  store_rollup_have *have = NULL;
+  store_rollup_piece *pieces = NULL;
+  size_t nhave = 0, npieces = 0, n = 0;
+  store_rc rc = STORE_OK;
+  if (q->top >= 0) rc = load_have(l, r, q, &have, &nhave, err);
+  if (rc == STORE_OK)
+    rc = store_rollup_plan(q->from, q->to, q->top, have, nhave, &pieces,
+                           &npieces, err);
+  for (size_t i = 0; rc == STORE_OK && i < npieces; i++)
+    rc = pieces[i].level >= 0
+             ? push_rollup(l, r, q, &pieces[i], p, &n, err)
+             : push_raw(l, r, q, &pieces[i], p, &n, err);
+  if (rc == STORE_OK) rc = store_mergepipe_drain(p, err);
+  free(have);
+  free(pieces);
+  if (rc == STORE_OK) *count = n;
+  return rc;
+}
+
+/* The first q->limit profiles: no rollups. */
+static store_rc merge_limited(store_local *l, store_local_conn *r,
+                              const store_query *q, store_mergepipe *m,
+                              size_t *n, char *err) {
+  sqlite3_stmt *s = NULL;
+  size_t count = 0;
+  store_rc rc = store_local_stmt(l, r, sql_merge, &s, err);
+  if (rc != STORE_OK) return rc;
+  store_local_bind_query(s, q);
+  int src;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    rc = store_mergepipe_push(m, "stored profile",
+                              (const char *)sqlite3_column_text(s, 0),
+                              sqlite3_column_blob(s, 1),
+                              (size_t)sqlite3_column_bytes(s, 1), err);
     if (rc != STORE_OK) return rc;
+    count++;
   }
   if ((rc = store_mergepipe_drain(m, err)) != STORE_OK) return rc;
-  if (rr != SQLITE_DONE || rur != SQLITE_DONE)
-    return store_local_sqlerr(l, r->db, rr != SQLITE_DONE ? rr : rur, err,
-                              "cannot read profiles");
+  if (src != SQLITE_DONE)
+    return store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
   *n = count;
   return STORE_OK;
 }
@@ -122,19 +198,23 @@ store_rc store_local_merge(void *impl, const store_query *q, void **out,
   store_local *l = impl;
   store_local_conn *r = NULL;
   store_mergepipe *p = NULL;
-  int64_t lo = 0, hi = -1;
-  int use_rollups = rollup_hours(q, &lo, &hi);
   size_t n = 0;
   store_rc rc = store_mergepipe_new(l->max_inflate, 2, &p, err);
   if (rc != STORE_OK) return rc;
   if ((rc = store_local_reader_get(l, &r, err)) != STORE_OK) goto out;
-  /* Rollups and profiles must come from one snapshot. */
-  if (use_rollups && (rc = store_local_exec(l, r, sql_begin,
-                                            "cannot read profiles", err)) !=
-                         STORE_OK)
-    goto out;
-  if ((rc = merge_rows(l, r, q, use_rollups, lo, hi, p, &n, err)) != STORE_OK)
-    goto out;
+  if (q->limit > 0) {
+    rc = merge_limited(l, r, q, p, &n, err);
+  } else {
+    /* Rollups and profiles must come from one snapshot. */
+    store_local_plan_query pq = {
+      .service = q->service, .type = q->type,
+      .filter = q->labels ? q->labels : "", .from = q->from, .to = q->to,
+      .top = STORE_ROLLUP_LEVELS - 1,
+    };
+    rc = store_local_exec(l, r, sql_begin, "cannot read profiles", err);
+    if (rc == STORE_OK) rc = store_local_merge_plan(l, r, &pq, p, &n, err);
+  }
+  if (rc != STORE_OK) goto out;
   if (n == 0) {
     rc = store_seterr(err, STORE_NOTFOUND, "nothing found");
     goto out;

@@ -9,8 +9,8 @@
 ** blobs holds the bytes, keyed by the rowid of their profiles row, so that
 ** scans of metadata never page through them.  The triggers that keep the
 ** other tables in step with profiles belong to their features (services.c,
-** rollups.c); the one that deletes a profile's blob, profiles_removed,
-** was created with the series triggers in version 1 and lives there.
+** rollups.c); blobs_removed, here, deletes a profile's blob (in version 1
+** the series trigger did).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +30,12 @@ const char store_local_profiles_v1[] =
   "  size INTEGER NOT NULL);"
   "CREATE INDEX profiles_by_time ON profiles(service, type, created_at, id);"
   "CREATE TABLE blobs(rowid INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+
+const char store_local_profiles_v3[] =
+  "DROP TRIGGER profiles_removed;"
+  "CREATE TRIGGER blobs_removed AFTER DELETE ON profiles BEGIN"
+  "  DELETE FROM blobs WHERE rowid = old.rowid;"
+  "END;";
 
 #define META_COLS "p.id, p.service, p.type, p.labels, p.created_at, p.size"
 

@@ -1,45 +1,52 @@
 /*
-** rollups.c — hourly rollups of the local store: the merge of every profile
-** of one hour of one series (service, type, labels), kept beside them so
-** that a merge over days reads a few hundred rollups instead of thousands
-** of profiles (merge.c, merge_rows).  This file owns their tables and
-** triggers, finds the hours due, merges them and stores the result.
+** rollups.c — rollups of the local store: precomputed merges that merges
+** of long ranges read instead of the profiles they hold (merge.c).  This
+** file owns their tables and triggers, finds the slots due, builds them
+** and stores the result; which rollups exist and which a query uses is
+** the shared policy of ../rollup.h (hours, days and weeks; "", every
+** label pair and every whole label set).
 **
-** Tables: rollups holds the merge of one hour of one series; rollup_dirty
-** the (series, hour) pairs whose rollup is missing or stale, each with a
-** sequence number bumped on every change.  Hours start at 1 so that
-** integer division is floor division; traces (type 7) are never merged.
+** Tables (schema 3): rollups holds one row per (service, type, filter,
+** level, start) with the number of profiles it merged and the id of its
+** bytes in rollup_data, which filters of one slot holding the same
+** profiles share (a trigger deletes bytes no row uses); rollup_dirty holds
+** the (service, type, level, start) slots whose rollups are missing or
+** stale, each with a sequence number bumped on every change.
 **
 ** Consistency does not depend on the builder.  The triggers below delete
-** the rollup of an hour and bump that hour's dirty mark in the very
-** transaction that adds or removes one of its profiles, late arrivals and
-** retention included; a rollup is written only if the mark still has the
-** value read with the profiles it merges (write_rollup).  So a query sees
-** either a rollup equal to the merge of the hour's current profiles, or no
-** rollup and those profiles.
+** the rollups whose filter matches a profile, in its hour, day and week,
+** and bump those slots' dirty marks, in the very transaction that adds or
+** removes it: ingests, late arrivals, deletes and retention alike.  The
+** builder reads a slot's mark and profiles in one snapshot and writes only
+** while the mark still has that value (write_slot).  So a query sees
+** rollups equal to the merge of their slot's current profiles, or none.
 **
-** Policy, here: an hour is rolled up once it ended ROLLUP_GRACE seconds
-** ago (late profiles would mostly arrive before), by a background thread
-** every ROLLUP_EVERY seconds, or at once by store_maintain().  Hours of
-** fewer than two profiles, or whose profiles cannot be merged, get none.
+** The builder: a background thread every ROLLUP_EVERY seconds, or
+** store_maintain() at once, builds every due slot (ended
+** STORE_ROLLUP_GRACE ago), hours first, then days from hours, then weeks
+** from days, each on one core: it runs beside ingests.
 **
 ** Invariants:
-**   - at most one pass runs at a time (pass_mu), so two passes never merge
-**     the same hour twice;
+**   - at most one pass runs at a time (pass_mu), so two passes never build
+**     the same slot twice;
 **   - stop is only set by store_local_rollup_stop, under mu.
 */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "local.h"
 #include "mergepipe.h"
+#include "rollup.h"
 
-#define ROLLUP_GRACE 300 /* seconds after the end of an hour */
-#define ROLLUP_EVERY 60  /* seconds between background passes */
+#define ROLLUP_EVERY 60 /* seconds between background passes */
+/* Bytes of rollups written per transaction while one slot is stored. */
+#define WRITE_CHUNK ((size_t)16 << 20)
 
+/* Version 2: hourly rollups per label set (replaced by version 3). */
 const char store_local_rollups_v2[] =
   "CREATE TABLE rollups("
   "  service TEXT NOT NULL,"
@@ -78,75 +85,144 @@ const char store_local_rollups_v2[] =
   "  WHERE type <> 7 AND created_at >= 3600"
   "  GROUP BY service, type, created_at / 3600, labels;";
 
+/* Version 3: rollups by filter at three levels.  The slot of a level of
+** span S holding t is t / S * S (t > 0: floor); level 0 is 3600 s, 1 is
+** 86400 s, 2 is 604800 s, as in ../rollup.c.  Slots at or before the
+** epoch get none; traces (type 7) are never merged. */
+#define SLOT_TRIGGER(rec, lvl, span)                                         \
+  "  DELETE FROM rollups WHERE service = " rec ".service"                    \
+  "    AND type = " rec ".type AND level = " #lvl                            \
+  "    AND start = " rec ".created_at / " #span " * " #span                  \
+  "    AND labels_match(filter, " rec ".labels);"                            \
+  "  INSERT INTO rollup_dirty SELECT " rec ".service, " rec ".type, " #lvl ","\
+  "    " rec ".created_at / " #span " * " #span ", 1"                        \
+  "    WHERE " rec ".created_at >= " #span                                   \
+  "    ON CONFLICT DO UPDATE SET seq = seq + 1;"
+#define SLOT_MARKS(lvl, span)                                                \
+  "INSERT OR IGNORE INTO rollup_dirty"                                       \
+  "  SELECT service, type, " #lvl ", created_at / " #span " * " #span ", 1"  \
+  "  FROM profiles WHERE type <> 7 AND created_at >= " #span                 \
+  "  GROUP BY 1, 2, 3, 4;"
+
+const char store_local_rollups_v3[] =
+  "DROP TRIGGER rollup_added;"
+  "DROP TRIGGER rollup_removed;"
+  "DROP TABLE rollups;"
+  "DROP TABLE rollup_dirty;"
+  "CREATE TABLE rollup_data(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+  "CREATE TABLE rollups("
+  "  service TEXT NOT NULL,"
+  "  type INTEGER NOT NULL,"
+  "  filter TEXT NOT NULL,"
+  "  level INTEGER NOT NULL,"
+  "  start INTEGER NOT NULL,"
+  "  profiles INTEGER NOT NULL,"
+  "  data INTEGER NOT NULL,"
+  "  PRIMARY KEY(service, type, filter, level, start)) WITHOUT ROWID;"
+  "CREATE INDEX rollups_by_slot ON rollups(service, type, level, start);"
+  "CREATE INDEX rollups_by_data ON rollups(data);"
+  "CREATE TABLE rollup_dirty("
+  "  service TEXT NOT NULL,"
+  "  type INTEGER NOT NULL,"
+  "  level INTEGER NOT NULL,"
+  "  start INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  PRIMARY KEY(service, type, level, start)) WITHOUT ROWID;"
+  "CREATE TRIGGER rollup_data_unused AFTER DELETE ON rollups"
+  "  WHEN NOT EXISTS (SELECT 1 FROM rollups WHERE data = old.data) BEGIN"
+  "  DELETE FROM rollup_data WHERE id = old.data;"
+  "END;"
+  "CREATE TRIGGER rollups_added AFTER INSERT ON profiles"
+  "  WHEN new.type <> 7 AND new.created_at >= 3600 BEGIN"
+  SLOT_TRIGGER("new", 0, 3600) SLOT_TRIGGER("new", 1, 86400)
+  SLOT_TRIGGER("new", 2, 604800)
+  "END;"
+  "CREATE TRIGGER rollups_removed AFTER DELETE ON profiles"
+  "  WHEN old.type <> 7 AND old.created_at >= 3600 BEGIN"
+  SLOT_TRIGGER("old", 0, 3600) SLOT_TRIGGER("old", 1, 86400)
+  SLOT_TRIGGER("old", 2, 604800)
+  "END;"
+  /* Every slot stored so far is due. */
+  SLOT_MARKS(0, 3600) SLOT_MARKS(1, 86400) SLOT_MARKS(2, 604800);
+
 static const char sql_begin[] = "BEGIN";
-static const char sql_dirty[] =
-  "SELECT service, type, hour, labels, seq FROM rollup_dirty"
-  " WHERE hour < ?1 ORDER BY hour";
-static const char sql_hour[] =
-  "SELECT p.id, b.data FROM profiles p"
-  " JOIN blobs b ON b.rowid = p.rowid WHERE p.service = ?1"
-  " AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4"
-  " AND p.labels = ?5 ORDER BY p.created_at, p.id";
-static const char sql_hour_seq[] =
-  "SELECT seq FROM rollup_dirty WHERE service = ?1"
-  " AND type = ?2 AND hour = ?3 AND labels = ?4";
-static const char sql_clean_hour[] =
+static const char sql_marks[] =
+  "SELECT service, type, level, start, seq FROM rollup_dirty"
+  " ORDER BY level, start";
+static const char sql_mark_seq[] =
+  "SELECT seq FROM rollup_dirty WHERE service = ?1 AND type = ?2"
+  " AND level = ?3 AND start = ?4";
+static const char sql_slot_rows[] =
+  "SELECT id, labels FROM profiles WHERE service = ?1 AND type = ?2"
+  " AND created_at BETWEEN ?3 AND ?4 ORDER BY created_at, id";
+static const char sql_clean_mark[] =
   "DELETE FROM rollup_dirty WHERE service = ?1 AND type = ?2"
-  " AND hour = ?3 AND labels = ?4 AND seq = ?5";
+  " AND level = ?3 AND start = ?4 AND seq = ?5";
+static const char sql_clear_slot[] =
+  "DELETE FROM rollups WHERE service = ?1 AND type = ?2"
+  " AND level = ?3 AND start = ?4";
+static const char sql_put_data[] = "INSERT INTO rollup_data(data) VALUES(?1)";
 static const char sql_put_rollup[] =
-  "INSERT OR REPLACE INTO rollups(service, type, hour, labels, profiles,"
-  " data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+  "INSERT OR REPLACE INTO rollups(service, type, filter, level, start,"
+  " profiles, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/* One (series, hour) whose rollup is missing or stale, as of seq. */
-typedef struct hour_mark {
-  char *service, *labels;
+/* One slot whose rollups are missing or stale, as of seq. */
+typedef struct mark {
+  char *service;
   meta_type type;
-  int64_t hour, seq;
-} hour_mark;
+  int level;
+  int64_t start, seq;
+} mark;
 
-/* ---- reading the hours due and merging one ---------------------------------- */
+/* The rollup of one group of filters that hold the same profiles. */
+typedef struct group {
+  char **filters; /* borrowed from the slot's filter list */
+  size_t nfilters;
+  int64_t profiles;
+  uint64_t digest;
+  void *data; /* the merge, malloc'd; NULL when it cannot be merged */
+  size_t len;
+} group;
 
-static void marks_free(hour_mark *v, size_t n) {
+/* ---- the slots due -------------------------------------------------------------- */
+
+static void marks_free(mark *v, size_t n) {
   if (v == NULL) return;
-  for (size_t i = 0; i < n; i++) {
-    free(v[i].service);
-    free(v[i].labels);
-  }
+  for (size_t i = 0; i < n; i++) free(v[i].service);
   free(v);
 }
 
-/* The dirty (series, hour) pairs with hour < before (oldest first), in a
-** malloc'd array to free with marks_free. */
-static store_rc dirty_hours(store_local *l, int64_t before, hour_mark **out,
-                            size_t *n, char *err) {
+/* The dirty slots due at now, hours first, in a malloc'd array. */
+static store_rc due_marks(store_local *l, int64_t now, mark **out, size_t *n,
+                          char *err) {
   store_local_conn *r = NULL;
   sqlite3_stmt *s = NULL;
-  hour_mark *v = NULL;
+  mark *v = NULL;
   size_t k = 0, cap = 0;
   store_rc rc = store_local_reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
-  if ((rc = store_local_stmt(l, r, sql_dirty, &s, err)) != STORE_OK) goto out;
-  sqlite3_bind_int64(s, 1, before);
+  if ((rc = store_local_stmt(l, r, sql_marks, &s, err)) != STORE_OK) goto out;
   int src;
   while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    int level = sqlite3_column_int(s, 2);
+    int64_t start = sqlite3_column_int64(s, 3);
+    if (level < 0 || level >= STORE_ROLLUP_LEVELS ||
+        !store_rollup_slot_valid(level, start) ||
+        !store_rollup_due(level, start, now))
+      continue;
     if (k == cap) {
       size_t ncap = cap ? 2 * cap : 64;
-      hour_mark *nv = realloc(v, ncap * sizeof *nv);
+      mark *nv = realloc(v, ncap * sizeof *nv);
       if (nv == NULL) goto nomem;
       v = nv;
       cap = ncap;
     }
     const char *service = (const char *)sqlite3_column_text(s, 0);
-    const char *labels = (const char *)sqlite3_column_text(s, 3);
-    v[k] = (hour_mark){
-      .service = strdup(service ? service : ""),
-      .labels = strdup(labels ? labels : ""),
-      .type = (meta_type)sqlite3_column_int(s, 1),
-      .hour = sqlite3_column_int64(s, 2),
-      .seq = sqlite3_column_int64(s, 4),
-    };
-    k++;
-    if (v[k - 1].service == NULL || v[k - 1].labels == NULL) goto nomem;
+    v[k] = (mark){.service = strdup(service ? service : ""),
+                  .type = (meta_type)sqlite3_column_int(s, 1),
+                  .level = level, .start = start,
+                  .seq = sqlite3_column_int64(s, 4)};
+    if (v[k++].service == NULL) goto nomem;
   }
   if (src != SQLITE_DONE)
     rc = store_local_sqlerr(l, r->db, src, err, "cannot list rollups");
@@ -164,124 +240,315 @@ out:
   return STORE_OK;
 }
 
-/* Reads h's dirty mark and merges its hour into m (same snapshot). */
-static store_rc merge_hour_rows(store_local *l, store_local_conn *r,
-                                hour_mark *h, store_mergepipe *m,
-                                int64_t *count, char *err) {
-  sqlite3_stmt *seq = NULL, *s = NULL;
-  store_rc rc = store_local_stmt(l, r, sql_hour_seq, &seq, err);
-  if (rc == STORE_OK) rc = store_local_stmt(l, r, sql_hour, &s, err);
-  if (rc != STORE_OK) return rc;
-  sqlite3_bind_text(seq, 1, h->service, -1, SQLITE_STATIC);
-  sqlite3_bind_int(seq, 2, (int)h->type);
-  sqlite3_bind_int64(seq, 3, h->hour);
-  sqlite3_bind_text(seq, 4, h->labels, -1, SQLITE_STATIC);
-  int src = sqlite3_step(seq);
-  h->seq = src == SQLITE_ROW ? sqlite3_column_int64(seq, 0) : 0;
-  sqlite3_reset(seq);
-  if (src != SQLITE_ROW && src != SQLITE_DONE)
-    return store_local_sqlerr(l, r->db, src, err, "cannot read rollup mark");
+/* ---- building one slot ------------------------------------------------------------- */
 
-  sqlite3_bind_text(s, 1, h->service, -1, SQLITE_STATIC);
-  sqlite3_bind_int(s, 2, (int)h->type);
-  sqlite3_bind_int64(s, 3, h->hour * STORE_LOCAL_HOUR);
-  sqlite3_bind_int64(s, 4, h->hour * STORE_LOCAL_HOUR + STORE_LOCAL_HOUR - 1);
-  sqlite3_bind_text(s, 5, h->labels, -1, SQLITE_STATIC);
-  int64_t n = 0;
-  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-    rc = store_mergepipe_push(m, "stored profile",
-                              (const char *)sqlite3_column_text(s, 0),
-                              sqlite3_column_blob(s, 1),
-                              (size_t)sqlite3_column_bytes(s, 1), err);
-    if (rc != STORE_OK) return rc;
-    n++;
+/* The profiles of a slot: ids in merge order, each with the index of its
+** label set among the slot's distinct sets. */
+typedef struct slot_rows {
+  char (*id)[META_ID_LEN + 1];
+  size_t *set;
+  size_t n, cap;
+  char **sets;     /* distinct label sets, in first-seen order */
+  int64_t *counts; /* profiles per set */
+  size_t nsets, capsets;
+} slot_rows;
+
+static void slot_rows_free(slot_rows *s) {
+  free(s->id);
+  free(s->set);
+  store_names_free(s->sets, s->nsets);
+  free(s->counts);
+}
+
+/* Index of labels among s->sets, added if new; -1 when out of memory.
+** A slot has few distinct sets next to its profiles: a linear search from
+** the last one found is enough. */
+static long set_index(slot_rows *s, const char *labels, size_t hint) {
+  for (size_t k = 0; k < s->nsets; k++) {
+    size_t i = (hint + k) % s->nsets;
+    if (strcmp(s->sets[i], labels) == 0) return (long)i;
   }
+  if (s->nsets == s->capsets) {
+    size_t ncap = s->capsets ? 2 * s->capsets : 16;
+    char **nv = realloc(s->sets, ncap * sizeof *nv);
+    if (nv == NULL) return -1;
+    s->sets = nv;
+    int64_t *nc = realloc(s->counts, ncap * sizeof *nc);
+    if (nc == NULL) return -1;
+    s->counts = nc;
+    s->capsets = ncap;
+  }
+  if ((s->sets[s->nsets] = strdup(labels)) == NULL) return -1;
+  s->counts[s->nsets] = 0;
+  return (long)s->nsets++;
+}
+
+static store_rc read_slot_rows(store_local *l, store_local_conn *r,
+                               const mark *m, slot_rows *out, char *err) {
+  sqlite3_stmt *s = NULL;
+  store_rc rc = store_local_stmt(l, r, sql_slot_rows, &s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(s, 1, m->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)m->type);
+  sqlite3_bind_int64(s, 3, m->start);
+  sqlite3_bind_int64(s, 4, m->start + store_rollup_span(m->level) - 1);
+  int src;
+  size_t last = 0;
+  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *id = (const char *)sqlite3_column_text(s, 0);
+    const char *labels = (const char *)sqlite3_column_text(s, 1);
+    if (out->n == out->cap) {
+      size_t ncap = out->cap ? 2 * out->cap : 64;
+      char(*ni)[META_ID_LEN + 1] = realloc(out->id, ncap * sizeof *ni);
+      if (ni == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+      out->id = ni;
+      size_t *ns = realloc(out->set, ncap * sizeof *ns);
+      if (ns == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+      out->set = ns;
+      out->cap = ncap;
+    }
+    long k = set_index(out, labels ? labels : "", last);
+    if (k < 0) return store_seterr(err, STORE_NOMEM, "out of memory");
+    last = (size_t)k;
+    snprintf(out->id[out->n], sizeof out->id[0], "%s", id ? id : "");
+    out->set[out->n++] = (size_t)k;
+    out->counts[k]++;
+  }
+  sqlite3_reset(s);
   if (src != SQLITE_DONE)
     return store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
-  *count = n;
   return STORE_OK;
 }
 
-/* Merges the profiles of h's series and hour, and sets h->seq to the dirty
-** mark's value in the same snapshot (0 when the mark is gone).  *data is
-** NULL (STORE_OK) when fewer than 2 profiles are left or they cannot be
-** merged (a rollup would not help); else malloc'd, with *profiles.  On one
-** thread: the builder runs beside ingests. */
-static store_rc merge_hour(store_local *l, hour_mark *h, void **data,
-                           size_t *len, int64_t *profiles, char *err) {
-  store_local_conn *r = NULL;
-  store_mergepipe *m = NULL;
-  int64_t n = 0;
-  store_rc rc = store_mergepipe_new(l->max_inflate, 1, &m, err);
+static int group_by_members(const void *a, const void *b) {
+  const group *x = a, *y = b;
+  if (x->profiles != y->profiles) return x->profiles > y->profiles ? -1 : 1;
+  return x->digest < y->digest ? -1 : x->digest > y->digest;
+}
+
+static void groups_free(group *g, size_t n) {
+  if (g == NULL) return;
+  for (size_t i = 0; i < n; i++) {
+    free(g[i].filters);
+    free(g[i].data);
+  }
+  free(g);
+}
+
+/* Groups the filters of a slot by the profiles they hold (count and
+** digest of the ids), dropping those of fewer than 2. */
+static store_rc group_filters(const slot_rows *rows, char **filters,
+                              size_t nf, group **out, size_t *nout,
+                              char *err) {
+  group *g = calloc(nf ? nf : 1, sizeof *g);
+  unsigned char *match = malloc(rows->nsets ? rows->nsets : 1);
+  size_t k = 0;
+  if (g == NULL || match == NULL) goto nomem;
+  for (size_t f = 0; f < nf; f++) {
+    for (size_t i = 0; i < rows->nsets; i++)
+      match[i] = (unsigned char)meta_labels_match(filters[f], rows->sets[i]);
+    int64_t count = 0;
+    uint64_t d = STORE_ROLLUP_DIGEST0;
+    for (size_t i = 0; i < rows->n; i++)
+      if (match[rows->set[i]]) {
+        d = store_rollup_digest(d, rows->id[i]);
+        count++;
+      }
+    if (count < 2) continue;
+    if ((g[k].filters = malloc(sizeof *g[k].filters)) == NULL) goto nomem;
+    g[k].filters[0] = filters[f];
+    g[k].nfilters = 1;
+    g[k].profiles = count;
+    g[k].digest = d;
+    k++;
+  }
+  /* Merge groups of equal members (sorted together). */
+  qsort(g, k, sizeof *g, group_by_members);
+  size_t u = 0;
+  for (size_t i = 0; i < k; i++) {
+    if (u > 0 && group_by_members(&g[u - 1], &g[i]) == 0) {
+      char **nv = realloc(g[u - 1].filters,
+                          (g[u - 1].nfilters + 1) * sizeof *nv);
+      if (nv == NULL) goto nomem;
+      g[u - 1].filters = nv;
+      g[u - 1].filters[g[u - 1].nfilters++] = g[i].filters[0];
+      free(g[i].filters);
+      g[i].filters = NULL;
+    } else {
+      g[u++] = g[i];
+    }
+  }
+  free(match);
+  *out = g;
+  *nout = u;
+  return STORE_OK;
+nomem:
+  free(match);
+  groups_free(g, k);
+  return store_seterr(err, STORE_NOMEM, "out of memory");
+}
+
+/* Merges group g of slot m from the rollups of the levels below and the
+** raw profiles (one core).  A group whose profiles cannot be merged gets
+** no rollup: queries merge them profile by profile and report the error
+** naming the profile. */
+static store_rc merge_group(store_local *l, store_local_conn *r,
+                            const mark *m, group *g, char *err) {
+  store_mergepipe *p = NULL;
+  size_t count = 0;
+  store_rc rc = store_mergepipe_new(l->max_inflate, 1, &p, err);
   if (rc != STORE_OK) return rc;
-  if ((rc = store_local_reader_get(l, &r, err)) != STORE_OK) goto out;
+  store_local_plan_query pq = {
+    .service = m->service, .type = m->type, .filter = g->filters[0],
+    .from = m->start, .to = m->start + store_rollup_span(m->level) - 1,
+    .top = m->level - 1,
+  };
+  rc = store_local_merge_plan(l, r, &pq, p, &count, err);
+  if (rc == STORE_OK && (int64_t)count != g->profiles)
+    rc = store_seterr(err, STORE_IO, "rollup of %s: %zu profiles, want %lld",
+                      m->service, count, (long long)g->profiles);
+  if (rc == STORE_OK) rc = store_mergepipe_finish(p, &g->data, &g->len, err);
+  if (rc == STORE_MISMATCH || rc == STORE_BADPROFILE) rc = STORE_OK;
+  store_mergepipe_free(p);
+  return rc;
+}
+
+/* Reads m's mark, profiles and the rollups below it in one snapshot and
+** merges every group worth a rollup.  *seq: the mark's value in that
+** snapshot (0 when it is gone: nothing to do). */
+static store_rc build_slot(store_local *l, mark *m, char ***filters,
+                           size_t *nfilters, group **groups, size_t *ngroups,
+                           char *err) {
+  store_local_conn *r = NULL;
+  sqlite3_stmt *s = NULL;
+  slot_rows rows = {0};
+  int64_t *counts = NULL;
+  store_rc rc = store_local_reader_get(l, &r, err);
+  if (rc != STORE_OK) return rc;
   if ((rc = store_local_exec(l, r, sql_begin, "cannot read profiles", err)) !=
-      STORE_OK)
+          STORE_OK ||
+      (rc = store_local_stmt(l, r, sql_mark_seq, &s, err)) != STORE_OK)
     goto out;
-  rc = merge_hour_rows(l, r, h, m, &n, err);
-  store_local_reader_put(l, r);
-  r = NULL;
-  void *buf = NULL;
-  size_t blen = 0;
-  if (rc == STORE_MISMATCH || rc == STORE_BADPROFILE) {
-    /* No rollup: queries merge such an hour profile by profile and
-    ** report the error naming the profile. */
-    rc = STORE_OK;
-  } else if (rc == STORE_OK && n >= 2) {
-    rc = store_mergepipe_finish(m, &buf, &blen, err);
+  sqlite3_bind_text(s, 1, m->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)m->type);
+  sqlite3_bind_int(s, 3, m->level);
+  sqlite3_bind_int64(s, 4, m->start);
+  int src = sqlite3_step(s);
+  m->seq = src == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (src != SQLITE_ROW && src != SQLITE_DONE) {
+    rc = store_local_sqlerr(l, r->db, src, err, "cannot read rollup mark");
+    goto out;
   }
-  if (rc == STORE_OK) {
-    *data = buf;
-    *len = blen;
-    *profiles = n;
-  }
+  if (m->seq == 0) goto out;
+  if ((rc = read_slot_rows(l, r, m, &rows, err)) != STORE_OK ||
+      (rc = store_rollup_filters((const char *const *)rows.sets, rows.counts,
+                                 rows.nsets, filters, &counts, nfilters,
+                                 err)) != STORE_OK ||
+      (rc = group_filters(&rows, *filters, *nfilters, groups, ngroups,
+                          err)) != STORE_OK)
+    goto out;
+  for (size_t i = 0; rc == STORE_OK && i < *ngroups; i++)
+    rc = merge_group(l, r, m, &(*groups)[i], err);
 out:
-  store_mergepipe_free(m);
+  free(counts);
+  slot_rows_free(&rows);
   store_local_reader_put(l, r);
   return rc;
 }
 
-/* ---- storing a rollup ------------------------------------------------------------- */
+/* ---- storing a slot ------------------------------------------------------------------ */
 
 typedef struct put_req {
-  const hour_mark *h;
-  const void *data; /* NULL: nothing worth a rollup */
-  size_t len;
-  int64_t profiles;
-  int stored;       /* out: a rollup was written */
+  const mark *m;
+  const group *g; /* groups [first, last) of this write */
+  size_t first, last;
+  int clear, done; /* first write of the slot: delete its rollups; last
+                      write: clear its mark */
+  size_t stored;   /* out: rollup rows written */
 } put_req;
 
-/* Runs in the writer.  The dirty mark is cleared and the rollup written
-** only if nothing changed the hour since it was merged (same seq); either
-** way the rollup leaves what queries see unchanged, so it counts as no
-** change (generation). */
-static store_rc write_rollup(store_local *l, store_local_conn *c, void *arg,
-                             int64_t *changes, char *err) {
+static void bind_slot(sqlite3_stmt *s, const mark *m) {
+  sqlite3_bind_text(s, 1, m->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)m->type);
+  sqlite3_bind_int(s, 3, m->level);
+  sqlite3_bind_int64(s, 4, m->start);
+}
+
+/* Runs in the writer, inside one transaction.  Writes only while the mark
+** still has the value read with the profiles merged (else nothing, and the
+** slot stays due); the last write of a slot clears the mark.  Rollups
+** leave what queries see unchanged: no change for the generation. */
+static store_rc write_slot(store_local *l, store_local_conn *c, void *arg,
+                           int64_t *changes, char *err) {
   put_req *r = arg;
-  const hour_mark *h = r->h;
-  sqlite3_stmt *cl = NULL, *p = NULL;
-  store_rc rc = store_local_stmt(l, c, sql_clean_hour, &cl, err);
-  if (rc == STORE_OK) rc = store_local_stmt(l, c, sql_put_rollup, &p, err);
-  if (rc != STORE_OK) return rc;
+  const mark *m = r->m;
+  sqlite3_stmt *seq = NULL, *clean = NULL, *clear = NULL, *data = NULL,
+               *put = NULL;
+  store_rc rc;
   (void)changes;
-  sqlite3_bind_text(cl, 1, h->service, -1, SQLITE_STATIC);
-  sqlite3_bind_int(cl, 2, (int)h->type);
-  sqlite3_bind_int64(cl, 3, h->hour);
-  sqlite3_bind_text(cl, 4, h->labels, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(cl, 5, h->seq);
-  int src = store_local_run(cl);
-  if (src == SQLITE_OK && sqlite3_changes(c->db) == 1 && r->data != NULL) {
-    sqlite3_bind_text(p, 1, h->service, -1, SQLITE_STATIC);
-    sqlite3_bind_int(p, 2, (int)h->type);
-    sqlite3_bind_int64(p, 3, h->hour);
-    sqlite3_bind_text(p, 4, h->labels, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(p, 5, r->profiles);
-    sqlite3_bind_blob64(p, 6, r->data, r->len, SQLITE_STATIC);
-    src = store_local_run(p);
-    r->stored = src == SQLITE_OK;
+  if ((rc = store_local_stmt(l, c, sql_mark_seq, &seq, err)) != STORE_OK ||
+      (rc = store_local_stmt(l, c, sql_clean_mark, &clean, err)) != STORE_OK ||
+      (rc = store_local_stmt(l, c, sql_clear_slot, &clear, err)) != STORE_OK ||
+      (rc = store_local_stmt(l, c, sql_put_data, &data, err)) != STORE_OK ||
+      (rc = store_local_stmt(l, c, sql_put_rollup, &put, err)) != STORE_OK)
+    return rc;
+  bind_slot(seq, m);
+  int src = sqlite3_step(seq);
+  int same = src == SQLITE_ROW && sqlite3_column_int64(seq, 0) == m->seq;
+  sqlite3_reset(seq);
+  if (src != SQLITE_ROW && src != SQLITE_DONE) goto fail;
+  if (!same) return STORE_OK;
+  if (r->clear) {
+    bind_slot(clear, m);
+    if ((src = store_local_run(clear)) != SQLITE_OK) goto fail;
   }
-  if (src != SQLITE_OK)
-    return store_local_sqlerr(l, c->db, src, err, "cannot store rollup");
+  for (size_t i = r->first; i < r->last; i++) {
+    const group *g = &r->g[i];
+    if (g->data == NULL) continue;
+    sqlite3_bind_blob64(data, 1, g->data, g->len, SQLITE_STATIC);
+    if ((src = store_local_run(data)) != SQLITE_OK) goto fail;
+    int64_t id = sqlite3_last_insert_rowid(c->db);
+    for (size_t f = 0; f < g->nfilters; f++) {
+      sqlite3_bind_text(put, 1, m->service, -1, SQLITE_STATIC);
+      sqlite3_bind_int(put, 2, (int)m->type);
+      sqlite3_bind_text(put, 3, g->filters[f], -1, SQLITE_STATIC);
+      sqlite3_bind_int(put, 4, m->level);
+      sqlite3_bind_int64(put, 5, m->start);
+      sqlite3_bind_int64(put, 6, g->profiles);
+      sqlite3_bind_int64(put, 7, id);
+      if ((src = store_local_run(put)) != SQLITE_OK) goto fail;
+      r->stored++;
+    }
+  }
+  if (r->done) {
+    bind_slot(clean, m);
+    sqlite3_bind_int64(clean, 5, m->seq);
+    if ((src = store_local_run(clean)) != SQLITE_OK) goto fail;
+  }
+  return STORE_OK;
+fail:
+  r->stored = 0;
+  return store_local_sqlerr(l, c->db, src, err, "cannot store rollup");
+}
+
+/* Stores the groups of m in writes of about WRITE_CHUNK bytes. */
+static store_rc store_slot(store_local *l, const mark *m, const group *g,
+                           size_t n, size_t *made, char *err) {
+  size_t i = 0;
+  int first = 1;
+  do {
+    size_t bytes = 0, j = i;
+    while (j < n && (j == i || bytes + g[j].len <= WRITE_CHUNK))
+      bytes += g[j++].len;
+    put_req p = {.m = m, .g = g, .first = i, .last = j, .clear = first,
+                 .done = j == n};
+    store_rc rc = store_local_write(l, write_slot, &p, 0, NULL, err);
+    if (rc != STORE_OK) return rc;
+    *made += p.stored;
+    first = 0;
+    i = j;
+  } while (i < n);
   return STORE_OK;
 }
 
@@ -303,23 +570,22 @@ static int stopping(store_local_rollup *ru) {
   return stop;
 }
 
-/* Builds the rollups of every dirty hour that ended ROLLUP_GRACE ago. */
+/* Builds the rollups of every due slot, hours first. */
 static store_rc pass(store_local_rollup *ru, size_t *built, char *err) {
   store_local *l = ru->l;
-  hour_mark *v = NULL;
+  mark *v = NULL;
   size_t n = 0, made = 0;
-  int64_t before = ((int64_t)time(NULL) - ROLLUP_GRACE) / STORE_LOCAL_HOUR;
   pthread_mutex_lock(&ru->pass_mu);
-  store_rc rc = dirty_hours(l, before, &v, &n, err);
+  store_rc rc = due_marks(l, (int64_t)time(NULL), &v, &n, err);
   for (size_t i = 0; rc == STORE_OK && i < n && !stopping(ru); i++) {
-    put_req p = {.h = &v[i]};
-    void *data = NULL;
-    rc = merge_hour(l, &v[i], &data, &p.len, &p.profiles, err);
-    p.data = data;
+    char **filters = NULL;
+    size_t nfilters = 0, ngroups = 0;
+    group *groups = NULL;
+    rc = build_slot(l, &v[i], &filters, &nfilters, &groups, &ngroups, err);
     if (rc == STORE_OK && v[i].seq != 0)
-      rc = store_local_write(l, write_rollup, &p, 0, NULL, err);
-    made += (size_t)p.stored;
-    free(data);
+      rc = store_slot(l, &v[i], groups, ngroups, &made, err);
+    groups_free(groups, ngroups);
+    store_names_free(filters, nfilters);
   }
   pthread_mutex_unlock(&ru->pass_mu);
   marks_free(v, n);

@@ -6,8 +6,8 @@
 ** mkdir); series holds one row per distinct (service, type, labels) with
 ** its count and bytes, so that label directories and statistics read this
 ** small table instead of scanning profiles.  Triggers on profiles keep both
-** in step whatever statement inserts or deletes; profiles_removed also
-** deletes the profile's blob (profiles.c), as version 1 made it.
+** in step whatever statement inserts or deletes (in version 1 the delete
+** trigger also deleted the blob; version 3 leaves that to profiles.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,15 @@ const char store_local_services_v1[] =
   "END;"
   "CREATE TRIGGER profiles_removed AFTER DELETE ON profiles BEGIN"
   "  DELETE FROM blobs WHERE rowid = old.rowid;"
+  "  UPDATE series SET profiles = profiles - 1, bytes = bytes - old.size"
+  "    WHERE service = old.service AND type = old.type"
+  "      AND labels = old.labels;"
+  "  DELETE FROM series WHERE service = old.service AND type = old.type"
+  "    AND labels = old.labels AND profiles = 0;"
+  "END;";
+
+const char store_local_services_v3[] =
+  "CREATE TRIGGER series_removed AFTER DELETE ON profiles BEGIN"
   "  UPDATE series SET profiles = profiles - 1, bytes = bytes - old.size"
   "    WHERE service = old.service AND type = old.type"
   "      AND labels = old.labels;"

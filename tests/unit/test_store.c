@@ -1028,8 +1028,9 @@ static void test_rollups(void) {
 
   size_t built = 99;
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 3); /* h0+3 has one profile: no rollup */
-  CHECK_I64(rollup_rows(dir), 3);
+  /* Hours h0..h0+2, their day and week; h0+3 has one profile: none. */
+  CHECK_I64(built, 5);
+  CHECK_I64(rollup_rows(dir), 5);
   buf after = merged(st, all, &n);
   CHECK_I64(n, 16);
   CHECK(same(before, after));
@@ -1049,12 +1050,13 @@ static void test_rollups(void) {
   /* A limit takes the oldest profiles, not rollups. */
   CHECK_MERGE_SAME(st, query("roll", META_CPU, NULL, 0, INT64_MAX / 2, 7));
 
-  /* A late arrival in hour h0+1 drops its rollup at once... */
+  /* A late arrival in hour h0+1 drops the rollups of its hour, day and
+  ** week at once... */
   add_at(st, "roll", META_CPU, "", (h0 + 1) * H + 3599, 77, 0, NULL);
   CHECK_I64(rollup_rows(dir), 2);
   CHECK_MERGE_SAME(st, all);
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 1); /* ...and it is built again */
+  CHECK_I64(built, 3); /* ...and they are built again */
   CHECK_MERGE_SAME(st, all);
 
   /* So does a delete. */
@@ -1062,34 +1064,24 @@ static void test_rollups(void) {
   CHECK_I64(rollup_rows(dir), 2);
   CHECK_MERGE_SAME(st, all);
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 1);
+  CHECK_I64(built, 3);
   CHECK_MERGE_SAME(st, all);
 
-  /* A second label set in hour h0+1: filters pick rollups by labels. */
+  /* A second label set in hour h0+1: rollups of "" and of k=v, for the
+  ** hour, the day and the week. */
   add_at(st, "roll", META_CPU, "k=v", (h0 + 1) * H + 100, 50, 0, NULL);
   add_at(st, "roll", META_CPU, "k=v", (h0 + 1) * H + 200, 51, 0, NULL);
+  CHECK_I64(rollup_rows(dir), 2);
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 1);
-  CHECK_I64(rollup_rows(dir), 4);
+  CHECK_I64(built, 6);
+  CHECK_I64(rollup_rows(dir), 8);
   CHECK_MERGE_SAME(st, query("roll", META_CPU, "k=v", 0, INT64_MAX / 2, 0));
-  {
-    /* Across label sets the order differs; the content does not. */
-    size_t n1 = 0, n2 = 0;
-    buf a = merged(st, all, &n1), b = merged_raw(st, all, &n2);
-    CHECK_I64(n1, 18);
-    CHECK_I64(n2, 18);
-    pprof_profile *pa = NULL, *pb = NULL;
-    CHECK_I64(pprof_decode(a.p, a.n, 0, &pa, NULL), PPROF_OK);
-    CHECK_I64(pprof_decode(b.p, b.n, 0, &pb, NULL), PPROF_OK);
-    if (pa && pb) {
-      CHECK_I64(pprof_sample_count(pa), pprof_sample_count(pb));
-      CHECK_I64(pprof_time_nanos(pa), pprof_time_nanos(pb));
-    }
-    pprof_free(pa);
-    pprof_free(pb);
-    free(a.p);
-    free(b.p);
-  }
+  /* Across label sets too, byte for byte (rollups by filter). */
+  CHECK_MERGE_SAME(st, all);
+  size_t n18 = 0;
+  buf b18 = merged(st, all, &n18);
+  CHECK_I64(n18, 18);
+  free(b18.p);
 
   /* An hour whose profiles cannot be merged gets no rollup, and merging it
   ** still reports the mismatch. */
@@ -1106,12 +1098,15 @@ static void test_rollups(void) {
   size_t deleted = 0;
   CHECK_RC(store_retain(st, (h0 + 1) * H, &deleted, err), STORE_OK);
   CHECK_I64(deleted, 4 + 2); /* roll h0 (first one deleted before), mix */
-  CHECK_I64(rollup_rows(dir), 3);
+  /* Left: hours h0+1 ("", k=v), h0+2 (""); the day and week of k=v,
+  ** whose profiles retention did not touch. */
+  CHECK_I64(rollup_rows(dir), 5);
   CHECK_MERGE_SAME(st, query("roll", META_CPU, "", 0, INT64_MAX / 2, 0));
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, "k=v", 0, INT64_MAX / 2, 0));
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 0);
-  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM rollup_dirty WHERE hour < 470003",
-                       NULL, 0), 0);
+  CHECK_I64(built, 4); /* "" and k=v again for the day and the week */
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM rollup_dirty", NULL, 0), 0);
+  CHECK_MERGE_SAME(st, query("roll", META_CPU, "", 0, INT64_MAX / 2, 0));
 
   store_close(st);
   CHECK(integrity_ok(dir));
@@ -1137,8 +1132,20 @@ static void test_upgrade(void) {
   sqlite3 *db;
   CHECK(sqlite3_open(path, &db) == SQLITE_OK);
   CHECK(sqlite3_exec(db,
-                     "DROP TRIGGER rollup_added; DROP TRIGGER rollup_removed;"
+                     /* Back to what schema 1 had. */
+                     "DROP TRIGGER rollups_added; DROP TRIGGER rollups_removed;"
+                     "DROP TRIGGER rollup_data_unused;"
                      "DROP TABLE rollups; DROP TABLE rollup_dirty;"
+                     "DROP TABLE rollup_data;"
+                     "DROP TRIGGER blobs_removed; DROP TRIGGER series_removed;"
+                     "CREATE TRIGGER profiles_removed AFTER DELETE ON profiles"
+                     " BEGIN DELETE FROM blobs WHERE rowid = old.rowid;"
+                     " UPDATE series SET profiles = profiles - 1,"
+                     "  bytes = bytes - old.size WHERE service = old.service"
+                     "  AND type = old.type AND labels = old.labels;"
+                     " DELETE FROM series WHERE service = old.service"
+                     "  AND type = old.type AND labels = old.labels"
+                     "  AND profiles = 0; END;"
                      "PRAGMA user_version=1;",
                      NULL, NULL, NULL) == SQLITE_OK);
   sqlite3_close(db);
@@ -1148,12 +1155,122 @@ static void test_upgrade(void) {
   CHECK_I64(store_open(dir, &ro, &st, err), STORE_IO);
   CHECK(strstr(err, "older schema") != NULL);
   st = open_store(dir);
-  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 2);
+  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 3);
   size_t built = 0;
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 1);
+  CHECK_I64(built, 3); /* its hour, day and week */
   CHECK_MERGE_SAME(st, query("old", META_CPU, NULL, 0, INT64_MAX / 2, 0));
   store_close(st);
+  rm_rf(dir);
+  free(dir);
+}
+
+/* ---- rollups by filter, days and weeks ------------------------------------------------ */
+
+#define DAY 86400
+
+/* Every filter of a month-like history, over the whole of it and over a
+** range cutting weeks, days and hours, merges byte for byte as the
+** profiles one by one (label subsets included). */
+static void check_filters(store *st, int64_t w0) {
+  static const char *const filters[] = {
+    "", "dc=x", "host=h1", "dc=x,host=h1", "dc=x,host=h1,pod=p1", "pod=p1",
+    "host=h1,pod=p1", "host=h4"};
+  for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+    CHECK_MERGE_SAME(st, query("fleet", META_CPU, filters[i], 0,
+                               INT64_MAX / 2, 0));
+    CHECK_MERGE_SAME(st, query("fleet", META_CPU, filters[i],
+                               w0 + 5 * H + 17, w0 + 8 * DAY + 3 * H, 0));
+  }
+}
+
+static int64_t rollups_where(const char *dir, const char *where) {
+  char sql[512];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM rollups WHERE %s", where);
+  return sqlite_int(dir, sql, NULL, 0);
+}
+
+/* Nine days of 5 hosts (host=hN,dc=x, a few with pod=p1 too): rollups of
+** hours, days and weeks, for "", each pair and each whole set, are exact
+** and are dropped in the transaction of a late arrival, a delete or a
+** retention pass, for the filters that match the profile only. */
+static void test_rollup_levels(void) {
+  char *dir = temp_dir(), err[STORE_ERRMAX], where[256];
+  store *st = open_store(dir);
+  int64_t w0 = 2800 * 7 * (int64_t)DAY; /* a week's start, in 2023 */
+  store_meta victim = {0};
+  for (int i = 0; i < 9 * 36; i++) { /* one every 40 minutes */
+    char labels[64];
+    int host = i % 5;
+    snprintf(labels, sizeof labels, i % 7 == 3 ? "dc=x,host=h%d,pod=p1"
+                                               : "dc=x,host=h%d", host);
+    add_at(st, "fleet", META_CPU, labels, w0 + i * 2400 + 11, (unsigned)i, 0,
+           i == 5 * 36 + 6 ? &victim : NULL);
+  }
+  check_filters(st, w0);
+  size_t built = 0;
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK(built > 0);
+  CHECK_I64(rollups_where(dir, "level = 2 AND filter = ''"), 2);
+  CHECK_I64(rollups_where(dir, "level = 1 AND filter = 'host=h1'"), 9);
+  CHECK_I64(rollups_where(dir, "level = 1 AND filter = 'dc=x'"), 9);
+  CHECK_I64(rollups_where(dir, "level = 0 AND filter = 'host=h1'"), 0);
+  /* Filters of the same profiles share their bytes. */
+  CHECK(sqlite_int(dir, "SELECT count(*) FROM rollup_data", NULL, 0) <
+        sqlite_int(dir, "SELECT count(DISTINCT data) FROM rollups", NULL, 0) +
+            rollups_where(dir, "filter = 'dc=x'"));
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM rollups WHERE data IN"
+                            " (SELECT data FROM rollups WHERE filter = '')"
+                            " AND filter = 'dc=x'", NULL, 0),
+            rollups_where(dir, "filter = 'dc=x'"));
+  check_filters(st, w0);
+
+  /* A late arrival for host=h2 in day 3: the rollups it matches go at
+  ** once (its hour, day and week), host=h1's stay. */
+  int64_t late = w0 + 3 * DAY + 100;
+  add_at(st, "fleet", META_CPU, "dc=x,host=h2", late, 999, 0, NULL);
+  snprintf(where, sizeof where,
+           "filter IN ('', 'dc=x', 'host=h2', 'dc=x,host=h2') AND"
+           " ((level = 1 AND start = %lld) OR (level = 2 AND start = %lld))",
+           (long long)(w0 + 3 * DAY), (long long)w0);
+  CHECK_I64(rollups_where(dir, where), 0);
+  snprintf(where, sizeof where, "filter = 'host=h1' AND level = 1"
+           " AND start = %lld", (long long)(w0 + 3 * DAY));
+  CHECK_I64(rollups_where(dir, where), 1);
+  check_filters(st, w0);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK(built > 0);
+  check_filters(st, w0);
+
+  /* A delete of one of host=h1's profiles (day 5, no pod): pod=p1's
+  ** rollup of that day stays. */
+  CHECK_RC(store_delete(st, victim.id, err), STORE_OK);
+  snprintf(where, sizeof where, "filter IN ('', 'host=h1', 'dc=x,host=h1')"
+           " AND level = 1 AND start = %lld",
+           (long long)(victim.created_at / DAY * DAY));
+  CHECK_I64(rollups_where(dir, where), 0);
+  snprintf(where, sizeof where, "filter = 'pod=p1' AND level = 1"
+           " AND start = %lld", (long long)(victim.created_at / DAY * DAY));
+  CHECK_I64(rollups_where(dir, where), 1);
+  check_filters(st, w0);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  check_filters(st, w0);
+
+  /* Retention up to day 1 + 7 hours: the slots it cuts are rebuilt. */
+  size_t deleted = 0;
+  CHECK_RC(store_retain(st, w0 + DAY + 7 * H, &deleted, err), STORE_OK);
+  CHECK_I64(deleted, 36 + 11);
+  snprintf(where, sizeof where, "level = 2 AND start = %lld", (long long)w0);
+  CHECK_I64(rollups_where(dir, where), 0);
+  check_filters(st, w0);
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK(rollups_where(dir, where) > 0);
+  check_filters(st, w0);
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM rollup_dirty", NULL, 0), 0);
+
+  store_close(st);
+  CHECK(integrity_ok(dir));
+  store_meta_clear(&victim);
   rm_rf(dir);
   free(dir);
 }
@@ -1196,7 +1313,7 @@ static void test_rollup_race(void) {
   CHECK_RC(store_maintain(st, &built, NULL), STORE_OK);
   store_query q = query("late", META_HEAP, NULL, 0, INT64_MAX / 2, 0);
   CHECK_MERGE_SAME(st, q);
-  CHECK_I64(rollup_rows(dir), 6);
+  CHECK_I64(rollup_rows(dir), 8); /* 6 hours, their day and week */
   if (getenv("VERBOSE"))
     fprintf(stderr, "rollup race: %zu rollups built while ingesting\n", total);
   store_close(st);
@@ -1807,6 +1924,7 @@ int main(void) {
 
   test_toobig();
   test_rollups();
+  test_rollup_levels();
   test_rollup_race();
   test_upgrade();
   test_retention();
