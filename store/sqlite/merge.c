@@ -114,17 +114,15 @@ static store_rc push_rollup(store_local *l, store_local_conn *r,
   return rc;
 }
 
-/* Pushes the raw profiles of one piece; *count += their number. */
-static store_rc push_raw(store_local *l, store_local_conn *r,
-                         const store_local_plan_query *q,
-                         const store_rollup_piece *pc, store_mergepipe *p,
-                         size_t *count, char *err) {
+/* Pushes the profiles of q (all columns bound as store_local_bind_query
+** binds them) in time order; *count += their number. */
+static store_rc push_rows(store_local *l, store_local_conn *r,
+                          const store_query *q, store_mergepipe *p,
+                          size_t *count, char *err) {
   sqlite3_stmt *s = NULL;
   store_rc rc = store_local_stmt(l, r, sql_merge, &s, err);
   if (rc != STORE_OK) return rc;
-  store_query rq = {.service = q->service, .type = q->type,
-                    .labels = q->filter, .from = pc->from, .to = pc->to};
-  store_local_bind_query(s, &rq);
+  store_local_bind_query(s, q);
   int src;
   while ((src = sqlite3_step(s)) == SQLITE_ROW) {
     rc = store_mergepipe_push(p, "stored profile",
@@ -143,6 +141,16 @@ static store_rc push_raw(store_local *l, store_local_conn *r,
                                                     "cannot read profiles");
   }
   return STORE_OK;
+}
+
+/* Pushes the raw profiles of one piece of a plan. */
+static store_rc push_raw(store_local *l, store_local_conn *r,
+                         const store_local_plan_query *q,
+                         const store_rollup_piece *pc, store_mergepipe *p,
+                         size_t *count, char *err) {
+  store_query rq = {.service = q->service, .type = q->type,
+                    .labels = q->filter, .from = pc->from, .to = pc->to};
+  return push_rows(l, r, &rq, p, count, err);
 }
 
 store_rc store_local_merge_plan(store_local *l, store_local_conn *r,
@@ -168,31 +176,6 @@ store_rc store_local_merge_plan(store_local *l, store_local_conn *r,
   return rc;
 }
 
-/* The first q->limit profiles: no rollups. */
-static store_rc merge_limited(store_local *l, store_local_conn *r,
-                              const store_query *q, store_mergepipe *m,
-                              size_t *n, char *err) {
-  sqlite3_stmt *s = NULL;
-  size_t count = 0;
-  store_rc rc = store_local_stmt(l, r, sql_merge, &s, err);
-  if (rc != STORE_OK) return rc;
-  store_local_bind_query(s, q);
-  int src;
-  while ((src = sqlite3_step(s)) == SQLITE_ROW) {
-    rc = store_mergepipe_push(m, "stored profile",
-                              (const char *)sqlite3_column_text(s, 0),
-                              sqlite3_column_blob(s, 1),
-                              (size_t)sqlite3_column_bytes(s, 1), err);
-    if (rc != STORE_OK) return rc;
-    count++;
-  }
-  if ((rc = store_mergepipe_drain(m, err)) != STORE_OK) return rc;
-  if (src != SQLITE_DONE)
-    return store_local_sqlerr(l, r->db, src, err, "cannot read profiles");
-  *n = count;
-  return STORE_OK;
-}
-
 store_rc store_local_merge(void *impl, const store_query *q, void **out,
                            size_t *len, size_t *count, char *err) {
   store_local *l = impl;
@@ -202,8 +185,9 @@ store_rc store_local_merge(void *impl, const store_query *q, void **out,
   store_rc rc = store_mergepipe_new(l->max_inflate, 2, &p, err);
   if (rc != STORE_OK) return rc;
   if ((rc = store_local_reader_get(l, &r, err)) != STORE_OK) goto out;
-  if (q->limit > 0) {
-    rc = merge_limited(l, r, q, p, &n, err);
+  if (q->limit > 0) { /* the first q->limit profiles: no rollups */
+    rc = push_rows(l, r, q, p, &n, err);
+    if (rc == STORE_OK) rc = store_mergepipe_drain(p, err);
   } else {
     /* Rollups and profiles must come from one snapshot. */
     store_local_plan_query pq = {

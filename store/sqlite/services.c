@@ -16,6 +16,14 @@
 
 #include "local.h"
 
+/* What a delete does to series, in version 1's trigger and version 3's. */
+#define SERIES_REMOVED                                                     \
+  "  UPDATE series SET profiles = profiles - 1, bytes = bytes - old.size"  \
+  "    WHERE service = old.service AND type = old.type"                    \
+  "      AND labels = old.labels;"                                         \
+  "  DELETE FROM series WHERE service = old.service AND type = old.type"   \
+  "    AND labels = old.labels AND profiles = 0;"
+
 const char store_local_services_v1[] =
   "CREATE TABLE services(name TEXT PRIMARY KEY) WITHOUT ROWID;"
   "CREATE TABLE series("
@@ -33,20 +41,12 @@ const char store_local_services_v1[] =
   "END;"
   "CREATE TRIGGER profiles_removed AFTER DELETE ON profiles BEGIN"
   "  DELETE FROM blobs WHERE rowid = old.rowid;"
-  "  UPDATE series SET profiles = profiles - 1, bytes = bytes - old.size"
-  "    WHERE service = old.service AND type = old.type"
-  "      AND labels = old.labels;"
-  "  DELETE FROM series WHERE service = old.service AND type = old.type"
-  "    AND labels = old.labels AND profiles = 0;"
+  SERIES_REMOVED
   "END;";
 
 const char store_local_services_v3[] =
   "CREATE TRIGGER series_removed AFTER DELETE ON profiles BEGIN"
-  "  UPDATE series SET profiles = profiles - 1, bytes = bytes - old.size"
-  "    WHERE service = old.service AND type = old.type"
-  "      AND labels = old.labels;"
-  "  DELETE FROM series WHERE service = old.service AND type = old.type"
-  "    AND labels = old.labels AND profiles = 0;"
+  SERIES_REMOVED
   "END;";
 
 static const char sql_insert_service[] =
