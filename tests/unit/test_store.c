@@ -17,6 +17,7 @@
 ** with rollups.
 */
 #include "pprof.h"
+#include "rollup.h" /* the shared rollup policy (store/) */
 #include "store.h"
 #include "check.h"
 
@@ -1165,6 +1166,88 @@ static void test_upgrade(void) {
   free(dir);
 }
 
+/* ---- the rollup policy (store/rollup.c) ----------------------------------------------- */
+
+/* Plans pick the biggest rollup at each point, raw profiles between,
+** coalesced, never a rollup above top or crossing the range's end. */
+static void test_rollup_plan(void) {
+  int64_t w = 2800 * 7 * 86400; /* a week's start */
+  CHECK_I64(store_rollup_slot(2, w + 5), w);
+  CHECK_I64(store_rollup_slot(1, w + 86400 + 7), w + 86400);
+  CHECK_I64(store_rollup_slot(0, -1), -3600);
+  CHECK(store_rollup_slot_valid(0, 3600) && !store_rollup_slot_valid(0, 0));
+  CHECK(!store_rollup_slot_valid(1, 3600));
+  CHECK(store_rollup_due(0, 3600, 3600 + 3600 + STORE_ROLLUP_GRACE));
+  CHECK(!store_rollup_due(0, 3600, 3600 + 3600 + STORE_ROLLUP_GRACE - 1));
+  store_rollup_have have[] = {
+    {0, w + 86400},     /* hour inside day 1, which is there too */
+    {1, w + 86400},     /* day 1 */
+    {0, w + 3600},      /* hour 1 of day 0 */
+    {0, w + 2 * 3600},  /* hour 2 */
+    {2, w},             /* the week */
+    {1, w + 2 * 86400}, /* day 2 */
+    {0, w + 7 * 86400}, /* an hour of the next week */
+  };
+  store_rollup_piece *p = NULL;
+  size_t n = 0;
+  /* The whole week: one piece. */
+  CHECK_RC(store_rollup_plan(w, w + 7 * 86400 - 1, 2, have, 7, &p, &n, NULL),
+           STORE_OK);
+  CHECK_I64(n, 1);
+  if (n == 1) CHECK(p[0].level == 2 && p[0].from == w);
+  free(p);
+  /* Up to days only, from 30 min into the week to day 3 + 1 s: raw to
+  ** hour 1, hours 1 and 2, raw to day 1, days 1 and 2, raw to the end. */
+  CHECK_RC(store_rollup_plan(w + 1800, w + 3 * 86400, 1, have, 7, &p, &n,
+                             NULL), STORE_OK);
+  const store_rollup_piece want[] = {
+    {-1, w + 1800, w + 3599}, {0, w + 3600, w + 7199},
+    {0, w + 7200, w + 10799}, {-1, w + 10800, w + 86399},
+    {1, w + 86400, w + 2 * 86400 - 1}, {1, w + 2 * 86400, w + 3 * 86400 - 1},
+    {-1, w + 3 * 86400, w + 3 * 86400}};
+  CHECK_I64(n, 7);
+  for (size_t i = 0; i < n && i < 7; i++)
+    CHECK(p[i].level == want[i].level && p[i].from == want[i].from &&
+          p[i].to == want[i].to);
+  free(p);
+  /* A range ending inside day 0: raw, hours 1 and 2, raw (the day and the
+  ** week do not fit). */
+  CHECK_RC(store_rollup_plan(w, w + 86400 - 2, 2, have, 7, &p, &n, NULL),
+           STORE_OK);
+  CHECK_I64(n, 4);
+  if (n == 4) CHECK(p[0].level == -1 && p[3].level == -1 && p[3].to == w + 86398);
+  free(p);
+  /* No rollups usable (top -1): one raw piece. */
+  CHECK_RC(store_rollup_plan(w, w + 86400, -1, have, 7, &p, &n, NULL),
+           STORE_OK);
+  CHECK_I64(n, 1);
+  if (n == 1) CHECK(p[0].level == -1 && p[0].from == w && p[0].to == w + 86400);
+  free(p);
+
+  /* Filters: "", each pair, each whole set of several pairs. */
+  const char *sets[] = {"dc=x,host=h1", "dc=x,host=h2", "host=h1"};
+  int64_t counts[] = {3, 2, 4};
+  char **f = NULL;
+  int64_t *fc = NULL;
+  size_t nf = 0;
+  CHECK_RC(store_rollup_filters(sets, counts, 3, &f, &fc, &nf, NULL), STORE_OK);
+  const char *wantf[] = {"", "host=h1", "dc=x", "dc=x,host=h1", "dc=x,host=h2",
+                         "host=h2"};
+  const int64_t wantc[] = {9, 7, 5, 3, 2, 2};
+  CHECK_I64(nf, 6);
+  for (size_t i = 0; i < nf && i < 6; i++) {
+    CHECK_STR(f[i], wantf[i]);
+    CHECK_I64(fc[i], wantc[i]);
+  }
+  store_names_free(f, nf);
+  free(fc);
+  /* Digests: order and boundaries count. */
+  uint64_t a = store_rollup_digest(store_rollup_digest(STORE_ROLLUP_DIGEST0, "ab"), "c");
+  uint64_t b = store_rollup_digest(store_rollup_digest(STORE_ROLLUP_DIGEST0, "a"), "bc");
+  uint64_t c = store_rollup_digest(store_rollup_digest(STORE_ROLLUP_DIGEST0, "c"), "ab");
+  CHECK(a != b && a != c);
+}
+
 /* ---- rollups by filter, days and weeks ------------------------------------------------ */
 
 #define DAY 86400
@@ -1924,6 +2007,7 @@ int main(void) {
 
   test_toobig();
   test_rollups();
+  test_rollup_plan();
   test_rollup_levels();
   test_rollup_race();
   test_upgrade();
