@@ -121,6 +121,25 @@ int fs_dirset_del(fs_dirset *ds, const char *service, const char *type,
   return 1;
 }
 
+int fs_dirset_del_service(fs_dirset *ds, const char *service) {
+  size_t n = strlen(service);
+  item **pp, *it;
+  int count = 0;
+
+  pthread_mutex_lock(&ds->lock);
+  for (pp = &ds->head; (it = *pp) != NULL;) {
+    if (strncmp(it->key, service, n) == 0 && it->key[n] == '/') {
+      *pp = it->next;
+      item_free(it);
+      count++;
+    } else {
+      pp = &it->next;
+    }
+  }
+  pthread_mutex_unlock(&ds->lock);
+  return count;
+}
+
 int fs_dirset_foreach(fs_dirset *ds, const char *service, const char *type,
                       int (*fn)(const char *labels, void *arg), void *arg) {
   char *prefix = make_key(service, type, "");
@@ -132,7 +151,8 @@ int fs_dirset_foreach(fs_dirset *ds, const char *service, const char *type,
   n = strlen(prefix);
   pthread_mutex_lock(&ds->lock);
   for (it = ds->head; it != NULL && rc == 0; it = it->next)
-    if (strncmp(it->key, prefix, n) == 0 && it->labels_at == n)
+    if (strncmp(it->key, prefix, n) == 0 && it->labels_at == n &&
+        it->key[n] != '\0')
       rc = fn(it->key + n, arg);
   pthread_mutex_unlock(&ds->lock);
   free(prefix);

@@ -1,11 +1,12 @@
 /*
-** dirset.h — private to fs/: label directories made with mkdir.
+** dirset.h — private to fs/: type and label directories made with mkdir.
 **
-** A label directory normally exists because some stored profile has labels
-** that match it; one made by mkdir must exist before anything is written
-** into it, so the view remembers it here (in memory, for this mount only:
-** after a restart it exists again once it holds a profile).
-** Keys are "<service>/<type>/<labels>".  Safe to use from many threads.
+** A type or label directory normally exists because it holds stored
+** profiles; one made by mkdir (or by cp -r, tar, rsync) must exist before
+** anything is written into it, so the view remembers it here (in memory,
+** for this mount only: after a restart it exists again once it holds a
+** profile).  Keys are "<service>/<type>/<labels>", labels "" for the type
+** directory itself.  Safe to use from many threads.
 */
 #ifndef PROFEFS_FS_DIRSET_H
 #define PROFEFS_FS_DIRSET_H
@@ -27,7 +28,11 @@ int fs_dirset_has(fs_dirset *ds, const char *service, const char *type,
 int fs_dirset_del(fs_dirset *ds, const char *service, const char *type,
                   const char *labels);
 
-/* Calls fn(labels, arg) for each key of service/type, stopping at the first
+/* Removes every key of service; returns how many there were. */
+int fs_dirset_del_service(fs_dirset *ds, const char *service);
+
+/* Calls fn(labels, arg) for each key of service/type (labels never "": the
+** type directory itself is not passed), stopping at the first
 ** non-zero return, which it returns (0 otherwise).  fn runs with the set
 ** locked and must not call back into ds. */
 int fs_dirset_foreach(fs_dirset *ds, const char *service, const char *type,

@@ -2,6 +2,11 @@
 ** fs.c — mounting the profefs view: the FUSE session, the thread that runs
 ** libfuse's multi-threaded loop, and a stop that never leaves a stale mount.
 **
+** Before mounting, fs_start looks at the mount point: one left by a killed
+** process ("Transport endpoint is not connected") is detached and reused,
+** with a log line; one where a live filesystem is mounted is refused (a
+** mount on top would hide it).
+**
 ** Life of a mount: fs_start mounts and starts one thread in fuse_loop_mt,
 ** which spawns workers as requests come in (a slow merge occupies one
 ** worker; `ls` in another shell gets another).  The loop returns when the
@@ -16,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,9 +115,68 @@ static void fs_free(fs *f) {
   free(f);
 }
 
+/* Detaches the dead mount at path: umount2 when privileged, else
+** fusermount3 -u -z.  0 or -1. */
+static int detach_dead(const char *path) {
+  char *argv[] = { "fusermount3", "-u", "-z", (char *)path, NULL };
+  extern char **environ;
+  pid_t pid;
+  int status;
+
+  if (umount2(path, MNT_DETACH) == 0) return 0;
+  if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) != 0)
+    return -1;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* The absolute mount point of path, checked: a directory, not where a
+** live filesystem is mounted; a dead FUSE mount there is detached first.
+** NULL with a reason in err. */
+static char *check_mountpoint(const char *path, char err[FS_ERRMAX]) {
+  struct stat sb, parent;
+  char *abs = realpath(path, NULL), *up = NULL;
+
+  if ((abs == NULL && errno == ENOTCONN) ||
+      (abs != NULL && stat(abs, &sb) != 0 && errno == ENOTCONN)) {
+    if (detach_dead(abs != NULL ? abs : path) != 0) {
+      snprintf(err, FS_ERRMAX, "mount point %s: a dead mount is there and "
+               "cannot be detached (try fusermount3 -u -z %s)", path, path);
+      goto fail;
+    }
+    fs_log("%s: stale mount of a killed process (transport endpoint not "
+           "connected): detached it", path);
+    if (abs == NULL) abs = realpath(path, NULL);
+  }
+  if (abs == NULL || stat(abs, &sb) != 0) {
+    snprintf(err, FS_ERRMAX, "mount point %s: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (!S_ISDIR(sb.st_mode)) {
+    snprintf(err, FS_ERRMAX, "mount point %s: not a directory", path);
+    goto fail;
+  }
+  if (asprintf(&up, "%s/..", abs) < 0) {
+    up = NULL;
+    snprintf(err, FS_ERRMAX, "out of memory");
+    goto fail;
+  }
+  if (strcmp(abs, "/") == 0 ||
+      (stat(up, &parent) == 0 && parent.st_dev != sb.st_dev)) {
+    snprintf(err, FS_ERRMAX, "mount point %s: a filesystem is already "
+             "mounted there (unmount it first)", path);
+    goto fail;
+  }
+  free(up);
+  return abs;
+fail:
+  free(up);
+  free(abs);
+  return NULL;
+}
+
 int fs_start(store *st, const fs_options *opts, fs **out, char err[FS_ERRMAX]) {
   sigset_t all, old;
-  struct stat sb;
   fs *f;
 
   assert(st != NULL && opts != NULL && opts->mountpoint != NULL && out != NULL);
@@ -128,18 +194,10 @@ int fs_start(store *st, const fs_options *opts, fs **out, char err[FS_ERRMAX]) {
   f->gid = getgid();
   atomic_init(&f->ended, 0);
   pthread_mutex_init(&f->handles_mu, NULL);
-  f->mountpoint = realpath(opts->mountpoint, NULL);
-  if (f->mountpoint == NULL || stat(f->mountpoint, &sb) != 0) {
-    snprintf(err, FS_ERRMAX, "mount point %s: %s", opts->mountpoint,
-             strerror(errno));
+  if ((f->mountpoint = check_mountpoint(opts->mountpoint, err)) == NULL)
     goto fail;
-  }
-  if (!S_ISDIR(sb.st_mode)) {
-    snprintf(err, FS_ERRMAX, "mount point %s: not a directory", opts->mountpoint);
-    goto fail;
-  }
   f->mc = fs_mcache_new(st, FS_MERGE_TTL_SEC, MCACHE_ENTRIES, MCACHE_BYTES);
-  f->pending = fs_wbtab_new();
+  f->pending = fs_wbtab_new(FS_WRITTEN_TTL_SEC);
   f->mkdirs = fs_dirset_new();
   if (f->mc == NULL || f->pending == NULL || f->mkdirs == NULL) {
     snprintf(err, FS_ERRMAX, "out of memory");

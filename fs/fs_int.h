@@ -31,6 +31,10 @@
 /* Largest file that can be written into the view (as the HTTP body limit). */
 #define FS_MAX_WRITE (32u << 20)
 
+/* How long the name a file was written under keeps answering after its
+** close (for the utime/chmod/rename that tools do next). */
+#define FS_WRITTEN_TTL_SEC 60
+
 /* How long merges of ranges relative to "now" are reused. */
 #define FS_MERGE_TTL_SEC 2
 
@@ -53,8 +57,8 @@ struct fs {
   int thread_started;
   atomic_int ended;        /* the session loop returned */
   fs_mcache *mc;
-  fs_wbtab *pending;       /* paths of files open for writing */
-  fs_dirset *mkdirs;       /* label directories made with mkdir */
+  fs_wbtab *pending;       /* paths of files being written or just written */
+  fs_dirset *mkdirs;       /* type and label directories made with mkdir */
   pthread_mutex_t handles_mu;
   struct fs_handle *handles; /* open files; the kernel may never release
                              ** some before an unmount (ops.c) */
@@ -82,10 +86,27 @@ void fs_stat_dir(const fs *f, struct stat *st);
 /* 1 when service exists, 0 when not, or -errno. */
 int fs_service_exists(fs *f, const char *service);
 
+/* 1 when service/type holds a profile, 0 when none, or -errno. */
+int fs_type_has_profiles(fs *f, const char *service, meta_type type);
+
+/* 1 when a stored profile of service/type has exactly the label set labels
+** (exact) or one the filter labels matches (!exact); 0 or -errno. */
+int fs_labels_stored(fs *f, const char *service, meta_type type,
+                     const char *labels, int exact);
+
+/* rmdir of a service: removes it when it holds no profiles and no
+** directories made with mkdir.  0 or -errno (-ENOTEMPTY). */
+int fs_rmdir_service(fs *f, const char *service);
+
+/* 1 when the type directory service/type exists (made by mkdir or holding
+** profiles), 0 when not, or -errno. */
+int fs_type_exists(fs *f, const char *service, meta_type type);
+
 /* 1 when the label directory labels of service/type exists (made by mkdir
-** or matching the labels of a stored profile), 0 when not, or -errno. */
+** or holding profiles: of exactly that label set when exact, else of any
+** set the filter labels matches), 0 when not, or -errno. */
 int fs_labeldir_exists(fs *f, const char *service, meta_type type,
-                       const char *labels);
+                       const char *labels, int exact);
 
 /* Metadata of the stored profile p names (p->stored), checking that it has
 ** p's service and type, that its labels match p's label dir and that the
@@ -97,10 +118,12 @@ int fs_stored_meta(fs *f, const fs_path *p, store_meta *m);
 void fs_stat_stored(const fs *f, const store_meta *m, struct stat *st);
 
 /* The merge that the FS_MFILE path p names, through the cache: 0 and a
-** reference in *out, or -errno (-ENOENT when nothing matches). */
+** reference in *out, or -errno (-ENOENT when nothing matches).  Only open
+** merges: getattr never does. */
 int fs_merge_get(fs *f, const fs_path *p, fs_mbuf **out);
 
-/* Attributes of a merge file with content b; of a file being written. */
+/* Attributes of a merge file with content b; of a file being written (or
+** written and closed: then those of the profile it became). */
 void fs_stat_merge(const fs *f, const fs_mbuf *b, struct stat *st);
 void fs_stat_pending(const fs *f, fs_wb *wb, struct stat *st);
 

@@ -190,6 +190,18 @@ static int lookup_or_claim(fs_mcache *mc, const char *key, int relative,
   return 0;
 }
 
+fs_mbuf *fs_mcache_peek(fs_mcache *mc, const char *key) {
+  fs_mbuf *b = NULL;
+  entry *e;
+
+  pthread_mutex_lock(&mc->lock);
+  e = find(mc, key);
+  if (e != NULL && e->state == READY && e->rc == STORE_OK && fresh(mc, e))
+    b = mbuf_ref(e->buf);
+  pthread_mutex_unlock(&mc->lock);
+  return b;
+}
+
 store_rc fs_mcache_get(fs_mcache *mc, const char *key, int relative,
                        const store_query *q, fs_mbuf **out,
                        char err[STORE_ERRMAX]) {

@@ -40,6 +40,10 @@ store_rc fs_mcache_get(fs_mcache *mc, const char *key, int relative,
                        const store_query *q, fs_mbuf **out,
                        char err[STORE_ERRMAX]);
 
+/* A reference to the fresh merge of key when the cache holds one (NULL
+** otherwise): never merges, so that stat'ing merge files stays cheap. */
+fs_mbuf *fs_mcache_peek(fs_mcache *mc, const char *key);
+
 /* The merged bytes, their length and when they were computed (unix s). */
 const void *fs_mbuf_data(const fs_mbuf *b);
 size_t fs_mbuf_len(const fs_mbuf *b);

@@ -2,8 +2,15 @@
 ** node.c — what exists in the FUSE view, its attributes and its listings.
 **
 ** Everything is asked from the store each time (the kernel caches entries
-** and attributes for FS_ATTR_TIMEOUT), except merges, which go through the
-** merge cache so that getattr and the open that follows agree on the bytes.
+** and attributes for FS_ATTR_TIMEOUT).  The tree is an ordinary one:
+**   - a stored profile appears once, in the directory of exactly its label
+**     set (the type directory for profiles without labels);
+**   - a type or label directory exists once it holds profiles or was made
+**     (mkdir, cp -r, tar, rsync: dirset.h), so that tools creating a tree
+**     never meet one that "already exists";
+**   - merge files exist when their range matches something; their stat never
+**     merges (size 0 until a merge of that name is cached: reads are
+**     direct_io and go to EOF), the open does.
 */
 #include <errno.h>
 #include <inttypes.h>
@@ -53,7 +60,13 @@ void fs_stat_merge(const fs *f, const fs_mbuf *b, struct stat *st) {
 }
 
 void fs_stat_pending(const fs *f, fs_wb *wb, struct stat *st) {
-  stat_file(f, st, 0644, fs_wb_size(wb), fs_wb_ctime(wb));
+  fs_wb_info in;
+
+  fs_wb_get_info(wb, &in);
+  if (in.sealed && in.stored)  /* written and closed: a stored profile */
+    stat_file(f, st, 0444, in.size, in.created_at);
+  else
+    stat_file(f, st, 0644, in.size, in.ctime);
 }
 
 static int cmp_name(const void *a, const void *b) {
@@ -73,22 +86,71 @@ int fs_service_exists(fs *f, const char *service) {
   return found;
 }
 
+int fs_type_has_profiles(fs *f, const char *service, meta_type type) {
+  store_query q = { 0 };
+  store_meta_list ml = { 0 };
+  store_rc rc;
+  int found;
+
+  q.service = service;
+  q.type = type;
+  q.to = INT64_MAX;
+  q.limit = 1;
+  rc = store_find(f->st, &q, &ml, NULL);
+  if (rc == STORE_NOTFOUND) return 0;
+  if (rc != STORE_OK) return -fs_errno(rc);
+  found = ml.n > 0;
+  store_meta_list_free(&ml);
+  return found;
+}
+
+int fs_type_exists(fs *f, const char *service, meta_type type) {
+  if (fs_dirset_has(f->mkdirs, service, meta_type_name(type), "")) return 1;
+  return fs_type_has_profiles(f, service, type);
+}
+
 int fs_labeldir_exists(fs *f, const char *service, meta_type type,
-                       const char *labels) {
+                       const char *labels, int exact) {
+  if (fs_dirset_has(f->mkdirs, service, meta_type_name(type), labels))
+    return 1;
+  return fs_labels_stored(f, service, type, labels, exact);
+}
+
+int fs_labels_stored(fs *f, const char *service, meta_type type,
+                     const char *labels, int exact) {
   char **sets = NULL;
   size_t n = 0, i;
   store_rc rc;
   int found = 0;
 
-  if (fs_dirset_has(f->mkdirs, service, meta_type_name(type), labels))
-    return 1;
   rc = store_label_sets(f->st, service, type, &sets, &n, NULL);
   if (rc == STORE_NOTFOUND) return 0;
   if (rc != STORE_OK) return -fs_errno(rc);
   for (i = 0; i < n && !found; i++)
-    found = meta_labels_match(labels, sets[i]);
+    found = exact ? strcmp(labels, sets[i]) == 0
+                  : meta_labels_match(labels, sets[i]);
   store_names_free(sets, n);
   return found;
+}
+
+int fs_rmdir_service(fs *f, const char *service) {
+  char err[STORE_ERRMAX] = "";
+  int t, rc;
+
+  for (t = 0; t < META_NTYPES; t++) {
+    rc = fs_type_has_profiles(f, service, (meta_type)t);
+    if (rc != 0) return rc < 0 ? rc : -ENOTEMPTY;
+    if (fs_dirset_has(f->mkdirs, service, meta_type_name((meta_type)t), ""))
+      return -ENOTEMPTY;
+  }
+  rc = -fs_errno(store_remove_service(f->st, service, err));
+  if (rc != 0) {
+    fs_log("rmdir /%s: %s (%s)", service, strerror(-rc), err);
+    return rc == -ENOTSUP ? -EPERM : rc;
+  }
+  fs_dirset_del_service(f->mkdirs, service);
+  fs_log("removed service %s", service);
+  return 0;
 }
 
 int fs_stored_meta(fs *f, const fs_path *p, store_meta *m) {
@@ -106,7 +168,7 @@ int fs_stored_meta(fs *f, const fs_path *p, store_meta *m) {
   }
   meta_time_stamp(tmp.created_at, stamp);
   if (strcmp(tmp.service, p->service) != 0 || tmp.type != p->type ||
-      strcmp(stamp, p->stamp) != 0 || !meta_labels_match(p->labels, tmp.labels))
+      strcmp(stamp, p->stamp) != 0 || strcmp(p->labels, tmp.labels) != 0)
     goto out;
   if (tmp.size < 0) {
     /* A backend that cannot tell sizes cheaply: ask for the bytes. */
@@ -125,25 +187,35 @@ out:
   return err;
 }
 
+/* The merge cache key of the FS_MFILE p. */
+static void merge_key(const fs_path *p, char key[FS_PATH_MAX + 64]) {
+  /* A relative range names a different query every second: the text is
+  ** the identity, the TTL bounds its age.  An absolute one is its values. */
+  if (p->relative)
+    snprintf(key, FS_PATH_MAX + 64, "%s/%s/%s/%s", p->service,
+             meta_type_name(p->type), p->labels, p->name);
+  else
+    snprintf(key, FS_PATH_MAX + 64, "%s/%s/%s/@%" PRId64 "..%" PRId64,
+             p->service, meta_type_name(p->type), p->labels, p->from, p->to);
+}
+
+static void merge_query(const fs_path *p, store_query *q) {
+  memset(q, 0, sizeof *q);
+  q->service = p->service;
+  q->type = p->type;
+  q->labels = p->labels[0] != '\0' ? p->labels : NULL;
+  q->from = p->from;
+  q->to = p->to;
+}
+
 int fs_merge_get(fs *f, const fs_path *p, fs_mbuf **out) {
-  store_query q = { 0 };
+  store_query q;
   char key[FS_PATH_MAX + 64];
   char err[STORE_ERRMAX] = "";
   store_rc rc;
 
-  q.service = p->service;
-  q.type = p->type;
-  q.labels = p->labels[0] != '\0' ? p->labels : NULL;
-  q.from = p->from;
-  q.to = p->to;
-  /* A relative range names a different query every second: the text is
-  ** the identity, the TTL bounds its age.  An absolute one is its values. */
-  if (p->relative)
-    snprintf(key, sizeof key, "%s/%s/%s/%s", p->service,
-             meta_type_name(p->type), p->labels, p->name);
-  else
-    snprintf(key, sizeof key, "%s/%s/%s/@%" PRId64 "..%" PRId64, p->service,
-             meta_type_name(p->type), p->labels, p->from, p->to);
+  merge_query(p, &q);
+  merge_key(p, key);
   rc = fs_mcache_get(f->mc, key, p->relative, &q, out, err);
   if (rc != STORE_OK && rc != STORE_NOTFOUND)
     fs_log("merge %s/%s/%s%s%s failed: %s", p->service,
@@ -152,7 +224,8 @@ int fs_merge_get(fs *f, const fs_path *p, fs_mbuf **out) {
   return -fs_errno(rc);
 }
 
-/* getattr of a FS_FILE: a stored profile, else a file being written. */
+/* getattr of a FS_FILE: a stored profile, else a file being written or
+** just written under that name. */
 static int stat_file_node(fs *f, const char *path, const fs_path *p,
                           struct stat *st) {
   store_meta m;
@@ -175,13 +248,43 @@ static int stat_file_node(fs *f, const char *path, const fs_path *p,
   return 0;
 }
 
-static int stat_merge_node(fs *f, const fs_path *p, struct stat *st) {
-  fs_mbuf *b = NULL;
-  int rc = fs_merge_get(f, p, &b);
+/* 1 when some profile matches the query of the merge file p, 0 when none
+** does, or -errno. */
+static int merge_has_profiles(fs *f, const fs_path *p) {
+  store_query q;
+  store_meta_list ml = { 0 };
+  store_rc rc;
+  int found;
 
-  if (rc != 0) return rc;
-  fs_stat_merge(f, b, st);
-  fs_mbuf_unref(b);
+  merge_query(p, &q);
+  q.limit = 1;
+  rc = store_find(f->st, &q, &ml, NULL);
+  if (rc == STORE_NOTFOUND) return 0;
+  if (rc != STORE_OK) return -fs_errno(rc);
+  found = ml.n > 0;
+  store_meta_list_free(&ml);
+  return found;
+}
+
+/* Never merges (see the top of the file). */
+static int stat_merge_node(fs *f, const fs_path *p, struct stat *st) {
+  char key[FS_PATH_MAX + 64];
+  fs_mbuf *b;
+  int rc = merge_has_profiles(f, p);
+
+  if (rc <= 0) return rc < 0 ? rc : -ENOENT;
+  merge_key(p, key);
+  if ((b = fs_mcache_peek(f->mc, key)) != NULL) {
+    fs_stat_merge(f, b, st);
+    fs_mbuf_unref(b);
+    return 0;
+  }
+  memset(st, 0, sizeof *st);
+  st->st_mode = S_IFREG | 0444;
+  st->st_nlink = 1;
+  st->st_uid = f->uid;
+  st->st_gid = f->gid;
+  stat_times(st, (int64_t)time(NULL));
   return 0;
 }
 
@@ -193,21 +296,20 @@ int fs_node_stat(fs *f, const char *path, const fs_path *p, struct stat *st) {
     case FS_MROOT:
       break;
     case FS_SERVICE:
-    case FS_TYPE:
     case FS_MSERVICE:
     case FS_MTYPE:
       rc = fs_service_exists(f, p->service);
       break;
-    case FS_LABELDIR:
-      /* Every canonical label set is a directory of the stored tree, so
-      ** that `cat x > MNT/svc/cpu/k=v/name` ingests with k=v without a
-      ** mkdir first; listings show only the sets that hold profiles or
-      ** were made with mkdir. */
+    case FS_TYPE:
       rc = fs_service_exists(f, p->service);
+      if (rc == 1) rc = fs_type_exists(f, p->service, p->type);
       break;
+    case FS_LABELDIR:
     case FS_MLABELDIR:
       rc = fs_service_exists(f, p->service);
-      if (rc == 1) rc = fs_labeldir_exists(f, p->service, p->type, p->labels);
+      if (rc == 1)
+        rc = fs_labeldir_exists(f, p->service, p->type, p->labels,
+                                p->node == FS_LABELDIR);
       break;
     case FS_FILE:
       return stat_file_node(f, path, p, st);
@@ -277,11 +379,17 @@ static int list_services(lister *l, int merge) {
   return err;
 }
 
-static int list_types(lister *l, int merge) {
-  int t, err = 0;
+/* The merge tree shows every type but trace; the stored tree the types
+** that exist. */
+static int list_types(lister *l, const fs_path *p, int merge) {
+  int t, err = 0, rc;
 
-  for (t = 0; t < META_NTYPES && err == 0; t++)
-    if (!merge || t != META_TRACE) err = add_dir(l, meta_type_name((meta_type)t));
+  for (t = 0; t < META_NTYPES && err == 0; t++) {
+    if (merge && t == META_TRACE) continue;
+    rc = merge ? 1 : fs_type_exists(l->f, p->service, (meta_type)t);
+    if (rc < 0) return rc;
+    if (rc == 1) err = add_dir(l, meta_type_name((meta_type)t));
+  }
   return err;
 }
 
@@ -330,31 +438,11 @@ static int list_profiles(lister *l, const fs_path *p) {
   rc = store_find(l->f->st, &q, &ml, NULL);
   if (rc == STORE_NOTFOUND) return 0;
   if (rc != STORE_OK) return -fs_errno(rc);
-  for (i = 0; i < ml.n && err == 0; i++) err = add_stored(l, &ml.v[i]);
+  /* Each profile is listed in the directory of exactly its label set. */
+  for (i = 0; i < ml.n && err == 0; i++)
+    if (strcmp(ml.v[i].labels, p->labels) == 0) err = add_stored(l, &ml.v[i]);
   store_meta_list_free(&ml);
   return err;
-}
-
-/* 1 when some profile matches the range of p's service/type/labels,
-** 0 when none does, or -errno. */
-static int range_has_profiles(fs *f, const fs_path *p, const char *range) {
-  store_query q = { 0 };
-  store_meta_list ml = { 0 };
-  store_rc rc;
-  int rel, found;
-
-  q.service = p->service;
-  q.type = p->type;
-  q.labels = p->labels[0] != '\0' ? p->labels : NULL;
-  q.limit = 1;
-  if (fs_range_parse(range, (int64_t)time(NULL), &q.from, &q.to, &rel) != 0)
-    return 0;
-  rc = store_find(f->st, &q, &ml, NULL);
-  if (rc == STORE_NOTFOUND) return 0;
-  if (rc != STORE_OK) return -fs_errno(rc);
-  found = ml.n > 0;
-  store_meta_list_free(&ml);
-  return found;
 }
 
 /* The ready-made ranges that are not empty (an empty one would be listed
@@ -363,8 +451,13 @@ static int list_ranges(lister *l, const fs_path *p) {
   size_t i;
   int err = 0;
 
+  fs_path r = *p;  /* its strings still point into p */
+
   for (i = 0; i < sizeof ready_ranges / sizeof *ready_ranges && err >= 0; i++) {
-    err = range_has_profiles(l->f, p, ready_ranges[i]);
+    if (fs_range_parse(ready_ranges[i], (int64_t)time(NULL), &r.from, &r.to,
+                       &r.relative) != 0)
+      continue;
+    err = merge_has_profiles(l->f, &r);
     if (err == 1) err = add_merge_file(l, ready_ranges[i]);
   }
   return err < 0 ? err : 0;
@@ -380,8 +473,8 @@ int fs_node_list(fs *f, const fs_path *p, void *buf, fuse_fill_dir_t filler,
   switch (p->node) {
     case FS_ROOT: return list_services(&l, 0);
     case FS_MROOT: return list_services(&l, 1);
-    case FS_SERVICE: return list_types(&l, 0);
-    case FS_MSERVICE: return list_types(&l, 1);
+    case FS_SERVICE: return list_types(&l, p, 0);
+    case FS_MSERVICE: return list_types(&l, p, 1);
     case FS_TYPE:
       err = list_labeldirs(&l, p);
       return err != 0 ? err : list_profiles(&l, p);

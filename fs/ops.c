@@ -7,14 +7,25 @@
 **             change, so the kernel may keep its page cache: keep_cache);
 **   H_MERGE   a merge file: a reference to the cached merge that getattr
 **             measured (direct_io, so reads never stop at a stale size);
-**   H_WRITE   a new file: its write buffer, ingested on the first flush.
+**   H_WRITE   a new file: its write buffer, ingested on each flush that
+**             follows new writes (writebuf.h).
 ** Handlers given a file handle use it rather than the path, which may be
 ** gone (hard_remove).
+**
+** Errors follow what the operation means: EROFS on a read-only mount,
+** EACCES for the read-only merge tree and for changing a stored profile's
+** bytes, EPERM for what the tree's shape does not allow, EINVAL for a bad
+** name, ENOENT for what is not there; every refusal of a change is logged
+** with its reason.  chmod/chown/utime of what exists succeed and change
+** nothing (cp -p, install, rsync, tar and shutil.copy2 call them after the
+** ingest).
 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,15 +98,45 @@ void fs_handles_free_all(fs *f) {
   pthread_mutex_unlock(&f->handles_mu);
 }
 
-/* Parses path for a lookup: a name that is not valid cannot exist. */
+/* Logs why op on path was refused and returns err (a -errno). */
+static int refuse(const char *op, const char *path, int err, const char *why) {
+  fs_log("%s %s: %s (%s)", op, path, strerror(-err), why);
+  return err;
+}
+
+/* Parses path for a lookup: a name that is not valid cannot exist.  A path
+** that cannot exist is logged with the reason, except names of the root
+** starting with '.', which desktops and shells probe all the time. */
 static int lookup(const char *path, fs_path *p) {
   int rc = fs_path_parse(path, (int64_t)time(NULL), p);
+
+  if (rc == 0) return 0;
+  if (!(path[0] == '/' && path[1] == '.' && strchr(path + 1, '/') == NULL))
+    fs_log("no such path %s: %s", path, p->why);
   return rc == -EINVAL ? -ENOENT : rc;
 }
 
 static int is_merge_node(fs_node n) {
   return n == FS_MROOT || n == FS_MSERVICE || n == FS_MTYPE ||
          n == FS_MLABELDIR || n == FS_MFILE;
+}
+
+static int is_merge_path(const char *path) {
+  return strncmp(path, "/" FS_MERGE_DIR, sizeof FS_MERGE_DIR) == 0 &&
+         (path[sizeof FS_MERGE_DIR] == '/' || path[sizeof FS_MERGE_DIR] == 0);
+}
+
+/* Parses the path of a change (mkdir, create, rename...): 0, or the
+** logged refusal. */
+static int parse_for_change(const char *op, const char *path, fs_path *p) {
+  int rc;
+
+  if (ctx()->read_only) return refuse(op, path, -EROFS, "read-only mount");
+  if (is_merge_path(path))
+    return refuse(op, path, -EACCES, "the merge tree is read-only");
+  rc = fs_path_parse(path, (int64_t)time(NULL), p);
+  if (rc != 0) return refuse(op, path, -EINVAL, p->why);
+  return 0;
 }
 
 /* ---- attributes and directories ---------------------------------------- */
@@ -158,73 +199,92 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
   return fs_node_list(ctx(), &p, buf, filler, (flags & FUSE_READDIR_PLUS) != 0);
 }
 
-/* mkdir MNT/<svc> adds a service; mkdir of a label directory remembers it. */
+/* mkdir MNT/<svc> adds a service; mkdir of a type or label directory
+** remembers it (dirset.h).  The kernel answers EEXIST itself for what
+** exists, so this only sees new directories. */
 static int op_mkdir(const char *path, mode_t mode) {
   fs *f = ctx();
-  char err[STORE_ERRMAX];
-  const char *slash = strrchr(path, '/');
+  char err[STORE_ERRMAX] = "";
   fs_path p;
   int rc;
 
   (void)mode;
-  if (f->read_only) return -EROFS;
-  rc = fs_path_parse(path, (int64_t)time(NULL), &p);
-  if (rc == -ENOENT && slash == path) return -EINVAL;  /* bad service name */
-  if (rc == -ENOENT) return -EPERM;                     /* not a place for it */
-  if (rc != 0) return rc;
+  if ((rc = parse_for_change("mkdir", path, &p)) != 0) return rc;
   switch (p.node) {
     case FS_SERVICE:
       rc = fs_errno(store_add_service(f->st, p.service, err));
-      if (rc != 0) return -rc;
+      if (rc != 0) return refuse("mkdir", path, -rc, err);
       fs_log("created service %s", p.service);
       return 0;
+    case FS_TYPE:
     case FS_LABELDIR:
-    case FS_MLABELDIR:
       return fs_dirset_add(f->mkdirs, p.service, meta_type_name(p.type),
                            p.labels);
     case FS_FILE:
-      return -EINVAL;  /* only label sets can be directories here */
-    case FS_MFILE:
-      return -EACCES;
+      return refuse("mkdir", path, -EINVAL,
+                    "only label sets (k=v,...) are directories below a type");
     default:
       return -EEXIST;
   }
 }
 
+/* fs_dirset_foreach callback: there is a label directory. */
+static int has_label_dir(const char *labels, void *arg) {
+  (void)labels;
+  (void)arg;
+  return 1;
+}
+
+/* rmdir of an empty type or label directory forgets it; of a service with
+** no profiles removes the service. */
 static int op_rmdir(const char *path) {
   fs *f = ctx();
+  const char *type;
   fs_path p;
   int rc;
 
-  if (f->read_only) return -EROFS;
-  if ((rc = lookup(path, &p)) != 0) return rc;
-  if (p.node != FS_LABELDIR && p.node != FS_MLABELDIR) return -EPERM;
-  fs_dirset_del(f->mkdirs, p.service, meta_type_name(p.type), p.labels);
-  rc = fs_labeldir_exists(f, p.service, p.type, p.labels);
+  if ((rc = parse_for_change("rmdir", path, &p)) != 0) return rc;
+  type = p.node == FS_SERVICE ? NULL : meta_type_name(p.type);
+  switch (p.node) {
+    case FS_SERVICE:
+      return fs_rmdir_service(f, p.service);
+    case FS_TYPE:
+      rc = fs_type_has_profiles(f, p.service, p.type);
+      if (rc == 0 &&
+          fs_dirset_foreach(f->mkdirs, p.service, type, has_label_dir, NULL))
+        rc = 1;
+      break;
+    case FS_LABELDIR:
+      rc = fs_labels_stored(f, p.service, p.type, p.labels, 1);
+      break;
+    case FS_FILE:
+      return -ENOTDIR;
+    default:
+      return refuse("rmdir", path, -EPERM, "not a directory that can go");
+  }
   if (rc < 0) return rc;
-  return rc == 1 ? -ENOTEMPTY : 0;
+  if (rc == 1) return -ENOTEMPTY;
+  fs_dirset_del(f->mkdirs, p.service, type, p.labels);
+  return 0;
 }
 
 /* ---- files ---------------------------------------------------------------- */
 
-static int open_stored(fs *f, const fs_path *p, struct fuse_file_info *fi) {
+/* A read handle on the stored profile id (whose metadata fs_stored_meta
+** or a sealed buffer vouched for). */
+static int open_id(fs *f, const char *id, struct fuse_file_info *fi) {
   fs_handle *h = calloc(1, sizeof *h);
   size_t len = 0;
-  store_rc rc;
   int err;
 
   if (h == NULL) return -ENOMEM;
   h->kind = H_STORED;
-  err = fs_stored_meta(f, p, &h->meta);
-  if (err == 0) {
-    rc = store_get(f->st, store_meta_id(&h->meta), NULL, &h->data, &len, NULL);
-    err = -fs_errno(rc);
-    h->meta.size = (int64_t)len;
-  }
+  err = -fs_errno(store_get(f->st, id, &h->meta, &h->data, &len, NULL));
   if (err != 0) {
     handle_free(h);
     return err;
   }
+  h->meta.size = (int64_t)len;
   handle_open(f, h, fi);
   fi->keep_cache = 1;  /* stored bytes never change */
   return 0;
@@ -242,12 +302,12 @@ static int open_merge(fs *f, const fs_path *p, struct fuse_file_info *fi) {
     return err;
   }
   handle_open(f, h, fi);
-  fi->direct_io = 1;
+  fi->direct_io = 1;  /* getattr reported no size: read to EOF */
   return 0;
 }
 
 /* A handle on a file being written.  Opening for writing starts a new
-** buffer (and a new ingest) under the same name; reading shares wb. */
+** buffer (and a new profile) under the name; reading shares wb. */
 static int open_pending(fs *f, const char *path, const fs_path *p, fs_wb *wb,
                         int writer, struct fuse_file_info *fi) {
   fs_handle *h = calloc(1, sizeof *h);
@@ -259,7 +319,10 @@ static int open_pending(fs *f, const char *path, const fs_path *p, fs_wb *wb,
   if (!writer) {
     h->wb = fs_wb_ref(wb);
   } else {
-    h->wb = fs_wb_new(p->service, p->type, p->labels, FS_MAX_WRITE,
+    /* A name of the stored shape gives the created_at of a profile
+    ** without time_nanos: a copied-out tree copies back in exactly. */
+    h->wb = fs_wb_new(p->service, p->type, p->labels,
+                      p->has_stamp ? fs_stamp_time(p->stamp) : 0, FS_MAX_WRITE,
                       f->budget);
     h->path = strdup(path);
     if (h->wb == NULL || h->path == NULL) goto fail;
@@ -273,48 +336,69 @@ fail:
   return err;
 }
 
+/* 1 when p is a stored profile that exists (its id for store_get and
+** store_delete, on S3 the key, in key when not NULL), 0 when not, or
+** -errno. */
+static int stored_exists(fs *f, const fs_path *p, char key[FS_WB_KEY_MAX]) {
+  store_meta m;
+  int rc;
+
+  if (!p->stored) return 0;
+  rc = fs_stored_meta(f, p, &m);
+  if (rc == -ENOENT) return 0;
+  if (rc != 0) return rc;
+  if (key != NULL) snprintf(key, FS_WB_KEY_MAX, "%s", store_meta_id(&m));
+  store_meta_clear(&m);
+  return 1;
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi) {
   fs *f = ctx();
   int wr = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
-  store_meta m;
+  char key[FS_WB_KEY_MAX];
+  fs_wb_info in;
   fs_path p;
   fs_wb *wb;
   int rc;
 
   if ((rc = lookup(path, &p)) != 0) return rc;
-  if (p.node == FS_MFILE) return wr ? -EACCES : open_merge(f, &p, fi);
+  if (p.node == FS_MFILE)
+    return wr ? refuse("open", path, -EACCES, "the merge tree is read-only")
+              : open_merge(f, &p, fi);
   if (p.node != FS_FILE) return -EISDIR;
-  if (p.stored && !wr && (rc = open_stored(f, &p, fi)) != -ENOENT) return rc;
-  if (p.stored && wr && (rc = fs_stored_meta(f, &p, &m)) != -ENOENT) {
-    if (rc != 0) return rc;
-    store_meta_clear(&m);
-    return f->read_only ? -EROFS : -EACCES;  /* stored bytes never change */
+  if ((rc = stored_exists(f, &p, key)) < 0) return rc;
+  if (rc == 1 && !wr) return open_id(f, key, fi);
+  if (wr && f->read_only) return refuse("open", path, -EROFS, "read-only mount");
+  if (rc == 1)
+    return refuse("open", path, -EACCES, "a stored profile never changes");
+  wb = fs_wbtab_get(f->pending, path);
+  if (wb == NULL) {
+    /* The kernel still knows a name that was just written and forgotten:
+    ** writing it again writes a new file, as after O_CREAT. */
+    return wr ? open_pending(f, path, &p, NULL, 1, fi) : -ENOENT;
   }
-  if ((wb = fs_wbtab_get(f->pending, path)) == NULL) return -ENOENT;
-  rc = wr && f->read_only ? -EROFS : open_pending(f, path, &p, wb, wr, fi);
+  fs_wb_get_info(wb, &in);
+  if (wr) rc = open_pending(f, path, &p, NULL, 1, fi);
+  else if (in.sealed && in.stored) rc = open_id(f, in.key, fi);
+  else rc = open_pending(f, path, &p, wb, 0, fi);
   fs_wb_unref(wb);
   return rc;
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
   fs *f = ctx();
-  store_meta m;
   fs_path p;
   int rc;
 
   (void)mode;
-  if (f->read_only) return -EROFS;
-  rc = fs_path_parse(path, (int64_t)time(NULL), &p);
-  if (rc == -ENOENT)  /* no files at this place */
-    return strncmp(path, "/" FS_MERGE_DIR "/", 7) == 0 ? -EACCES : -EPERM;
-  if (rc != 0) return rc;
-  if (is_merge_node(p.node)) return -EACCES;
-  if (p.node == FS_LABELDIR) return -EINVAL;  /* label sets name directories */
-  if (p.node != FS_FILE) return -EPERM;
-  if (p.stored && fs_stored_meta(f, &p, &m) == 0) {
-    store_meta_clear(&m);
-    return -EEXIST;
-  }
+  if ((rc = parse_for_change("create", path, &p)) != 0) return rc;
+  if (p.node == FS_LABELDIR)
+    return refuse("create", path, -EINVAL,
+                  "a label set (k=v) names a directory, not a file");
+  if (p.node != FS_FILE)
+    return refuse("create", path, -EPERM,
+                  "profiles are files below <service>/<type>/");
+  if ((rc = stored_exists(f, &p, NULL)) != 0) return rc < 0 ? rc : -EEXIST;
   return open_pending(f, path, &p, NULL, 1, fi);
 }
 
@@ -344,21 +428,20 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
   return fs_wb_write(h->wb, buf, size, off);
 }
 
-/* close(2) of a new file: ingest it, so that close reports the outcome. */
-static int op_flush(const char *path, struct fuse_file_info *fi) {
-  fs *f = ctx();
-  fs_handle *h = handle_of(fi);
+/* Ingests what the writer handle h holds if it changed (writebuf.h):
+** the outcome of close(2) and fsync(2). */
+static int ingest(fs *f, fs_handle *h) {
   char err[STORE_ERRMAX] = "";
+  char dropped[FS_WB_KEY_MAX];
   store_meta m = { 0 };
   store_rc rc;
   int did;
 
-  (void)path;
-  if (h == NULL || h->kind != H_WRITE || !h->writer) return 0;
-  rc = fs_wb_ingest(h->wb, f->st, &did, &m, err);
-  if (!did) return 0;
-  /* The name was only a way in: the profile lives under its own name. */
-  fs_wbtab_drop(f->pending, h->path, h->wb);
+  rc = fs_wb_ingest(h->wb, f->st, &did, &m, dropped, err);
+  if (dropped[0] != '\0')
+    fs_log("deleted %s: %s was written again after a close, and its "
+           "profile is its whole content", dropped, h->path);
+  if (!did) return -fs_errno(rc);
   if (rc != STORE_OK) {
     fs_log("ingest of %s failed: %s", h->path, err);
     return -fs_errno(rc);
@@ -369,69 +452,91 @@ static int op_flush(const char *path, struct fuse_file_info *fi) {
   return 0;
 }
 
+/* close(2) of a new file: ingest it, so that close reports the outcome. */
+static int op_flush(const char *path, struct fuse_file_info *fi) {
+  fs_handle *h = handle_of(fi);
+
+  (void)path;
+  if (h == NULL || h->kind != H_WRITE || !h->writer) return 0;
+  return ingest(ctx(), h);
+}
+
+/* fsync means durable: the content so far becomes the file's profile. */
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
+  fs_handle *h = handle_of(fi);
+
+  (void)path;
+  (void)datasync;
+  if (h == NULL || h->kind != H_WRITE || !h->writer) return 0;
+  return ingest(ctx(), h);
+}
+
+/* The last close: a stored file keeps answering at its name for a while
+** (writebuf.h), anything else is forgotten. */
 static int op_release(const char *path, struct fuse_file_info *fi) {
   fs_handle *h = handle_of(fi);
 
   (void)path;
-  if (h != NULL && h->kind == H_WRITE && h->writer)
+  if (h != NULL && h->kind == H_WRITE && h->writer && !fs_wb_seal(h->wb))
     fs_wbtab_drop(ctx()->pending, h->path, h->wb);
   handle_close(ctx(), h);
   handle_free(h);
   return 0;
 }
 
-static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
-  (void)path;
-  (void)datasync;
-  (void)fi;
-  return 0;  /* new files become durable when closed */
-}
-
-/* The write buffer that a setattr on path / fi applies to, or NULL with
-** *err set: files being written accept truncate/chmod/utimens, nothing
-** else does. */
-static fs_wb *setattr_target(const char *path, struct fuse_file_info *fi,
-                             int *err) {
+/* What a setattr applies to: *wb gets the buffer of a file still being
+** written (truncate applies to it), NULL for anything else that exists
+** outside the merge tree (chmod/utime succeed and change nothing).
+** 0 or -errno. */
+static int setattr_target(const char *path, struct fuse_file_info *fi,
+                          fs_wb **wb) {
   fs *f = ctx();
   fs_handle *h = handle_of(fi);
+  fs_wb_info in;
+  struct stat st;
   fs_path p;
+  int rc;
 
-  *err = -EPERM;
+  *wb = NULL;
+  if (f->read_only) return -EROFS;
   if (h != NULL) {
-    if (h->kind == H_WRITE && h->writer) return fs_wb_ref(h->wb);
-    *err = f->read_only ? -EROFS : -EACCES;
-    return NULL;
+    if (h->kind == H_MERGE) return -EACCES;
+    if (h->kind == H_WRITE && h->writer) *wb = fs_wb_ref(h->wb);
+    return 0;
   }
-  if (path == NULL) return NULL;
-  if ((*err = lookup(path, &p)) != 0) return NULL;
-  if (p.node == FS_FILE) {
-    fs_wb *wb = fs_wbtab_get(f->pending, path);
-    if (wb != NULL) return wb;
+  if (path == NULL) return -ESTALE;
+  if ((rc = lookup(path, &p)) != 0) return rc;
+  if (is_merge_node(p.node)) return -EACCES;
+  if ((rc = fs_node_stat(f, path, &p, &st)) != 0) return rc;
+  if (p.node == FS_FILE && (*wb = fs_wbtab_get(f->pending, path)) != NULL) {
+    fs_wb_get_info(*wb, &in);
+    if (in.sealed) {
+      fs_wb_unref(*wb);
+      *wb = NULL;
+    }
   }
-  *err = f->read_only ? -EROFS : p.node == FS_FILE || p.node == FS_MFILE
-                                     ? -EACCES : -EPERM;
-  return NULL;
+  return 0;
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi) {
-  int err;
-  fs_wb *wb = setattr_target(path, fi, &err);
+  fs_wb *wb;
+  int err = setattr_target(path, fi, &wb);
 
-  if (wb == NULL) return err;
+  if (err != 0) return err;
+  if (wb == NULL)
+    return refuse("truncate", path ? path : "(open file)", -EACCES,
+                  "a stored profile never changes");
   err = fs_wb_truncate(wb, size);
   fs_wb_unref(wb);
   return err;
 }
 
-/* chmod, chown and utimens succeed, doing nothing, on files being written
-** (cp -p and install call them); a stored profile is immutable. */
 static int setattr_noop(const char *path, struct fuse_file_info *fi) {
-  int err;
-  fs_wb *wb = setattr_target(path, fi, &err);
+  fs_wb *wb;
+  int err = setattr_target(path, fi, &wb);
 
-  if (wb == NULL) return err;
   fs_wb_unref(wb);
-  return 0;
+  return err;
 }
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
@@ -452,54 +557,130 @@ static int op_utimens(const char *path, const struct timespec tv[2],
   return setattr_noop(path, fi);
 }
 
-/* rm of a stored profile deletes it; rm of a file being written cancels
-** its ingest. */
-static int op_unlink(const char *path) {
-  fs *f = ctx();
+/* Deletes the profile id (logged); 0 or -errno. */
+static int delete_id(fs *f, const char *id, const char *path) {
   char err[STORE_ERRMAX] = "";
-  store_meta m;
-  fs_path p;
-  fs_wb *wb;
-  int rc;
+  int rc = -fs_errno(store_delete(f->st, id, err));
 
-  if (f->read_only) return -EROFS;
-  if ((rc = lookup(path, &p)) != 0) return rc;
-  if (p.node == FS_MFILE) return -EACCES;
-  if (p.node != FS_FILE) return -EPERM;
-  if (p.stored && (rc = fs_stored_meta(f, &p, &m)) != -ENOENT) {
-    if (rc != 0) return rc;
-    rc = -fs_errno(store_delete(f->st, store_meta_id(&m), err));
-    store_meta_clear(&m);
-    if (rc == 0) fs_log("deleted %s (%s)", p.id, path);
-    return rc;
-  }
-  if ((wb = fs_wbtab_get(f->pending, path)) == NULL) return -ENOENT;
-  fs_wb_cancel(wb);
-  fs_wbtab_drop(f->pending, path, wb);
-  fs_wb_unref(wb);
-  return 0;
+  if (rc == 0) fs_log("deleted %s (%s)", id, path);
+  else if (rc != -ENOENT) fs_log("delete of %s (%s) failed: %s", id, path, err);
+  return rc == -ENOENT ? 0 : rc;
 }
 
-static int op_refuse(void) { return ctx()->read_only ? -EROFS : -EPERM; }
+/* Forgets the file being written or just written at path, deleting the
+** profile it became.  0, -ENOENT when there is none, or -errno. */
+static int unlink_written(fs *f, const char *path) {
+  char id[FS_WB_KEY_MAX];
+  fs_wb *wb = fs_wbtab_get(f->pending, path);
+  int rc = 0;
 
+  if (wb == NULL) return -ENOENT;
+  fs_wb_cancel(wb, id);
+  fs_wbtab_drop(f->pending, path, wb);
+  fs_wb_unref(wb);
+  if (id[0] != '\0') rc = delete_id(f, id, path);
+  return rc;
+}
+
+/* rm of a stored profile deletes it; rm of a file being written cancels
+** its ingest; rm of one just written deletes the profile it became. */
+static int op_unlink(const char *path) {
+  fs *f = ctx();
+  char key[FS_WB_KEY_MAX];
+  fs_path p;
+  int rc;
+
+  if ((rc = parse_for_change("unlink", path, &p)) != 0) return rc;
+  if (p.node != FS_FILE) return -EISDIR;
+  if ((rc = stored_exists(f, &p, key)) < 0) return rc;
+  if (rc == 1) return delete_id(f, key, path);
+  return unlink_written(f, path);
+}
+
+static int same_dir(const fs_path *a, const fs_path *b) {
+  return strcmp(a->service, b->service) == 0 && a->type == b->type &&
+         strcmp(a->labels, b->labels) == 0;
+}
+
+/* rename(2) of a file being written or just written to another name of the
+** same directory (a temporary name, then the real one: rsync, editors).
+** Anything crossing directories is EXDEV, so that mv copies (ingesting
+** with the new place's service, type and labels) and then removes. */
 static int op_rename(const char *from, const char *to, unsigned int flags) {
-  (void)from;
-  (void)to;
-  (void)flags;
-  return op_refuse();
+  fs *f = ctx();
+  char key[FS_WB_KEY_MAX];
+  fs_path pf, pt;
+  fs_wb_info in;
+  fs_wb *wb, *old;
+  int rc;
+
+  if ((rc = parse_for_change("rename", from, &pf)) != 0 ||
+      (rc = parse_for_change("rename", to, &pt)) != 0)
+    return rc;
+  if (flags & RENAME_EXCHANGE)
+    return refuse("rename", from, -EINVAL, "exchange is not supported");
+  if (pf.node != FS_FILE || pt.node != FS_FILE || !same_dir(&pf, &pt))
+    return refuse("rename", from, -EXDEV,
+                  "another directory: copy, then remove");
+  if ((rc = stored_exists(f, &pf, NULL)) < 0) return rc;
+  if (rc == 1)
+    return refuse("rename", from, -EPERM,
+                  "a stored profile's name is its time and id");
+  if ((wb = fs_wbtab_get(f->pending, from)) == NULL) return -ENOENT;
+  fs_wb_get_info(wb, &in);
+  fs_wb_unref(wb);
+  /* What to names is replaced, unless it is this very profile. */
+  if ((rc = stored_exists(f, &pt, key)) < 0) return rc;
+  old = fs_wbtab_get(f->pending, to);
+  if ((rc == 1 || old != NULL) && (flags & RENAME_NOREPLACE)) {
+    fs_wb_unref(old);
+    return -EEXIST;
+  }
+  if (rc == 1 && strcmp(pt.id, in.id) != 0) rc = delete_id(f, key, to);
+  else rc = 0;
+  if (old != NULL) {
+    if (old != wb && rc == 0) rc = unlink_written(f, to);
+    fs_wb_unref(old);
+  }
+  if (rc != 0) return rc;
+  return fs_wbtab_move(f->pending, from, to);
+}
+
+static int op_refuse(const char *op, const char *path) {
+  fs *f = ctx();
+  return f->read_only ? -EROFS
+                      : refuse(op, path, -EPERM, "profiles are regular files");
 }
 
 static int op_link(const char *from, const char *to) {
-  (void)from;
   (void)to;
-  return op_refuse();
+  return op_refuse("link", from);
 }
 
 static int op_mknod(const char *path, mode_t mode, dev_t dev) {
-  (void)path;
   (void)mode;
   (void)dev;
-  return op_refuse();
+  return op_refuse("mknod", path);
+}
+
+/* df: the repository's size (what it holds, or its files on disk when the
+** backend knows), one block per 4 KiB; nothing is "free" in a repository
+** that grows with its disk. */
+static int op_statfs(const char *path, struct statvfs *sv) {
+  store_stats s = { 0 };
+  int64_t bytes = 0;
+
+  (void)path;
+  memset(sv, 0, sizeof *sv);
+  if (store_get_stats(ctx()->st, &s) == STORE_OK)
+    bytes = s.disk_bytes > s.bytes ? s.disk_bytes : s.bytes;
+  if (bytes < 0) bytes = 0;
+  sv->f_bsize = 4096;
+  sv->f_frsize = 4096;
+  sv->f_blocks = (fsblkcnt_t)((bytes + 4095) / 4096);
+  sv->f_files = s.profiles > 0 ? (fsfilcnt_t)s.profiles : 0;
+  sv->f_namemax = 255;
+  return 0;
 }
 
 /* Regular files are always ready.  ENOSYS makes the kernel stop asking and
@@ -590,6 +771,7 @@ static const struct fuse_operations ops = {
   .flush = op_flush,
   .release = op_release,
   .fsync = op_fsync,
+  .statfs = op_statfs,
   .truncate = op_truncate,
   .chmod = op_chmod,
   .chown = op_chown,

@@ -5,8 +5,11 @@
 ** passes "now"), so the unit test can pin every case down.
 */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "path.h"
 
@@ -53,6 +56,42 @@ int fs_name_stored(const char *name, meta_type t, char id[META_ID_LEN + 1],
     memcpy(stamp, name, 16);
     stamp[16] = '\0';
   }
+  return 1;
+}
+
+static int digits(const char *s, int n) {
+  int v = 0;
+  while (n-- > 0) v = v * 10 + (*s++ - '0');
+  return v;
+}
+
+int64_t fs_stamp_time(const char stamp[17]) {
+  struct tm tm = { 0 };
+
+  tm.tm_year = digits(stamp, 4) - 1900;
+  tm.tm_mon = digits(stamp + 4, 2) - 1;
+  tm.tm_mday = digits(stamp + 6, 2);
+  tm.tm_hour = digits(stamp + 9, 2);
+  tm.tm_min = digits(stamp + 11, 2);
+  tm.tm_sec = digits(stamp + 13, 2);
+  return (int64_t)timegm(&tm);
+}
+
+/* 1 when name holds a stored name's "<stamp>_<id>" at its start or after
+** a leading '.', as the temporary names of rsync (".NAME.XXXXXX") and
+** editors do; fills stamp. */
+static int name_stamp(const char *name, char stamp[17]) {
+  char id[META_ID_LEN + 1];
+  const char *s = name[0] == '.' ? name + 1 : name;
+
+  if (strlen(s) < 17 + META_ID_LEN || !all_digits(s, 8) || s[8] != 'T' ||
+      !all_digits(s + 9, 6) || s[15] != 'Z' || s[16] != '_')
+    return 0;
+  memcpy(id, s + 17, META_ID_LEN);
+  id[META_ID_LEN] = '\0';
+  if (!meta_id_valid(id)) return 0;
+  memcpy(stamp, s, 16);
+  stamp[16] = '\0';
   return 1;
 }
 
@@ -112,8 +151,33 @@ static int split(char *buf, char *comp[MAX_COMPONENTS]) {
   return n;
 }
 
-static int is_labels(const char *name) {
-  return strchr(name, '=') != NULL && meta_labels_canonical(name);
+/* 1 when name is a label set (it has a '=' and parses), with its
+** canonical form in p->lbuf; 0 when it is not one; -1 when it has a '='
+** but does not parse or its canonical form is too long. */
+static int parse_labels(fs_path *p, const char *name) {
+  char *canon = NULL;
+  size_t n;
+
+  if (strchr(name, '=') == NULL) return 0;
+  if (meta_labels_canonical(name)) {
+    p->labels = name;
+    return 1;
+  }
+  if (meta_labels_parse(name, &canon, NULL) != 0) return -1;
+  n = strlen(canon);
+  if (n == 0 || n >= sizeof p->lbuf) {
+    free(canon);
+    return -1;
+  }
+  memcpy(p->lbuf, canon, n + 1);
+  free(canon);
+  p->labels = p->lbuf;
+  return 1;
+}
+
+static int fail(fs_path *p, int err, const char *why) {
+  p->why = why;
+  return err;
 }
 
 /* Fills the part below <svc>/<type>/ : comp[0..n) are what follows. */
@@ -123,25 +187,36 @@ static int parse_below_type(fs_path *p, char **comp, int n, int merge,
     p->node = merge ? FS_MTYPE : FS_TYPE;
     return 0;
   }
-  if (is_labels(comp[0])) {
-    p->labels = comp[0];
-    comp++;
-    n--;
-    if (n == 0) {
-      p->node = merge ? FS_MLABELDIR : FS_LABELDIR;
-      return 0;
-    }
+  switch (parse_labels(p, comp[0])) {
+    case 1:
+      comp++;
+      n--;
+      if (n == 0) {
+        p->node = merge ? FS_MLABELDIR : FS_LABELDIR;
+        return 0;
+      }
+      break;
+    case 0:
+      break;
+    default:
+      return fail(p, -ENOENT, "not a label set (k=v,k=v)");
   }
-  if (n != 1) return -ENOENT;
+  if (n != 1)
+    return fail(p, -ENOENT, merge ? "too deep: <from>..<to> is a file"
+                                  : "too deep: only one label directory");
   p->name = comp[0];
   if (merge) {
     if (fs_range_parse(p->name, now_sec, &p->from, &p->to, &p->relative) != 0)
-      return -ENOENT;
+      return fail(p, -ENOENT, strstr(p->name, "..") == NULL
+                                  ? "not a range <from>..<to>"
+                                  : "bad time in range, or from after to");
     p->node = FS_MFILE;
     return 0;
   }
   p->node = FS_FILE;
   p->stored = fs_name_stored(p->name, p->type, p->id, p->stamp);
+  if (!p->stored) p->has_stamp = name_stamp(p->name, p->stamp);
+  else p->has_stamp = 1;
   return 0;
 }
 
@@ -150,17 +225,19 @@ int fs_path_parse(const char *path, int64_t now_sec, fs_path *out) {
   char **c = comp;
   int n, merge = 0, t;
 
+  out->why = "path too long";
   if (strlen(path) >= sizeof out->buf) return -ENOENT;
-  memset(out, 0, sizeof *out);
+  memset(out, 0, offsetof(fs_path, buf));
   out->labels = "";
   strcpy(out->buf, path);
   n = split(out->buf, comp);
-  if (n < 0) return -ENOENT;
+  if (n < 0) return fail(out, -ENOENT, "too deep");
   if (n == 0) {
     out->node = FS_ROOT;
     return 0;
   }
-  if (!fs_name_valid(comp[n - 1])) return -EINVAL;
+  if (!fs_name_valid(comp[n - 1]))
+    return fail(out, -EINVAL, "not a valid name");
 
   if (strcmp(c[0], FS_MERGE_DIR) == 0) {
     merge = 1;
@@ -171,14 +248,20 @@ int fs_path_parse(const char *path, int64_t now_sec, fs_path *out) {
       return 0;
     }
   }
-  if (!meta_service_valid(c[0])) return -ENOENT;
+  if (!meta_service_valid(c[0]))
+    return fail(out, -ENOENT, "not a valid service name");
   out->service = c[0];
   if (n == 1) {
     out->node = merge ? FS_MSERVICE : FS_SERVICE;
     return 0;
   }
   t = meta_type_parse(c[1]);
-  if (t < 0 || (merge && t == META_TRACE)) return -ENOENT;
+  if (t < 0)
+    return fail(out, -ENOENT,
+                "not a type (cpu heap block mutex goroutine threadcreate "
+                "other trace)");
+  if (merge && t == META_TRACE)
+    return fail(out, -ENOENT, "traces are never merged");
   out->type = (meta_type)t;
   return parse_below_type(out, c + 2, n - 2, merge, now_sec);
 }

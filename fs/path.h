@@ -8,7 +8,9 @@
 **   /<svc>                                    FS_SERVICE
 **   /<svc>/<type>                             FS_TYPE
 **   /<svc>/<type>/<labels>                    FS_LABELDIR  (name contains '='
-**                                             and is a canonical label set)
+**                                             and parses as a label set, in
+**                                             any key order: labels is the
+**                                             canonical form)
 **   /<svc>/<type>/[<labels>/]<name>           FS_FILE      (stored when <name>
 **                                             is <stamp>_<id>.pb.gz / .trace)
 **   /merge                                    FS_MROOT
@@ -51,16 +53,21 @@ typedef struct fs_path {
   fs_node node;
   const char *service;   /* FS_SERVICE and below; points into buf */
   meta_type type;        /* FS_TYPE and below */
-  const char *labels;    /* canonical filter; "" when there is no label dir */
+  const char *labels;    /* canonical filter; "" when there is no label dir;
+                         ** points into buf or lbuf */
   const char *name;      /* FS_FILE / FS_MFILE: the last component */
   /* FS_FILE with the stored shape: */
   int stored;
   char id[META_ID_LEN + 1];
   char stamp[17];        /* "20060102T150405Z" */
+  int has_stamp;         /* stamp is set: a stored name, or a temporary
+                         ** name made from one (".NAME.XXXXXX") */
   /* FS_MFILE: the range, resolved against the caller's now */
   int64_t from, to;
   int relative;          /* from or to depends on now: results age */
+  const char *why;       /* on failure: why the path cannot exist, for logs */
   char buf[FS_PATH_MAX];
+  char lbuf[FS_PATH_MAX]; /* the canonical form of a label dir name */
 } fs_path;
 
 /* Classifies path (absolute, as libfuse passes it) into *out, resolving merge
@@ -70,7 +77,8 @@ typedef struct fs_path {
 **            creates report EINVAL;
 **   -ENOENT  a well-formed name that cannot exist here (unknown type, a
 **            service name that is not valid, a bad merge range, too deep).
-** *out is unspecified on failure. */
+** On failure out->why says why (a constant string) and the rest of *out
+** is unspecified. */
 int fs_path_parse(const char *path, int64_t now_sec, fs_path *out);
 
 /* 1 when name may be a file or directory name of the view: 1..255 bytes,
@@ -81,6 +89,9 @@ int fs_name_valid(const char *name);
 ** fills id and stamp (either may be NULL). */
 int fs_name_stored(const char *name, meta_type t, char id[META_ID_LEN + 1],
                    char stamp[17]);
+
+/* The unix time of a stamp "20060102T150405Z" (as fs_name_stored gives). */
+int64_t fs_stamp_time(const char stamp[17]);
 
 /* Writes the file name of a stored profile into out (FS_NAME_MAX bytes). */
 #define FS_NAME_MAX 64

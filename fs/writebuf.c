@@ -1,12 +1,15 @@
 /*
-** writebuf.c — pending ingests of the FUSE view (see writebuf.h).
+** writebuf.c — files being written into the FUSE view (see writebuf.h).
 **
 ** Invariants:
 **   - wb->len <= wb->cap <= wb->max; bytes [0, len) are the file content;
-**     cap bytes are taken from wb->budget until the buffer is freed;
-**   - wb->state only moves OPEN -> DONE or OPEN -> CANCELLED; the store is
-**     called only after that transition, so a buffer is ingested at most
-**     once; data and len never change once the state is not OPEN;
+**     cap bytes are taken from wb->budget until the buffer is freed or
+**     sealed; data is NULL (and cap 0) once sealed (len stays, for stat);
+**   - wgen counts changes of the content; igen is wgen at the last ingest
+**     attempt, whose outcome is last_rc / last_err; id is the profile that
+**     holds the content of attempt igen ("" when none does);
+**   - ingests run with wb->lock held, so a buffer is never ingested twice
+**     at once and its data does not move under store_ingest;
 **   - every fs_wbtab entry holds one reference to its buffer, and a path
 **     appears at most once.
 */
@@ -20,19 +23,28 @@
 
 #include "writebuf.h"
 
-enum { OPEN, DONE, CANCELLED };
+/* Sealed entries kept at most, whatever their age (oldest go first). */
+#define TAB_MAX_SEALED 4096
 
 struct fs_wb {
   atomic_size_t refs;
   pthread_mutex_t lock;   /* guards everything below but the constants */
   char *service, *labels; /* constant */
   meta_type type;         /* constant */
+  int64_t created_hint;   /* constant */
   size_t max;             /* constant */
   budget *budget;         /* constant; may be NULL */
   int64_t ctime;          /* constant */
-  int state;
+  int cancelled, sealed;
+  int64_t sealed_at;
   unsigned char *data;
   size_t len, cap;
+  uint64_t wgen, igen;
+  store_rc last_rc;
+  char last_err[STORE_ERRMAX];
+  char id[META_ID_LEN + 1];
+  char key[FS_WB_KEY_MAX]; /* store_meta_id of id's profile */
+  int64_t created_at;     /* of id */
 };
 
 typedef struct tab_entry {
@@ -44,10 +56,11 @@ typedef struct tab_entry {
 struct fs_wbtab {
   pthread_mutex_t lock;
   tab_entry *head;
+  int ttl_sec;
 };
 
 fs_wb *fs_wb_new(const char *service, meta_type type, const char *labels,
-                 size_t max, budget *b) {
+                 int64_t created_hint, size_t max, budget *b) {
   fs_wb *wb = calloc(1, sizeof *wb);
 
   assert(service != NULL && labels != NULL);
@@ -63,10 +76,11 @@ fs_wb *fs_wb_new(const char *service, meta_type type, const char *labels,
   atomic_init(&wb->refs, 1);
   pthread_mutex_init(&wb->lock, NULL);
   wb->type = type;
+  wb->created_hint = created_hint;
   wb->max = max;
   wb->budget = b;
   wb->ctime = (int64_t)time(NULL);
-  wb->state = OPEN;
+  wb->last_rc = STORE_OK;
   return wb;
 }
 
@@ -115,12 +129,13 @@ int fs_wb_write(fs_wb *wb, const void *data, size_t size, off_t off) {
 
   if (off < 0) return -EINVAL;
   pthread_mutex_lock(&wb->lock);
-  if (wb->state != OPEN) {
+  if (wb->cancelled || wb->sealed) {
     rc = -EIO;
   } else if ((size_t)off > wb->max || size > wb->max - (size_t)off) {
     rc = -EFBIG;
   } else if ((rc = grow(wb, (size_t)off + size)) == 0) {
     if (size > 0) memcpy(wb->data + off, data, size);
+    wb->wgen++;
     rc = (int)size;
   }
   pthread_mutex_unlock(&wb->lock);
@@ -131,7 +146,7 @@ size_t fs_wb_read(fs_wb *wb, void *data, size_t size, off_t off) {
   size_t n = 0;
 
   pthread_mutex_lock(&wb->lock);
-  if (off >= 0 && (size_t)off < wb->len) {
+  if (wb->data != NULL && off >= 0 && (size_t)off < wb->len) {
     n = wb->len - (size_t)off;
     if (n > size) n = size;
     memcpy(data, wb->data + off, n);
@@ -145,58 +160,123 @@ int fs_wb_truncate(fs_wb *wb, off_t size) {
 
   if (size < 0) return -EINVAL;
   pthread_mutex_lock(&wb->lock);
-  if (wb->state != OPEN)
+  if (wb->cancelled || wb->sealed)
     rc = -EIO;
   else if ((size_t)size <= wb->len)
     wb->len = (size_t)size;
   else
     rc = grow(wb, (size_t)size);
+  if (rc == 0) wb->wgen++;
   pthread_mutex_unlock(&wb->lock);
   return rc;
 }
 
-size_t fs_wb_size(fs_wb *wb) {
-  size_t n;
-
+void fs_wb_get_info(fs_wb *wb, fs_wb_info *out) {
   pthread_mutex_lock(&wb->lock);
-  n = wb->len;
+  out->size = wb->len;
+  out->ctime = wb->ctime;
+  out->sealed = wb->sealed;
+  out->stored = wb->id[0] != '\0' && wb->igen == wb->wgen;
+  memcpy(out->id, wb->id, sizeof out->id);
+  memcpy(out->key, wb->key, sizeof out->key);
+  out->created_at = wb->created_at;
   pthread_mutex_unlock(&wb->lock);
-  return n;
 }
 
-int64_t fs_wb_ctime(const fs_wb *wb) { return wb->ctime; }
+const char *fs_wb_service(const fs_wb *wb) { return wb->service; }
+meta_type fs_wb_type(const fs_wb *wb) { return wb->type; }
+const char *fs_wb_labels(const fs_wb *wb) { return wb->labels; }
 
 store_rc fs_wb_ingest(fs_wb *wb, store *st, int *did, store_meta *out,
-                      char err[STORE_ERRMAX]) {
-  store_rc rc = STORE_OK;
+                      char dropped[FS_WB_KEY_MAX], char err[STORE_ERRMAX]) {
+  store_meta m = { 0 };
+  store_rc rc;
 
   *did = 0;
+  dropped[0] = '\0';
   pthread_mutex_lock(&wb->lock);
-  if (wb->state == OPEN && wb->len > 0) {
-    /* Whatever the outcome, this was the one attempt (see writebuf.h). */
-    wb->state = DONE;
-    *did = 1;
+  if (wb->cancelled || wb->sealed || wb->len == 0 || wb->igen == wb->wgen) {
+    rc = wb->last_rc;
+    if (rc != STORE_OK && err != NULL) memcpy(err, wb->last_err, STORE_ERRMAX);
+    goto out;
   }
+  *did = 1;
+  wb->igen = wb->wgen;
+  rc = store_ingest(st, wb->service, wb->type, wb->labels, wb->created_hint,
+                    wb->data, wb->len, &m, wb->last_err);
+  wb->last_rc = rc;
+  if (err != NULL) memcpy(err, wb->last_err, STORE_ERRMAX);
+  /* The earlier profile was a prefix (or other earlier content) of this
+  ** file: it goes, whether or not the whole content was accepted. */
+  if (wb->id[0] != '\0' && (rc != STORE_OK || strcmp(wb->id, m.id) != 0) &&
+      store_delete(st, wb->key, NULL) == STORE_OK)
+    memcpy(dropped, wb->key, FS_WB_KEY_MAX);
+  wb->id[0] = wb->key[0] = '\0';
+  if (rc == STORE_OK) {
+    /* A key too long to remember: stored, but the name forgets it. */
+    if (strlen(store_meta_id(&m)) < FS_WB_KEY_MAX) {
+      memcpy(wb->id, m.id, sizeof wb->id);
+      strcpy(wb->key, store_meta_id(&m));
+    }
+    wb->created_at = m.created_at;
+    if (out != NULL) {
+      *out = m;
+      memset(&m, 0, sizeof m);
+    }
+  }
+out:
   pthread_mutex_unlock(&wb->lock);
-  /* DONE freezes data and len, so the (slow, durable) ingest runs without
-  ** the lock and getattr of the file does not wait for it. */
-  if (*did)
-    rc = store_ingest(st, wb->service, wb->type, wb->labels, 0, wb->data,
-                      wb->len, out, err);
+  store_meta_clear(&m);
   return rc;
 }
 
-void fs_wb_cancel(fs_wb *wb) {
+void fs_wb_cancel(fs_wb *wb, char key[FS_WB_KEY_MAX]) {
   pthread_mutex_lock(&wb->lock);
-  if (wb->state == OPEN) wb->state = CANCELLED;
+  wb->cancelled = 1;
+  memcpy(key, wb->key, FS_WB_KEY_MAX);
+  wb->id[0] = wb->key[0] = '\0';
   pthread_mutex_unlock(&wb->lock);
 }
 
-fs_wbtab *fs_wbtab_new(void) {
+int fs_wb_seal(fs_wb *wb) {
+  int stored;
+
+  pthread_mutex_lock(&wb->lock);
+  wb->sealed = 1;
+  wb->sealed_at = (int64_t)time(NULL);
+  free(wb->data);
+  budget_release(wb->budget, wb->cap);
+  wb->data = NULL;
+  wb->cap = 0;
+  stored = !wb->cancelled && wb->id[0] != '\0' && wb->igen == wb->wgen;
+  pthread_mutex_unlock(&wb->lock);
+  return stored;
+}
+
+/* 1 when wb is sealed, with the time it was in *at. */
+static int sealed_at(fs_wb *wb, int64_t *at) {
+  int sealed;
+
+  pthread_mutex_lock(&wb->lock);
+  sealed = wb->sealed;
+  *at = wb->sealed_at;
+  pthread_mutex_unlock(&wb->lock);
+  return sealed;
+}
+
+fs_wbtab *fs_wbtab_new(int ttl_sec) {
   fs_wbtab *tab = calloc(1, sizeof *tab);
 
-  if (tab != NULL) pthread_mutex_init(&tab->lock, NULL);
+  if (tab == NULL) return NULL;
+  pthread_mutex_init(&tab->lock, NULL);
+  tab->ttl_sec = ttl_sec;
   return tab;
+}
+
+static void entry_free(tab_entry *e) {
+  fs_wb_unref(e->wb);
+  free(e->path);
+  free(e);
 }
 
 void fs_wbtab_free(fs_wbtab *tab) {
@@ -205,12 +285,28 @@ void fs_wbtab_free(fs_wbtab *tab) {
   if (tab == NULL) return;
   for (e = tab->head; e != NULL; e = next) {
     next = e->next;
-    fs_wb_unref(e->wb);
-    free(e->path);
-    free(e);
+    entry_free(e);
   }
   pthread_mutex_destroy(&tab->lock);
   free(tab);
+}
+
+/* With the lock held: forgets sealed entries older than the TTL, and the
+** oldest sealed ones past TAB_MAX_SEALED (new entries are at the head). */
+static void expire(fs_wbtab *tab) {
+  int64_t cutoff = (int64_t)time(NULL) - tab->ttl_sec;
+  tab_entry **pp = &tab->head, *e;
+  size_t sealed = 0;
+  int64_t at;
+
+  while ((e = *pp) != NULL) {
+    if (sealed_at(e->wb, &at) && (at < cutoff || ++sealed > TAB_MAX_SEALED)) {
+      *pp = e->next;
+      entry_free(e);
+    } else {
+      pp = &e->next;
+    }
+  }
 }
 
 static tab_entry **find(fs_wbtab *tab, const char *path) {
@@ -221,27 +317,43 @@ static tab_entry **find(fs_wbtab *tab, const char *path) {
   return pp;
 }
 
+/* With the lock held: links a new entry path -> wb at the head. */
+static int link_new(fs_wbtab *tab, const char *path, fs_wb *wb) {
+  tab_entry *e = calloc(1, sizeof *e);
+
+  if (e == NULL || (e->path = strdup(path)) == NULL) {
+    free(e);
+    return -ENOMEM;
+  }
+  e->wb = fs_wb_ref(wb);
+  e->next = tab->head;
+  tab->head = e;
+  return 0;
+}
+
+/* With the lock held: unlinks and returns the entry of path, or NULL. */
+static tab_entry *unlink_path(fs_wbtab *tab, const char *path) {
+  tab_entry **pp = find(tab, path), *e = *pp;
+
+  if (e != NULL) *pp = e->next;
+  return e;
+}
+
 int fs_wbtab_put(fs_wbtab *tab, const char *path, fs_wb *wb) {
-  tab_entry **pp, *e;
-  fs_wb *old = NULL;
-  int rc = 0;
+  tab_entry *old;
+  int rc;
 
   pthread_mutex_lock(&tab->lock);
-  pp = find(tab, path);
-  if (*pp != NULL) {
-    old = (*pp)->wb;
-    (*pp)->wb = fs_wb_ref(wb);
-  } else if ((e = calloc(1, sizeof *e)) == NULL ||
-             (e->path = strdup(path)) == NULL) {
-    free(e);
-    rc = -ENOMEM;
-  } else {
-    e->wb = fs_wb_ref(wb);
-    e->next = tab->head;
-    tab->head = e;
+  expire(tab);
+  old = unlink_path(tab, path);
+  rc = link_new(tab, path, wb);
+  if (rc != 0 && old != NULL) {  /* keep the old mapping */
+    old->next = tab->head;
+    tab->head = old;
+    old = NULL;
   }
   pthread_mutex_unlock(&tab->lock);
-  fs_wb_unref(old);
+  if (old != NULL) entry_free(old);
   return rc;
 }
 
@@ -250,6 +362,7 @@ fs_wb *fs_wbtab_get(fs_wbtab *tab, const char *path) {
   fs_wb *wb = NULL;
 
   pthread_mutex_lock(&tab->lock);
+  expire(tab);
   pp = find(tab, path);
   if (*pp != NULL) wb = fs_wb_ref((*pp)->wb);
   pthread_mutex_unlock(&tab->lock);
@@ -267,8 +380,28 @@ int fs_wbtab_drop(fs_wbtab *tab, const char *path, const fs_wb *wb) {
   }
   pthread_mutex_unlock(&tab->lock);
   if (e == NULL) return 0;
-  fs_wb_unref(e->wb);
-  free(e->path);
-  free(e);
+  entry_free(e);
   return 1;
+}
+
+int fs_wbtab_move(fs_wbtab *tab, const char *from, const char *to) {
+  tab_entry *e, *old = NULL;
+  char *path;
+  int rc = 0;
+
+  if (strcmp(from, to) == 0) return 0;
+  if ((path = strdup(to)) == NULL) return -ENOMEM;
+  pthread_mutex_lock(&tab->lock);
+  if ((e = *find(tab, from)) == NULL) {
+    rc = -ENOENT;
+  } else {
+    old = unlink_path(tab, to);
+    free(e->path);
+    e->path = path;
+    path = NULL;
+  }
+  pthread_mutex_unlock(&tab->lock);
+  free(path);
+  if (old != NULL) entry_free(old);
+  return rc;
 }

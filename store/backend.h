@@ -31,6 +31,7 @@ typedef struct store_backend_ops {
                         void **out, size_t *len, char *err);
   store_rc (*services)(void *impl, char ***names, size_t *n, char *err);
   store_rc (*add_service)(void *impl, const char *service, char *err);
+  store_rc (*remove_service)(void *impl, const char *service, char *err);
   store_rc (*label_sets)(void *impl, const char *service, meta_type type,
                          char ***sets, size_t *n, char *err);
   store_rc (*del)(void *impl, const char *id, char *err);

@@ -306,6 +306,18 @@ store_rc store_add_service(store *st, const char *service,
   return st->ops->add_service(st->impl, service, err);
 }
 
+store_rc store_remove_service(store *st, const char *service,
+                              char err[STORE_ERRMAX]) {
+  assert(st != NULL);
+  store_rc rc;
+  if ((rc = check_writable(st, err)) != STORE_OK ||
+      (rc = check_service(service, err)) != STORE_OK)
+    return rc;
+  if (st->ops->remove_service == NULL)
+    return unsupported(st, "removing a service", err);
+  return st->ops->remove_service(st->impl, service, err);
+}
+
 store_rc store_label_sets(store *st, const char *service, meta_type type,
                           char ***sets, size_t *n, char err[STORE_ERRMAX]) {
   assert(st != NULL && sets != NULL && n != NULL);

@@ -195,6 +195,12 @@ void store_names_free(char **names, size_t n);
 store_rc store_add_service(store *st, const char *service,
                            char err[STORE_ERRMAX]);
 
+/* Removes a service that holds no profiles (FUSE rmdir).  STORE_NOTFOUND
+** when there is no such service, STORE_INVALID (naming the service) when it
+** still holds profiles. */
+store_rc store_remove_service(store *st, const char *service,
+                              char err[STORE_ERRMAX]);
+
 /* Distinct canonical label sets of the profiles of service/type
 ** (FUSE lists them as label directories), sorted. Caller frees with
 ** store_names_free. */

@@ -115,11 +115,14 @@ fuse_merge() {  # a non-empty gzip
 }
 
 fuse_reader() {
-    local c=$1 n=0 s d files f
+    local c=$1 n=0 s d l files f
     while [ "$(date +%s)" -lt "$END" ]; do
         s=${SERVICES[$(( (n + c) % ${#SERVICES[@]} ))]}
+        # profiles live in the directory of their label set
         d="$MNT/$s/cpu"
         fuse_timed ls "$c" ls "$d" > "$T/ls.$c"
+        l=$(grep = "$T/ls.$c" | shuf -n 1)
+        [ -n "$l" ] && d="$d/$l" && fuse_timed ls "$c" ls "$d" > "$T/ls.$c"
         files=$(grep '\.pb\.gz$' "$T/ls.$c")
         f=$(printf '%s\n' "$files" | shuf -n 1)
         [ -n "$f" ] && fuse_timed cat "$c" fuse_cat "$d/$f"

@@ -43,7 +43,7 @@ pids=()
 for i in $(seq 1 24); do post "$B/bomb.gz" "bomb$i" & pids+=($!); done
 for i in $(seq 1 48); do post "$B/big.bin" "big$i" & pids+=($!); done
 # files written into the mount beside the load: each needs a 16 MiB buffer
-mkdir "$MNT/mem"
+mkdir -p "$MNT/mem/cpu"   # a new service starts empty: its type dir is made
 for i in $(seq 1 8); do
     (cp "$B/file.bin" "$MNT/mem/cpu/f$i" 2>"$T/r/cp$i.err"; echo $? >"$T/r/cp$i.rc") &
     pids+=($!)

@@ -140,15 +140,15 @@ wait_mount "$RMNT" 10 || { fail "remote mount did not appear"; cat "$T/remote.lo
 
 # ---- reads ------------------------------------------------------------------
 assert_eq "root lists the service" "merge plain" "$(ls "$RMNT" | sort | tr '\n' ' ' | sed 's/ $//')"
-F1=$(ls "$RMNT/plain/cpu" | grep "_$ID1.pb.gz$")
-check "cpu profile listed" test -n "$F1"
-assert_eq "exact size without HEAD lengths" "$(stat -c %s "$FIXTURES/cpu_000.pb.gz")" "$(stat -c %s "$RMNT/plain/cpu/$F1")"
-check "cat = stored bytes" cmp -s "$FIXTURES/cpu_000.pb.gz" "$RMNT/plain/cpu/$F1"
+F1=$(ls "$RMNT/plain/cpu/env=prod" | grep "_$ID1.pb.gz$")
+check "cpu profile listed in its label directory" test -n "$F1"
+assert_eq "exact size without HEAD lengths" "$(stat -c %s "$FIXTURES/cpu_000.pb.gz")" "$(stat -c %s "$RMNT/plain/cpu/env=prod/$F1")"
+check "cat = stored bytes" cmp -s "$FIXTURES/cpu_000.pb.gz" "$RMNT/plain/cpu/env=prod/$F1"
 assert_eq "label directory" "$F1" "$(ls "$RMNT/plain/cpu/env=prod" | grep '\.pb\.gz$')"
 F2=$(ls "$RMNT/plain/heap" | grep "_$ID2.pb.gz$")
 check "heap profile = stored bytes" cmp -s "$FIXTURES/heap_000.pb.gz" "$RMNT/plain/heap/$F2"
 NOW=$(date -u +%s)
-check "merge of one profile = its bytes" cmp -s "$FIXTURES/heap_000.pb.gz" "$RMNT/merge/plain/heap/$((NOW - 600))..$((NOW + 600))"
+check "merge of one profile = its bytes" cmp -s "$FIXTURES/heap_000.pb.gz" <(cat "$RMNT/merge/plain/heap/$((NOW - 600))..$((NOW + 600))")
 
 # ---- writes -------------------------------------------------------------------
 cp "$FIXTURES/cpu_001.pb.gz" "$RMNT/plain/cpu/new.pb.gz"
@@ -159,12 +159,12 @@ printf 'garbage' >"$T/bad"
 cp "$T/bad" "$RMNT/plain/cpu/bad.pb.gz" 2>"$T/bad.err"
 check "cp of a bad profile fails (profefe says 500)" test $? -ne 0
 
-rm "$RMNT/plain/cpu/$F1" 2>"$T/rm.err"
+rm "$RMNT/plain/cpu/env=prod/$F1" 2>"$T/rm.err"
 check "rm fails on a server without DELETE" test $? -ne 0
 assert_contains "rm: ENOTSUP" "$(cat "$T/rm.err")" "Operation not supported"
 http GET "$URL/api/0/profiles/$ID1"
 assert_eq "nothing was deleted" 200 "$HTTP_STATUS"
-check "still listed" test -f "$RMNT/plain/cpu/$F1"
+check "still listed" test -f "$RMNT/plain/cpu/env=prod/$F1"
 
 mkdir "$RMNT/later"
 assert_eq "mkdir of a service" 0 "$?"

@@ -96,16 +96,33 @@ static void test_files(void) {
   CHECK_I64(parse("/api/cpu/20231114T221320Z_" ID ".pb.gzz"), 0);
   CHECK(!p.stored);
 
+  /* rsync's temporary name for a stored name keeps its time stamp */
+  CHECK_I64(parse("/api/trace/.20231114T221320Z_" ID ".trace.Gu5Uti"), 0);
+  CHECK(!p.stored);
+  CHECK(p.has_stamp);
+  CHECK_STR(p.stamp, "20231114T221320Z");
+  CHECK_I64(fs_stamp_time(p.stamp), NOW);
+  CHECK_I64(parse("/api/cpu/x.pb.gz"), 0);
+  CHECK(!p.has_stamp);
+
   /* any other valid name is a new file */
   CHECK_I64(parse("/api/cpu/k=v/anything"), 0);
   CHECK_I64(p.node, FS_FILE);
   CHECK(!p.stored);
   CHECK_STR(p.name, "anything");
   CHECK_STR(p.labels, "k=v");
-  /* a name with '=' that is not canonical is a file name, not a label dir */
+  /* a label dir in any key order resolves to the canonical set */
   CHECK_I64(parse("/api/cpu/b=2,a=1"), 0);
+  CHECK_I64(p.node, FS_LABELDIR);
+  CHECK_STR(p.labels, "a=1,b=2");
+  CHECK_I64(parse("/api/cpu/region=eu,host=a/x"), 0);
   CHECK_I64(p.node, FS_FILE);
-  CHECK_STR(p.name, "b=2,a=1");
+  CHECK_STR(p.labels, "host=a,region=eu");
+  CHECK_STR(p.name, "x");
+  CHECK_I64(parse("/merge/api/cpu/region=eu,host=a/now-1h..now"), 0);
+  CHECK_I64(p.node, FS_MFILE);
+  CHECK_STR(p.labels, "host=a,region=eu");
+  /* below a label dir, a name with '=' is a file */
   CHECK_I64(parse("/api/cpu/k=v/x=y"), 0);
   CHECK_I64(p.node, FS_FILE);
   CHECK_STR(p.labels, "k=v");
@@ -191,7 +208,14 @@ static void test_invalid(void) {
   CHECK_I64(parse("/api/bogus/x"), -ENOENT);
   CHECK_I64(parse("/bad\001svc/cpu"), -ENOENT);
   CHECK_I64(parse("/api/cpu/x/y"), -ENOENT);
-  CHECK_I64(parse("/api/cpu/b=2,a=1/x"), -ENOENT);
+  CHECK_I64(parse("/api/cpu/a=%zz"), -ENOENT);  /* '=' but not a label set */
+  CHECK(p.why != NULL);
+  CHECK_I64(parse("/merge/api/cpu/garbage"), -ENOENT);
+  CHECK_STR(p.why, "not a range <from>..<to>");
+  CHECK_I64(parse("/merge/api/cpu/now..now-1h"), -ENOENT);
+  CHECK_STR(p.why, "bad time in range, or from after to");
+  CHECK_I64(parse("/api/bogus"), -ENOENT);
+  CHECK(strstr(p.why, "not a type") != NULL);
   CHECK_I64(parse("/api/cpu/k=v/x/y"), -ENOENT);
   CHECK_I64(parse("/api/cpu/k=v/l=w/x"), -ENOENT);
   CHECK_I64(parse("/merge/api/cpu/k=v/now-1h..now/a/b"), -ENOENT);
