@@ -215,6 +215,42 @@ ids_of | tr ' ' '\n' | sort >"$T/listed"
 missing=$(comm -23 "$T/acked" "$T/listed" | wc -l)
 assert_eq "every acknowledged id is listed on B after kill -9 of A" 0 "$missing"
 
+# ---- retention from two nodes at once -------------------------------------------------------
+OLD=()
+for k in 0 1 2 3 4; do
+    retime "$FIXTURES/cpu_01$k.pb.gz" "$T/old$k.pb.gz" $((1600000000 + k * 600))
+    OLD+=("$(URL=$NB ingest "$T/old$k.pb.gz" old cpu "k=$k")")
+done
+retime "$FIXTURES/heap_005.pb.gz" "$T/oldh.pb.gz" 1600000100
+OLD+=("$(URL=$NB ingest "$T/oldh.pb.gz" web heap)")
+check "6 old profiles ingested" test "${#OLD[@]}" -eq 6 -a -n "${OLD[5]}"
+http GET "$NB/api/0/profiles?service=web&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00"
+web_before=$(ids_of)
+start_server --retention 30d || t_done
+CPID1=$SERVER_PID
+start_server --retention 30d || t_done
+CPID2=$SERVER_PID
+gone=0
+for ((i = 0; i < 100; i++)); do
+    left=0
+    for id in "${OLD[@]}"; do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$NB/api/0/profiles/$(esc "$id")")" = 404 ] || left=$((left + 1))
+    done
+    [ "$left" = 0 ] && { gone=1; break; }
+    sleep 0.2
+done
+assert_eq "two nodes with --retention 30d deleted every old profile" 1 "$gone"
+http GET "$NB/api/0/profiles?service=web&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00"
+assert_eq "retention kept the younger profiles" "$web_before" "$(ids_of)"
+http GET "$NB/api/0/services"
+assert_contains "service 'old' is gone with its last profile" "$(json 'j["body"]')" "web"
+check "service 'old' not listed" test "$(json '"old" in j["body"]')" = False
+for pid in "$CPID1" "$CPID2"; do kill -TERM "$pid"; wait "$pid"; assert_eq "retention node exits 0" 0 "$?"; done
+errs=$(grep -h "retention:" "$T/server.4.log" "$T/server.5.log" | grep -v "retention: deleted")
+assert_eq "no retention error on either node" "" "$errs"
+ndel=$(grep -ho "retention: deleted [0-9]*" "$T/server.4.log" "$T/server.5.log" | awk '{ n += $3 } END { print n + 0 }')
+check "the two nodes deleted at least the 6 old profiles between them ($ndel)" test "$ndel" -ge 6
+
 # ---- S3 stopped: 503 with the reason, quickly ------------------------------------------------
 "$RGW" stop "$T/rgw" >/dev/null 2>&1
 t0=$(date +%s%N)
