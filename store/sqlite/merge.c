@@ -9,6 +9,16 @@
 ** profiles they merged, as the shared plan (../rollup.h) picks them; both
 ** are read in one snapshot, in time order, so that the result is byte for
 ** byte the profile-by-profile merge.
+**
+** A query's merge reads in slices of about SLICE_ROWS rows, each in a read
+** transaction of its own (a snapshot held for a whole long merge keeps the
+** checkpoint from copying back anything committed after it began, so
+** overlapping long merges kept the WAL from ever starting over).  A slice
+** ends between two pieces of the plan or where the second of created_at
+** changes inside a run of profiles, and the next one plans again from
+** there in a new snapshot: the order stays (created_at, id), a limit
+** counts across slices, and a rollup is read in the snapshot that listed
+** it.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +35,7 @@
 static const char sql_begin[] = "BEGIN";
 static const char sql_commit[] = "COMMIT";
 static const char sql_merge[] =
-  "SELECT p.id, b.data FROM profiles p"
+  "SELECT p.id, b.data, p.created_at FROM profiles p"
   " JOIN blobs b ON b.rowid = p.rowid" QUERY_FILTER
   " ORDER BY p.created_at, p.id LIMIT ?6";
 /* The rollups of filter ?3 at levels up to ?4 starting in ?5..?6. */
@@ -39,6 +49,16 @@ static const char sql_rollup[] =
 static const char sql_blob[] =
   "SELECT b.data FROM profiles p"
   " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1";
+
+#define SLICE_ROWS 256
+
+/* Where a merge's slice is: how many more rows its snapshot may read
+** before stopping at the next boundary, and where the next slice starts. */
+typedef struct slice {
+  size_t left;
+  int stopped;    /* the slice ended before the end of the query */
+  int64_t resume; /* then: the time the next slice starts at */
+} slice;
 
 /* The rollups of q's filter that may stand in its plan, malloc'd. */
 static store_rc load_have(store_local *l, store_local_conn *r,
@@ -115,16 +135,27 @@ static store_rc push_rollup(store_local *l, store_local_conn *r,
 }
 
 /* Pushes the profiles of q (all columns bound as store_local_bind_query
-** binds them) in time order; *count += their number. */
+** binds them) in time order; *count += their number.  With sl, stops at
+** the first change of second once sl->left rows were read. */
 static store_rc push_rows(store_local *l, store_local_conn *r,
                           const store_query *q, store_mergepipe *p,
-                          size_t *count, char *err) {
+                          size_t *count, slice *sl, char *err) {
   sqlite3_stmt *s = NULL;
   store_rc rc = store_local_stmt(l, r, sql_merge, &s, err);
   if (rc != STORE_OK) return rc;
   store_local_bind_query(s, q);
   int src;
+  int64_t last = INT64_MIN;
   while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t t = sqlite3_column_int64(s, 2);
+    if (sl != NULL && sl->left == 0 && t != last) {
+      sl->stopped = 1;
+      sl->resume = t;
+      src = SQLITE_DONE;
+      break;
+    }
+    last = t;
+    if (sl != NULL && sl->left > 0) sl->left--;
     rc = store_mergepipe_push(p, "stored profile",
                               (const char *)sqlite3_column_text(s, 0),
                               sqlite3_column_blob(s, 1),
@@ -147,16 +178,16 @@ static store_rc push_rows(store_local *l, store_local_conn *r,
 static store_rc push_raw(store_local *l, store_local_conn *r,
                          const store_local_plan_query *q,
                          const store_rollup_piece *pc, store_mergepipe *p,
-                         size_t *count, char *err) {
+                         size_t *count, slice *sl, char *err) {
   store_query rq = {.service = q->service, .type = q->type,
                     .labels = q->filter, .from = pc->from, .to = pc->to};
-  return push_rows(l, r, &rq, p, count, err);
+  return push_rows(l, r, &rq, p, count, sl, err);
 }
 
-store_rc store_local_merge_plan(store_local *l, store_local_conn *r,
-                                const store_local_plan_query *q,
-                                store_mergepipe *p, size_t *count,
-                                char *err) {
+/* store_local_merge_plan, or with sl one slice of it (see slice). */
+static store_rc merge_plan(store_local *l, store_local_conn *r,
+                           const store_local_plan_query *q, store_mergepipe *p,
+                           size_t *count, slice *sl, char *err) {
   store_rollup_have *have = NULL;
   store_rollup_piece *pieces = NULL;
   size_t nhave = 0, npieces = 0, n = 0;
@@ -165,15 +196,32 @@ store_rc store_local_merge_plan(store_local *l, store_local_conn *r,
   if (rc == STORE_OK)
     rc = store_rollup_plan(q->from, q->to, q->top, have, nhave, &pieces,
                            &npieces, err);
-  for (size_t i = 0; rc == STORE_OK && i < npieces; i++)
-    rc = pieces[i].level >= 0
-             ? push_rollup(l, r, q, &pieces[i], p, &n, err)
-             : push_raw(l, r, q, &pieces[i], p, &n, err);
+  for (size_t i = 0; rc == STORE_OK && i < npieces; i++) {
+    if (sl != NULL && sl->stopped) break;
+    if (sl != NULL && sl->left == 0) { /* between two pieces */
+      sl->stopped = 1;
+      sl->resume = pieces[i].from;
+      break;
+    }
+    if (pieces[i].level >= 0) {
+      rc = push_rollup(l, r, q, &pieces[i], p, &n, err);
+      if (sl != NULL) sl->left--;
+    } else {
+      rc = push_raw(l, r, q, &pieces[i], p, &n, sl, err);
+    }
+  }
   if (rc == STORE_OK) rc = store_mergepipe_drain(p, err);
   free(have);
   free(pieces);
   if (rc == STORE_OK) *count = n;
   return rc;
+}
+
+store_rc store_local_merge_plan(store_local *l, store_local_conn *r,
+                                const store_local_plan_query *q,
+                                store_mergepipe *p, size_t *count,
+                                char *err) {
+  return merge_plan(l, r, q, p, count, NULL, err);
 }
 
 store_rc store_local_merge(void *impl, const store_query *q, void **out,
@@ -185,18 +233,30 @@ store_rc store_local_merge(void *impl, const store_query *q, void **out,
   store_rc rc = store_mergepipe_new(l->max_inflate, 2, &p, err);
   if (rc != STORE_OK) return rc;
   if ((rc = store_local_reader_get(l, &r, err)) != STORE_OK) goto out;
-  if (q->limit > 0) { /* the first q->limit profiles: no rollups */
-    rc = push_rows(l, r, q, p, &n, err);
-    if (rc == STORE_OK) rc = store_mergepipe_drain(p, err);
-  } else {
-    /* Rollups and profiles must come from one snapshot. */
-    store_local_plan_query pq = {
-      .service = q->service, .type = q->type,
-      .filter = q->labels ? q->labels : "", .from = q->from, .to = q->to,
-      .top = STORE_ROLLUP_LEVELS - 1,
-    };
+  store_query sq = *q;
+  slice sl = {.stopped = 1, .resume = q->from};
+  while (rc == STORE_OK && sl.stopped) {
+    size_t got = 0;
+    sl = (slice){.left = SLICE_ROWS};
+    /* one snapshot per slice: the plan and the rollups it names agree */
     rc = store_local_exec(l, r, sql_begin, "cannot read profiles", err);
-    if (rc == STORE_OK) rc = store_local_merge_plan(l, r, &pq, p, &n, err);
+    if (rc == STORE_OK && q->limit > 0) { /* the first profiles: no rollups */
+      sq.limit = q->limit - (long)n;
+      rc = push_rows(l, r, &sq, p, &got, &sl, err);
+      if (rc == STORE_OK) rc = store_mergepipe_drain(p, err);
+    } else if (rc == STORE_OK) {
+      store_local_plan_query pq = {
+        .service = q->service, .type = q->type,
+        .filter = q->labels ? q->labels : "", .from = sq.from, .to = q->to,
+        .top = STORE_ROLLUP_LEVELS - 1,
+      };
+      rc = merge_plan(l, r, &pq, p, &got, &sl, err);
+    }
+    n += got;
+    if (rc == STORE_OK)
+      rc = store_local_exec(l, r, sql_commit, "cannot read profiles", err);
+    sq.from = sl.resume;
+    if (q->limit > 0 && (long)n >= q->limit) sl.stopped = 0;
   }
   if (rc != STORE_OK) goto out;
   if (n == 0) {

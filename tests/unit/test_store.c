@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -1123,6 +1124,91 @@ static void test_rollups(void) {
 
 /* A store of schema 1 (before rollups) is upgraded when opened read-write,
 ** its old hours then get rollups. */
+typedef struct merge_arg {
+  store *st;
+  store_query q;
+  atomic_int done;
+} merge_arg;
+
+static void *merge_worker(void *arg) {
+  merge_arg *a = arg;
+  size_t n = 0;
+  buf b = merged(a->st, a->q, &n);
+  CHECK_I64(n, a->q.limit);
+  free(b.p);
+  atomic_store(&a->done, 1);
+  return NULL;
+}
+
+/* A merge reads in slices, each in its own snapshot (issue 13: one
+** snapshot for a whole long merge kept the WAL from being copied back):
+** while a long merge runs, what is committed beside it can be checkpointed
+** completely.  Sliced merges give the same bytes as profile by profile,
+** with rollups (hour slices) and with a limit (second slices, some seconds
+** holding two profiles). */
+static void test_merge_slices(void) {
+  char *dir = temp_dir(), err[STORE_ERRMAX], path[1024];
+  store *st = open_store(dir);
+  const int64_t t0 = 470100 * H, n = 1400;
+  size_t built = 0;
+  /* big enough that merging them takes a while beside the ingests below */
+  for (int64_t i = 0; i < n; i++) {
+    buf big = make_profile(t0 + (i / 2) * 9 + (i % 2) * (i % 3 == 0), 300,
+                           (unsigned)i, 0);
+    CHECK_RC(ingest(st, "sl", META_CPU, "", 0, &big, NULL), STORE_OK);
+    free(big.p);
+  }
+  CHECK_RC(store_maintain(st, &built, err), STORE_OK);
+  CHECK(built >= 1);
+  CHECK_MERGE_SAME(st, query("sl", META_CPU, "", t0, t0 + 4 * H, 0));
+  CHECK_MERGE_SAME(st, query("sl", META_CPU, "", t0 + 100, t0 + 3 * H + 5, 0));
+  CHECK_MERGE_SAME(st, query("sl", META_CPU, "", t0, t0 + 4 * H, 1000));
+
+  merge_arg a = {.st = st, .q = query("sl", META_CPU, "", t0, t0 + 4 * H, n)};
+  atomic_init(&a.done, 0);
+  sqlite3 *db = NULL;
+  snprintf(path, sizeof path, "%s/profefs.db", dir);
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 0);
+  /* reads the header, so that the connection knows the WAL */
+  CHECK(sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL,
+                     NULL) == SQLITE_OK);
+  pthread_t th;
+  pthread_create(&th, NULL, merge_worker, &a);
+  /* first_log: the WAL's frames just after the merge began; frames up to
+  ** it copied back while the merge runs (or the WAL started over, which
+  ** needs them all copied) mean the merge let go of its first snapshot */
+  int first_log = -1, progressed = 0, tries = 0;
+  buf p = make_profile(t0, 5, 99, 0);
+  while (!atomic_load(&a.done)) {
+    int log = -1, done = -1;
+    char labels[32];
+    snprintf(labels, sizeof labels, "k=%d", tries); /* new rows, new frames */
+    CHECK_RC(ingest(st, "beside", META_CPU, labels, 0, &p, NULL), STORE_OK);
+    if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                  &done) == SQLITE_OK &&
+        !atomic_load(&a.done)) {
+      if (first_log < 0) first_log = log;
+      else if (done >= first_log || log < first_log) progressed = 1;
+    }
+    tries++;
+    usleep(20 * 1000);
+  }
+  pthread_join(th, NULL);
+  if (getenv("VERBOSE"))
+    fprintf(stderr, "merge slices: %d ingests and checkpoints beside the "
+            "merge, frames after its start copied back: %d\n", tries,
+            progressed);
+  CHECK(tries >= 3);
+  CHECK(progressed);
+  sqlite3_close(db);
+  store_close(st);
+  CHECK(integrity_ok(dir));
+  free(p.p);
+  rm_rf(dir);
+  free(dir);
+}
+
 static void test_upgrade(void) {
   char *dir = temp_dir(), err[STORE_ERRMAX], path[1024];
   store *st = open_store(dir);
@@ -2013,6 +2099,7 @@ int main(void) {
   test_upgrade();
   test_retention();
   test_retention_reader();
+  test_merge_slices();
   test_concurrency_reopen();
   test_parallel_merge();
   test_crash();
