@@ -189,3 +189,30 @@ t_done() {
     fi
     exit 0
 }
+
+# ack_http_client C SERVICE [ERRORS]: for crash-style tests (crash.sh,
+# powercut.sh).  POSTs the fixtures of the array FILES in turn to the URL
+# in $T/url as SERVICE with labels client=hC,seq=N; each 200 appends
+# "SOURCE<TAB>JSON answer" to $ACK/http.C (what tools/ack_verify.py
+# checks).  With ERRORS, any status but 200 and 000 (server down) appends
+# "STATUS<TAB>SOURCE<TAB>ANSWER" to that file.  Runs until killed.
+ack_http_client() {
+    local c=$1 svc=$2 errors=${3:-} n=0 f type url out code
+    while :; do
+        f=${FILES[$(( (n * 7 + c) % ${#FILES[@]} ))]}
+        type=$(basename "$f"); type=${type%%_*}
+        url=$(cat "$T/url" 2>/dev/null)
+        out=$(curl -s --max-time 15 -w '\n%{http_code}' --data-binary @"$f" \
+              "$url/api/0/profiles?service=$svc&type=$type&labels=client%3Dh$c,seq%3D$n")
+        code=${out##*$'\n'}
+        out=${out%$'\n'*}
+        out=${out//$'\n'/}
+        case "$code" in
+            200) printf '%s\t%s\n' "$f" "$out" >> "$ACK/http.$c" ;;
+            000) sleep 0.05 ;;
+            *)   [ -n "$errors" ] && printf '%s\t%s\t%s\n' "$code" "$f" "$out" >> "$errors"
+                 sleep 0.05 ;;
+        esac
+        n=$((n + 1))
+    done
+}

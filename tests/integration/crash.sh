@@ -61,27 +61,6 @@ NFILES=${#FILES[@]}
 
 # ---- clients ------------------------------------------------------------------
 
-# http_client C: POSTs fixtures in turn; on 200 records "SOURCE<TAB>JSON".
-http_client() {
-    local c=$1 n=0 f type url out code
-    while :; do
-        f=${FILES[$(( (n * 7 + c) % NFILES ))]}
-        type=$(basename "$f"); type=${type%%_*}
-        url=$(cat "$T/url" 2>/dev/null)
-        out=$(curl -s --max-time 15 -w '\n%{http_code}' --data-binary @"$f" \
-              "$url/api/0/profiles?service=crash-h$c&type=$type&labels=client%3Dh$c,seq%3D$n")
-        code=${out##*$'\n'}
-        out=${out%$'\n'*}
-        out=${out//$'\n'/}
-        case "$code" in
-            200) printf '%s\t%s\n' "$f" "$out" >> "$ACK/http.$c" ;;
-            000) sleep 0.05 ;;
-            *)   printf '%s\t%s\t%s\n' "$code" "$f" "$out" >> "$ACK/http-errors" ;;
-        esac
-        n=$((n + 1))
-    done
-}
-
 # fuse_client C: cp's fixtures of one type into the mount; on exit 0
 # records "SOURCE<TAB>SERVICE<TAB>TYPE<TAB>LABELS".  Client 2 writes into
 # a label directory.
@@ -124,7 +103,9 @@ crash() {
 if ! start; then t_done; fi
 mkdir -p "$MNT/crash-f1" "$MNT/crash-f2"  # services exist before the clients start
 
-for ((c = 1; c <= HTTP_CLIENTS; c++)); do http_client "$c" & CLIENT_PIDS+=($!); done
+for ((c = 1; c <= HTTP_CLIENTS; c++)); do
+    ack_http_client "$c" "crash-h$c" "$ACK/http-errors" & CLIENT_PIDS+=($!)
+done
 for ((c = 1; c <= FUSE_CLIENTS; c++)); do fuse_client "$c" & CLIENT_PIDS+=($!); done
 
 t0=$(date +%s)

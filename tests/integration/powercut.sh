@@ -56,25 +56,8 @@ FILES=()
 for f in "$FIXTURES"/*.pb.gz; do [ "$(basename "$f")" = mutex_000.pb.gz ] || FILES+=("$f"); done
 NFILES=${#FILES[@]}
 
-# ---- clients (as in crash.sh; every ingest has its own labels) -----------------
-
-http_client() {
-    local c=$1 n=0 f type url out code
-    while :; do
-        f=${FILES[$(( (n * 7 + c) % NFILES ))]}
-        type=$(basename "$f"); type=${type%%_*}
-        url=$(cat "$T/url" 2>/dev/null)
-        out=$(curl -s --max-time 15 -w '\n%{http_code}' --data-binary @"$f" \
-              "$url/api/0/profiles?service=pc-h$c&type=$type&labels=client%3Dh$c,seq%3D$n")
-        code=${out##*$'\n'}
-        out=${out%$'\n'*}
-        out=${out//$'\n'/}
-        # Anything but 200 is expected around a cut (500, 000): not recorded.
-        [ "$code" = 200 ] && printf '%s\t%s\n' "$f" "$out" >> "$ACK/http.$c"
-        [ "$code" = 200 ] || sleep 0.05
-        n=$((n + 1))
-    done
-}
+# ---- clients (HTTP: ack_http_client of lib.sh; any answer but 200 is expected
+# around a cut; every ingest has its own labels) ---------------------------------
 
 fuse_client() {
     local c=$1 n=0 f type dir
@@ -141,7 +124,7 @@ rm -f "$PC/under/kept"
 T_LOGS+=("$T/powercut.log")
 power_on || t_done
 mkdir -p "$MNT/pc-f1"  # the service exists before the clients start
-for ((c = 1; c <= HTTP_CLIENTS; c++)); do http_client "$c" & CLIENT_PIDS+=($!); done
+for ((c = 1; c <= HTTP_CLIENTS; c++)); do ack_http_client "$c" "pc-h$c" & CLIENT_PIDS+=($!); done
 for ((c = 1; c <= FUSE_CLIENTS; c++)); do fuse_client "$c" & CLIENT_PIDS+=($!); done
 
 t0=$(date +%s)
