@@ -43,6 +43,18 @@ static char *header(const char *name, const char *value) {
   return h;
 }
 
+/* 1 when key parses back to the canonical labels it was made of. */
+static int key_reads_back(const char *key, const char *labels) {
+  store_meta m = {0};
+  int ok;
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) return 0;
+  if (store_s3_key_parse(key, &m) != 0) return 0;
+  ok = strcmp(m.labels, labels) == 0;
+  store_meta_clear(&m);
+  return ok;
+}
+
 store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
                          const char *labels, int64_t created_at_hint,
                          const void *data, size_t len, store_meta *out,
@@ -64,6 +76,16 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
   store_s3_digest(created_at, service, type, labels, data, len, digest);
   if ((key = store_s3_key(service, type, digest, labels)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    goto out;
+  }
+  /* Only what reads back as the same profile may be stored: a raw ',',
+  ** '=', '/' or '%' in a label would list under other labels or not at all,
+  ** and a control character would make an id no client can send back. */
+  if (!key_reads_back(key, labels)) {
+    rc = store_seterr(err, STORE_INVALID,
+                      "labels \"%.64s\" cannot be written in profefe's S3 key "
+                      "(',', '=', '/', '%%' or a control character in a key or value)",
+                      labels);
     goto out;
   }
   if (strlen(s->prefix) + strlen(key) > S3_KEY_MAX) {
@@ -90,13 +112,6 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
   store_s3_count_write(s, 1);
   if (out != NULL) {
     if (store_s3_key_parse(key, &m) != 0) {
-      rc = store_seterr(err, STORE_NOMEM, "out of memory");
-      goto out;
-    }
-    /* the key's labels went through a raw round trip: report what we got */
-    free(m.labels);
-    if ((m.labels = strdup(labels)) == NULL) {
-      store_meta_clear(&m);
       rc = store_seterr(err, STORE_NOMEM, "out of memory");
       goto out;
     }

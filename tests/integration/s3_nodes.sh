@@ -90,6 +90,12 @@ assert_eq "a repeat ingest (on A) answers the same id" "${IDS[0]}" "$again"
 again=$(URL=$NB ingest "$FIXTURES/cpu_000.pb.gz" web cpu "host=h0,zone=z1")
 assert_eq "a repeat ingest on B answers the same id" "${IDS[0]}" "$again"
 
+# labels that profefe's key format cannot carry are refused, not lost
+for bad in 'a=x%252Cy' 'a=x%2Fy' 'a=x%0Ay' 'a%253Db=x'; do
+    http POST "$A/api/0/profiles?service=web&type=cpu&labels=$bad" --data-binary @"$FIXTURES/cpu_007.pb.gz"
+    assert_eq "labels $bad: 400" 400 "$HTTP_STATUS"
+    assert_contains "labels $bad: the reason" "$HTTP_BODY" "cannot be written in profefe's S3 key"
+done
 # the object as profefe wrote it: key and user metadata
 s3curl HEAD "/${IDS[0]}" -I -o "$T/head.txt"
 hdr=$(tr -d '\r' <"$T/head.txt")
