@@ -375,7 +375,11 @@ static store_rc group_filters(const slot_rows *rows, char **filters,
       free(g[i].filters);
       g[i].filters = NULL;
     } else {
-      g[u++] = g[i];
+      if (u != i) { /* moved: one owner of filters at a time */
+        g[u] = g[i];
+        g[i].filters = NULL;
+      }
+      u++;
     }
   }
   free(match);
