@@ -639,7 +639,13 @@ static int op_rename(const char *from, const char *to, unsigned int flags) {
   if (rc == 1 && strcmp(pt.id, in.id) != 0) rc = delete_id(f, key, to);
   else rc = 0;
   if (old != NULL) {
-    if (old != wb && rc == 0) rc = unlink_written(f, to);
+    fs_wb_info oin;
+    fs_wb_get_info(old, &oin);
+    /* An identical file written again is the same profile (idempotent
+    ** ingest, rsync's second run): only a different one goes. */
+    if (old != wb && rc == 0 &&
+        (oin.id[0] == '\0' || strcmp(oin.id, in.id) != 0))
+      rc = unlink_written(f, to);
     fs_wb_unref(old);
   }
   if (rc != 0) return rc;

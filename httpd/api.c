@@ -390,7 +390,10 @@ static void api_get(httpd_req *r, httpd_reply *out)
     rc = store_get(httpd_store(r->h), ids[0], NULL, &data, &len, err);
   else
     rc = timed_merge(r, NULL, (const char *const *)ids, n, &data, &len, err);
-  if (rc != STORE_OK)
+  if (rc == STORE_NOTFOUND && n > 1 && err[0] != '\0')
+    /* Of several ids, say which one is missing. */
+    httpd_reply_error(out, 404, "nothing found: %s", err);
+  else if (rc != STORE_OK)
     reply_store_error(out, rc, err);
   else
     httpd_reply_bytes(out, data, len, rest);

@@ -91,6 +91,18 @@ pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
                         budget *b, int64_t *time_nanos,
                         char err[PPROF_ERRMAX]);
 
+/* The sample types of a profile as text: "type/unit,type/unit" (cut short
+** with "..." past PPROF_TYPES_MAX - 1 bytes). */
+#define PPROF_TYPES_MAX 256
+
+/* pprof_check_in that also writes the profile's sample types into types
+** (may be NULL), so that a caller can check them against a declared kind
+** without decoding the profile twice. */
+pprof_rc pprof_check_types(const void *buf, size_t len, size_t max_inflate,
+                           budget *b, int64_t *time_nanos,
+                           char types[PPROF_TYPES_MAX],
+                           char err[PPROF_ERRMAX]);
+
 /* ---- streaming merge --------------------------------------------------------- */
 
 typedef struct pprof_merge pprof_merge;

@@ -9,7 +9,9 @@
 */
 #include <assert.h>
 #include <libdeflate.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "profile.pb-c.h"
@@ -112,9 +114,29 @@ out:
   return rc;
 }
 
-pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
-                        budget *b, int64_t *time_nanos,
-                        char err[PPROF_ERRMAX]) {
+/* Writes v's sample types as "type/unit,..." into out (PPROF_TYPES_MAX). */
+static void format_types(const pprof_view *v, char out[PPROF_TYPES_MAX]) {
+  size_t o = 0, i;
+  int n;
+
+  out[0] = '\0';
+  for (i = 0; i < v->nstype; i++) {
+    const pprof_vstr *t = &v->str[v->stype[i].type];
+    const pprof_vstr *u = &v->str[v->stype[i].unit];
+    n = snprintf(out + o, PPROF_TYPES_MAX - o, "%s%.*s/%.*s", i ? "," : "",
+                 (int)t->len, t->p, (int)u->len, u->p);
+    if (n < 0 || (size_t)n >= PPROF_TYPES_MAX - o) {
+      strcpy(out + PPROF_TYPES_MAX - 4, "...");
+      return;
+    }
+    o += (size_t)n;
+  }
+}
+
+pprof_rc pprof_check_types(const void *buf, size_t len, size_t max_inflate,
+                           budget *b, int64_t *time_nanos,
+                           char types[PPROF_TYPES_MAX],
+                           char err[PPROF_ERRMAX]) {
   pprof_view *v;
   const uint8_t *data;
   uint8_t *owned = NULL;
@@ -127,10 +149,19 @@ pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
   rc = load(v, buf, len, max_inflate, b, &held, &data, &dlen, &owned, err);
   if (rc == PPROF_OK && time_nanos != NULL)
     *time_nanos = v->time_nanos;
+  /* the strings point into the inflated bytes: format before freeing */
+  if (rc == PPROF_OK && types != NULL)
+    format_types(v, types);
   free(owned);
   budget_release(b, held);
   pprof_view_free(v);
   return rc;
+}
+
+pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
+                        budget *b, int64_t *time_nanos,
+                        char err[PPROF_ERRMAX]) {
+  return pprof_check_types(buf, len, max_inflate, b, time_nanos, NULL, err);
 }
 
 pprof_rc pprof_check(const void *buf, size_t len, size_t max_inflate,

@@ -104,10 +104,32 @@ static char *endpoint(const scrape_target *t, meta_type type) {
   return n < 0 ? NULL : u;
 }
 
+/* One line per attempt: "scrape <url> <type> <status> <bytes> <ms>
+** service=<service> [detail]". */
 static void log_line(const scrape_target *t, meta_type type, const char *status,
                      size_t bytes, int64_t ms, const char *detail) {
-  fprintf(stderr, "scrape %s %s %s %zu %lldms%s%s\n", t->url, meta_type_name(type),
-          status, bytes, (long long)ms, detail[0] ? " " : "", detail);
+  fprintf(stderr, "scrape %s %s %s %zu %lldms service=%s%s%s\n", t->url,
+          meta_type_name(type), status, bytes, (long long)ms, t->service,
+          detail[0] ? " " : "", detail);
+}
+
+/* The start of an error answer's body, on one line, as a reason:
+** "(<text>)" with control characters as spaces, at most 200 bytes. */
+static void body_reason(const void *body, size_t len, char *out, size_t cap) {
+  const unsigned char *b = body;
+  size_t i, n = len < 200 ? len : 200, o = 0;
+
+  if (cap < 4) return;
+  out[o++] = '(';
+  for (i = 0; i < n && o + 2 < cap; i++)
+    out[o++] = b[i] < 0x20 || b[i] == 0x7f ? ' ' : (char)b[i];
+  while (o > 1 && out[o - 1] == ' ') o--;
+  if (o == 1) {
+    out[0] = '\0';
+    return;
+  }
+  out[o++] = ')';
+  out[o] = '\0';
 }
 
 /* Stores body as one profile of type; an answer without samples is EMPTY. */
@@ -163,6 +185,7 @@ static outcome attempt(struct scrape *s, void *curl, const scrape_target *t,
       if (status != 200) {
         o = status >= 500 || status == 429 ? RETRY : FAILED;
         snprintf(st, sizeof st, "http-%ld", status);
+        body_reason(body, len, detail, sizeof detail);
       } else if (len == 0) {
         o = FAILED;
         snprintf(st, sizeof st, "error");

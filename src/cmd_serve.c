@@ -194,8 +194,11 @@ int cmd_serve(int argc, char **argv) {
     cli_errorf("serve: %s", err);
     goto out;
   }
-  cli_errorf("serving %s on http://%s (port %u)%s", cfg.data, cfg.addr,
-             httpd_port(h), cfg.read_only ? ", read-only" : "");
+  /* The port it really got: with port 0 the system picked one. */
+  cli_errorf("serving %s on http://%.*s:%u%s", cfg.data,
+             (int)(strrchr(cfg.addr, ':') != NULL
+                       ? strrchr(cfg.addr, ':') - cfg.addr : 0),
+             cfg.addr, httpd_port(h), cfg.read_only ? ", read-only" : "");
 
   if (cfg.mount != NULL) {
     fopts.mountpoint = cfg.mount;

@@ -14,6 +14,11 @@
 
 #include "store.h"
 
+/* ingest gets bytes that store.c has checked (a pprof profile of the
+** declared type, unless META_TRACE) and created_at_hint already resolved
+** from the profile's time_nanos; it must be idempotent: the same bytes,
+** service, type, labels and created_at stored once, a repeat answering
+** with the first id. */
 typedef struct store_backend_ops {
   const char *name; /* "local" / "remote" / "s3" */
   void (*close)(void *impl);

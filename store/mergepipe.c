@@ -69,7 +69,8 @@ static store_rc merge_err(pprof_rc prc, const char *what, const char *name,
                           const char *perr, char *err) {
   switch (prc) {
   case PPROF_OK: return STORE_OK;
-  case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", perr);
+  case PPROF_EMISMATCH:  /* name the profile that does not fit */
+    return store_seterr(err, STORE_MISMATCH, "%s %s: %s", what, name, perr);
   case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
   default:
     return store_seterr(err, STORE_BADPROFILE, "%s %s: %s", what, name,

@@ -6,6 +6,12 @@
 ** so that every backend sees only well-formed requests, refuses writes on a
 ** read-only store, and then calls the backend through its op table
 ** (backend.h).  Nothing here knows SQLite or HTTP.
+**
+** Ingest is checked here once for every backend: the bytes must be a
+** pprof profile whose sample types fit the declared type (Go's kinds;
+** `other` takes any pprof, `trace` is never parsed), and created_at is
+** resolved (the profile's time_nanos, else the caller's hint) before the
+** backend stores it.
 */
 #include <assert.h>
 #include <stdarg.h>
@@ -14,12 +20,15 @@
 #include <string.h>
 
 #include "backend.h"
+#include "pprof.h"
 
 struct store {
   const store_backend_ops *ops;
   void *impl;
   int read_only;
   int remote;
+  size_t max_inflate;  /* of an ingest's check; 0 = pprof's default */
+  budget *budget;      /* what that check inflates is taken from it */
 };
 
 const char *store_strerror(store_rc rc) {
@@ -133,6 +142,8 @@ static store_rc wrap(const store_backend_ops *ops, void *impl,
   st->impl = impl;
   st->read_only = opts != NULL && opts->read_only;
   st->remote = remote;
+  st->max_inflate = opts != NULL ? opts->max_inflate : 0;
+  st->budget = opts != NULL ? opts->budget : NULL;
   *out = st;
   return STORE_OK;
 }
@@ -204,6 +215,79 @@ void store_names_free(char **names, size_t n) {
 
 /* ---- operations ---------------------------------------------------------------- */
 
+/* The sample types Go writes for each kind of profile; NULL: any. */
+static const char *const *expected_types(meta_type type) {
+  static const char *const cpu[] = { "samples/count,cpu/nanoseconds", NULL };
+  static const char *const heap[] = {
+    "alloc_objects/count,alloc_space/bytes,inuse_objects/count,inuse_space/bytes",
+    "inuse_objects/count,inuse_space/bytes", NULL };
+  static const char *const contention[] = {
+    "contentions/count,delay/nanoseconds", NULL };
+  static const char *const goroutine[] = { "goroutine/count", NULL };
+  static const char *const threadcreate[] = { "threadcreate/count", NULL };
+
+  switch (type) {
+  case META_CPU: return cpu;
+  case META_HEAP: return heap;
+  case META_BLOCK:
+  case META_MUTEX: return contention;
+  case META_GOROUTINE: return goroutine;
+  case META_THREADCREATE: return threadcreate;
+  default: return NULL;
+  }
+}
+
+/* 1 when types is one of the lists of want. */
+static int matches(const char *const *want, const char *types) {
+  for (size_t i = 0; want[i] != NULL; i++)
+    if (strcmp(want[i], types) == 0) return 1;
+  return 0;
+}
+
+/* 1 when types are those of one of Go's kinds of profile. */
+static int go_kind(const char *types) {
+  for (int t = 0; t < META_NTYPES; t++)
+    if (expected_types((meta_type)t) != NULL &&
+        matches(expected_types((meta_type)t), types))
+      return 1;
+  return 0;
+}
+
+/* Checks a pprof ingest of the declared type and resolves its created_at
+** into *created_at (time_nanos when > 0, else unchanged). */
+static store_rc check_profile(const store *st, meta_type type,
+                              const void *data, size_t len,
+                              int64_t *created_at, char *err) {
+  char perr[PPROF_ERRMAX] = "", types[PPROF_TYPES_MAX] = "";
+  const char *const *want = expected_types(type);
+  int64_t nanos = 0;
+  pprof_rc prc = pprof_check_types(data, len, st->max_inflate, st->budget,
+                                   &nanos, types, perr);
+
+  switch (prc) {
+  case PPROF_OK: break;
+  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
+  case PPROF_EBUSY:
+    return store_seterr(err, STORE_BUSY,
+                        "busy: memory budget exhausted, retry later");
+  case PPROF_ETOOBIG:
+    return store_seterr(err, STORE_TOOBIG, "profile too big (%s)",
+                        perr[0] ? perr : pprof_strerror(prc));
+  default:
+    return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)",
+                        perr[0] ? perr : pprof_strerror(prc));
+  }
+  /* Sample types of one of Go's kinds must be the declared kind's; others
+  ** (hand-made or another language's profiles) are taken as they are. */
+  if (want != NULL && !matches(want, types) && go_kind(types))
+    return store_seterr(err, STORE_INVALID,
+                        "sample types do not match type %s: expected %s, "
+                        "found %s (type other takes any profile)",
+                        meta_type_name(type), want[0], types);
+  if (nanos > 0) *created_at = nanos / 1000000000;
+  return STORE_OK;
+}
+
 store_rc store_ingest(store *st, const char *service, meta_type type,
                       const char *labels, int64_t created_at_hint,
                       const void *data, size_t len, store_meta *out,
@@ -218,6 +302,9 @@ store_rc store_ingest(store *st, const char *service, meta_type type,
   if (len == 0)
     return store_seterr(err, STORE_BADPROFILE, "malformed profile (empty)");
   if (st->ops->ingest == NULL) return unsupported(st, "ingest", err);
+  if (type != META_TRACE &&
+      (rc = check_profile(st, type, data, len, &created_at_hint, err)) != STORE_OK)
+    return rc;
   return st->ops->ingest(st->impl, service, type, labels ? labels : "",
                          created_at_hint, data, len, out, err);
 }

@@ -226,6 +226,7 @@ static const store_backend_ops local_ops = {
   .merge_ids = store_local_merge_ids,
   .services = store_local_services,
   .add_service = store_local_add_service,
+  .remove_service = store_local_remove_service,
   .label_sets = store_local_label_sets,
   .del = store_local_del,
   .retain = store_local_retain,

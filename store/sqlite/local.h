@@ -229,6 +229,8 @@ extern const char store_local_sql_stat[];
 /* ---- services.c ------------------------------------------------------------ */
 
 store_rc store_local_add_service(void *impl, const char *service, char *err);
+store_rc store_local_remove_service(void *impl, const char *service,
+                                    char *err);
 store_rc store_local_services(void *impl, char ***names, size_t *n,
                               char *err);
 store_rc store_local_label_sets(void *impl, const char *service,

@@ -1,7 +1,8 @@
 /*
 ** profiles.c — the profiles of the local store: their tables, ingest
-** (checked in the caller's thread, stored by the writer), find, get, stat
-** and delete.
+** (checked by store.c in the caller's thread, stored by the writer; a
+** repeat of a stored profile answers with its id), find, get, stat and
+** delete.
 **
 ** Tables: profiles holds one row of metadata per profile; the index on
 ** (service, type, created_at, id) makes a time-range query on one service
@@ -17,7 +18,6 @@
 #include <time.h>
 
 #include "local.h"
-#include "pprof.h"
 
 const char store_local_profiles_v1[] =
   "CREATE TABLE profiles("
@@ -55,6 +55,12 @@ static const char sql_insert_profile[] =
 static const char sql_insert_blob[] =
   "INSERT INTO blobs(rowid, data) VALUES(?1, ?2)";
 static const char sql_delete[] = "DELETE FROM profiles WHERE id = ?1";
+/* The profiles an ingest would repeat: the time index finds the few of
+** one service, type and second; the bytes decide. */
+static const char sql_same[] =
+  "SELECT p.id, b.data FROM profiles p JOIN blobs b ON b.rowid = p.rowid"
+  " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at = ?3"
+  " AND p.labels = ?4 AND p.size = ?5";
 
 void store_local_bind_query(sqlite3_stmt *s, const store_query *q) {
   sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
@@ -76,16 +82,52 @@ typedef struct ingest_req {
   char id[META_ID_LEN + 1]; /* assigned */
 } ingest_req;
 
-/* Runs in the writer.  64 random bits make an id collision all but
+/* In the writer: 1 when the profile of r is stored already (its id then
+** in r->id), 0 when not, or -1 with the SQLite code in *src. */
+static int find_same(sqlite3_stmt *s, ingest_req *r, int *src) {
+  int rc, found = 0;
+
+  sqlite3_bind_text(s, 1, r->service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 2, (int)r->type);
+  sqlite3_bind_int64(s, 3, r->created_at);
+  sqlite3_bind_text(s, 4, r->labels, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 5, (sqlite3_int64)r->len);
+  while (!found && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    if ((size_t)sqlite3_column_bytes(s, 1) == r->len &&
+        memcmp(sqlite3_column_blob(s, 1), r->data, r->len) == 0 &&
+        sqlite3_column_bytes(s, 0) == META_ID_LEN) {
+      memcpy(r->id, sqlite3_column_text(s, 0), META_ID_LEN + 1);
+      found = 1;
+    }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (!found && rc != SQLITE_DONE) {
+    *src = rc;
+    return -1;
+  }
+  return found;
+}
+
+/* Runs in the writer, so that two identical ingests in one group commit
+** see each other: a repeat answers with the first id and changes nothing
+** (ingest is idempotent).  64 random bits make an id collision all but
 ** impossible; if it happens anyway, a new id is cheaper than an error. */
 static store_rc write_ingest(store_local *l, store_local_conn *c, void *arg,
                              int64_t *changes, char *err) {
   ingest_req *r = arg;
-  sqlite3_stmt *p = NULL, *b = NULL;
+  sqlite3_stmt *p = NULL, *b = NULL, *same = NULL;
   store_rc src = store_local_stmt(l, c, sql_insert_profile, &p, err);
   if (src == STORE_OK) src = store_local_stmt(l, c, sql_insert_blob, &b, err);
+  if (src == STORE_OK) src = store_local_stmt(l, c, sql_same, &same, err);
   if (src != STORE_OK) return src;
-  int rc;
+  int rc = SQLITE_OK;
+  switch (find_same(same, r, &rc)) {
+  case 1:
+    *changes = 0;
+    return STORE_OK;
+  case -1:
+    return store_local_sqlerr(l, c->db, rc, err, "cannot look up profile");
+  }
   for (int attempt = 0;; attempt++) {
     sqlite3_bind_text(p, 1, r->id, META_ID_LEN, SQLITE_STATIC);
     sqlite3_bind_text(p, 2, r->service, -1, SQLITE_STATIC);
@@ -108,37 +150,15 @@ static store_rc write_ingest(store_local *l, store_local_conn *c, void *arg,
   return STORE_OK;
 }
 
-static store_rc check_profile(store_local *l, const void *data, size_t len,
-                              int64_t *time_nanos, char *err) {
-  char perr[PPROF_ERRMAX] = "";
-  pprof_rc prc = pprof_check_in(data, len, l->max_inflate, l->budget,
-                                time_nanos, perr);
-  switch (prc) {
-  case PPROF_OK: return STORE_OK;
-  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
-  case PPROF_EBUSY:
-    return store_seterr(err, STORE_BUSY,
-                        "busy: memory budget exhausted, retry later");
-  case PPROF_ETOOBIG:
-    return store_seterr(err, STORE_TOOBIG, "profile too big (%s)",
-                        perr[0] ? perr : pprof_strerror(prc));
-  default:
-    return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)",
-                        perr[0] ? perr : pprof_strerror(prc));
-  }
-}
-
 store_rc store_local_ingest(void *impl, const char *service, meta_type type,
                             const char *labels, int64_t created_at_hint,
                             const void *data, size_t len, store_meta *out,
                             char *err) {
   store_local *l = impl;
-  int64_t nanos = 0, now = (int64_t)time(NULL);
+  int64_t now = (int64_t)time(NULL);
   store_meta m = {.type = type, .size = (int64_t)len};
   store_rc rc;
-  if (type != META_TRACE &&
-      (rc = check_profile(l, data, len, &nanos, err)) != STORE_OK)
-    return rc;
+  /* store.c checked the profile and resolved created_at (time_nanos). */
   if (out != NULL) {
     m.service = strdup(service);
     m.labels = strdup(labels);
@@ -149,8 +169,7 @@ store_rc store_local_ingest(void *impl, const char *service, meta_type type,
   }
   ingest_req r = {
     .service = service, .labels = labels, .type = type,
-    .created_at = nanos > 0 ? nanos / 1000000000
-                  : created_at_hint > 0 ? created_at_hint : now,
+    .created_at = created_at_hint > 0 ? created_at_hint : now,
     .now = now, .data = data, .len = len,
   };
   meta_id_new(now, r.id);

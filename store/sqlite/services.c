@@ -51,6 +51,12 @@ const char store_local_services_v3[] =
 
 static const char sql_insert_service[] =
   "INSERT OR IGNORE INTO services(name) VALUES(?1)";
+/* Only a service that holds no profile goes (FUSE rmdir). */
+static const char sql_remove_service[] =
+  "DELETE FROM services WHERE name = ?1"
+  " AND NOT EXISTS (SELECT 1 FROM profiles WHERE service = ?1)";
+static const char sql_has_service[] =
+  "SELECT 1 FROM services WHERE name = ?1";
 static const char sql_services[] = "SELECT name FROM services ORDER BY name";
 /* The empty set is no label directory. */
 static const char sql_label_sets[] =
@@ -76,6 +82,38 @@ static store_rc write_service(store_local *l, store_local_conn *c, void *arg,
 
 store_rc store_local_add_service(void *impl, const char *service, char *err) {
   return store_local_write(impl, write_service, (void *)service, 0, NULL, err);
+}
+
+static store_rc write_unservice(store_local *l, store_local_conn *c, void *arg,
+                                int64_t *changes, char *err) {
+  sqlite3_stmt *s = NULL, *h = NULL;
+  store_rc rc = store_local_stmt(l, c, sql_remove_service, &s, err);
+  int src;
+
+  if (rc == STORE_OK) rc = store_local_stmt(l, c, sql_has_service, &h, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+  if ((src = store_local_run(s)) != SQLITE_OK)
+    return store_local_sqlerr(l, c->db, src, err, "cannot remove service");
+  *changes = sqlite3_changes(c->db);
+  if (*changes > 0) return STORE_OK;
+  sqlite3_bind_text(h, 1, arg, -1, SQLITE_STATIC);
+  src = sqlite3_step(h);
+  sqlite3_reset(h);
+  sqlite3_clear_bindings(h);
+  if (src == SQLITE_ROW)
+    return store_seterr(err, STORE_INVALID, "service \"%s\" still holds profiles",
+                        (const char *)arg);
+  if (src != SQLITE_DONE)
+    return store_local_sqlerr(l, c->db, src, err, "cannot remove service");
+  return store_seterr(err, STORE_NOTFOUND, "no service \"%s\"",
+                      (const char *)arg);
+}
+
+store_rc store_local_remove_service(void *impl, const char *service,
+                                    char *err) {
+  return store_local_write(impl, write_unservice, (void *)service, 0, NULL,
+                           err);
 }
 
 /* ---- names ----------------------------------------------------------------------- */

@@ -68,7 +68,7 @@ echo "faults: free after filling: $(df -B1 --output=avail "$SMALL" | tail -1) by
 # one is refused, which must happen within a few dozen.
 got=""
 for ((i = 0; i < 50; i++)); do
-    http POST "$URL/api/0/profiles?service=faults&type=cpu&labels=phase%3Dfull" \
+    http POST "$URL/api/0/profiles?service=faults&type=cpu&labels=phase%3Dfull,n%3D$i" \
         --data-binary @"$FIXTURES/cpu_006.pb.gz"
     [ "$HTTP_STATUS" = 200 ] && { KEPT[$(json 'j["body"]["id"]')]=$FIXTURES/cpu_006.pb.gz; continue; }
     got=$HTTP_STATUS
@@ -136,7 +136,8 @@ fallocate -l $(( avail - 300 * 1024 )) "$SMALL/filler" 2>/dev/null ||
 got="" n_ok=0
 for ((i = 0; i < 400; i++)); do
     f=${FIXTURES}/heap_0$(( i % 2 ))0.pb.gz
-    http POST "$URL/api/0/profiles?service=faults&type=heap&labels=phase%3Dgradual" --data-binary @"$f"
+    # n=i: distinct profiles (ingest is idempotent), so the disk does fill
+    http POST "$URL/api/0/profiles?service=faults&type=heap&labels=phase%3Dgradual,n%3D$i" --data-binary @"$f"
     if [ "$HTTP_STATUS" = 200 ]; then
         KEPT[$(json 'j["body"]["id"]')]=$f; n_ok=$((n_ok + 1)); continue
     fi

@@ -7,8 +7,8 @@
 # shutil.copy2, an editor's write-then-rename, chmod/utime of stored files,
 # a file written by two processes in turn (never a prefix stored), fsync
 # durable across kill -9, refusals logged with their reasons and the right
-# errno, rmdir of empty directories, recovery of the
-# mount point a killed server left, refusal of a live one, and df.
+# errno, rm -r of a service and rmdir of empty directories, recovery of
+# the mount point a killed server left, refusal of a live one, and df.
 . "$TESTS_DIR/lib.sh"
 t_init
 
@@ -190,7 +190,15 @@ check "an unknown type dir: logged" grep -q "no such path /api/bogus: not a type
 assert_contains "mkdir of an unknown type" "$(mkdir "$MNT/api/bogus" 2>&1)" "Invalid argument"
 assert_contains "cp into an unknown type" "$(cp "$FIXTURES/cpu_000.pb.gz" "$MNT/api/bogus/" 2>&1)" "Not a directory"
 
-# ---- 8. rmdir of empty directories ----------------------------------------------
+# ---- 8. rm -r of a service, rmdir of empty directories ----------------------------------------------
+out=$(rm -r "$MNT/api2" 2>&1)
+assert_eq "rm -r of a service" "0 " "$? $out"
+check "the service is gone from the mount" sh -c "! ls '$MNT' | grep -qx api2"
+http GET "$URL/api/0/services"
+check "the service is gone over HTTP" sh -c "! echo '$HTTP_BODY' | grep -q '\"api2\"'"
+assert_eq "its profiles are gone" 0 "$(count api2)"
+check "mkdir of a typo service" mkdir "$MNT/tpyo"
+check "rmdir of the typo" rmdir "$MNT/tpyo"
 check "mkdir -p of an empty label dir" mkdir -p "$MNT/api/block/k=v"
 assert_contains "rmdir of a type dir that holds a label dir" "$(rmdir "$MNT/api/block" 2>&1)" "not empty"
 check "rmdir of the empty label dir" rmdir "$MNT/api/block/k=v"

@@ -361,7 +361,9 @@ assert_eq "metrics: ingested profiles" "$POSTED" "$(metric profefs_ingest_profil
 assert_eq "metrics: ingested bytes" "$POSTED_BYTES" "$(metric profefs_ingest_bytes_total)"
 assert_eq "metrics: merges timed" "$MERGES" "$(metric profefs_merge_seconds_count)"
 assert_eq "metrics: merge histogram +Inf bucket" "$MERGES" "$(metric 'profefs_merge_seconds_bucket{le="+Inf"}')"
-assert_eq "metrics: stored profiles" "$((POSTED - DELETED))" "$(metric profefs_store_profiles)"
+# one POST (notime.pb.gz, created_at as unix seconds) repeats an earlier
+# profile: ingest is idempotent, it is stored once
+assert_eq "metrics: stored profiles" "$((POSTED - DELETED - 1))" "$(metric profefs_store_profiles)"
 check "metrics: stored bytes" test "$(metric profefs_store_bytes)" -gt 0
 check "metrics: disk bytes" test "$(metric profefs_store_disk_bytes)" -gt 0
 

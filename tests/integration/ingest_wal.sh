@@ -49,7 +49,10 @@ def ingester():
             if left[0] == 0:
                 return
             left[0] -= 1
-        c.request("POST", "/api/0/profiles?service=walsvc&type=cpu", body)
+            i = left[0]
+        # one label per request: ingest is idempotent, the same body with
+        # the same labels would be one profile
+        c.request("POST", "/api/0/profiles?service=walsvc&type=cpu&labels=n%%3D%d" % i, body)
         r = c.getresponse()
         data = r.read()
         with lock:

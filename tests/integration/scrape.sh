@@ -92,7 +92,7 @@ done
 assert_contains "cpu sample type" "$(cat "$T/cpu.raw")" "samples/count cpu/nanoseconds"
 assert_contains "mutex sample type" "$(cat "$T/mutex.raw")" "contentions/count delay/nanoseconds"
 assert_contains "heap sample type" "$(cat "$T/heap.raw")" "inuse_space/bytes"
-check "one log line per scrape: cpu ok" grep -qE "^scrape $GOURL1 cpu ok [0-9]+ [0-9]+ms id=[0-9a-v]{20}$" "$SLOG"
+check "one log line per scrape: cpu ok" grep -qE "^scrape $GOURL1 cpu ok [0-9]+ [0-9]+ms service=[^ ]+ id=[0-9a-v]{20}$" "$SLOG"
 check "one log line per scrape: mutex ok" grep -qE "^scrape $GOURL1 mutex ok [0-9]+ [0-9]+ms" "$SLOG"
 check "no failed scrape logged" bash -c "! grep -E '^scrape .* (error|http-)' '$SLOG'"
 # a 1 s cpu profile per 2 s round: rounds never overlap, so cpu lines are
@@ -146,6 +146,14 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 assert_eq "dead target: 4 attempts logged" 4 "$(grep -cE "^scrape $dead heap error 0 " "$T/dead.log")"
 check "dead target: backoff 1+2+4 s between attempts ($ms ms)" test "$ms" -ge 6500 -a "$ms" -lt 20000
 T_LOGS+=("$T/dead.log")
+check "dead target: the log line names the service" grep -qE "^scrape $dead heap error 0 [0-9]+ms service=dead " "$T/dead.log"
+
+# ---- a target that answers an error: the log line says what it said --------------------------
+"$PROFEFS" scrape --target "$GOURL1/nowhere" --service lost --types heap --to "$URL" --once 2>"$T/lost.log"
+assert_eq "scrape --once of a path that is not there: exit status 1" 1 "$?"
+check "HTTP error logged with the service and the target's answer" \
+    grep -qE "^scrape $GOURL1/nowhere heap http-404 [0-9]+ [0-9]+ms service=lost \(404 page not found\)$" "$T/lost.log"
+T_LOGS+=("$T/lost.log")
 
 stop_server
 

@@ -353,6 +353,24 @@ static void test_open_errors(void) {
 
 /* ---- ingest, get, stat, created_at ---------------------------------------------------- */
 
+/* Ingest is idempotent: the same bytes, service, type, labels and
+** created_at answer with the first id; any difference is a new profile. */
+static void test_idempotent(store *st) {
+  buf p = make_profile(4242, 5, 3, 0);
+  store_meta a = {0}, b = {0}, c = {0};
+  CHECK_RC(ingest(st, "idem", META_CPU, "k=v", 0, &p, &a), STORE_OK);
+  CHECK_RC(ingest(st, "idem", META_CPU, "k=v", 0, &p, &b), STORE_OK);
+  CHECK_STR(b.id, a.id);
+  CHECK_I64(b.created_at, a.created_at);
+  CHECK_RC(ingest(st, "idem", META_CPU, "k=w", 0, &p, &c), STORE_OK);
+  CHECK(strcmp(c.id, a.id) != 0);
+  CHECK_I64(count(st, query("idem", META_CPU, NULL, 0, 9999, 0)), 2);
+  store_meta_clear(&a);
+  store_meta_clear(&b);
+  store_meta_clear(&c);
+  free(p.p);
+}
+
 static void test_ingest_get(store *st) {
   char err[STORE_ERRMAX];
   buf cpu = cpu_fixture(0);
@@ -770,11 +788,11 @@ static void test_delete_services(store *st) {
   char **names = NULL;
   size_t n = 0;
   CHECK_RC(store_services(st, &names, &n, err), STORE_OK);
-  /* Earlier tests made api, find, merging and mix. */
-  static const char *want[] = {"alpha", "api", "find", "merging", "mid", "mix",
-                               "zeta"};
-  CHECK_I64(n, 7);
-  for (size_t i = 0; i < n && i < 7; i++) CHECK_STR(names[i], want[i]);
+  /* Earlier tests made api, find, idem, merging and mix. */
+  static const char *want[] = {"alpha", "api", "find", "idem", "merging",
+                               "mid", "mix", "zeta"};
+  CHECK_I64(n, 8);
+  for (size_t i = 0; i < n && i < 8; i++) CHECK_STR(names[i], want[i]);
   store_names_free(names, n);
 
   store_stats before, after;
@@ -790,7 +808,14 @@ static void test_delete_services(store *st) {
   CHECK_RC(store_get_stats(st, &after), STORE_OK);
   CHECK_I64(after.profiles, before.profiles - 1);
   CHECK_I64(after.bytes, before.bytes - (int64_t)p.n);
-  /* The service stays (like a directory). */
+  /* The service stays (like a directory), until removed once empty. */
+  CHECK_RC(store_services(st, &names, &n, err), STORE_OK);
+  CHECK_I64(n, 8);
+  store_names_free(names, n);
+  CHECK_I64(store_remove_service(st, "api", err), STORE_INVALID);
+  CHECK(strstr(err, "still holds profiles") != NULL);
+  CHECK_I64(store_remove_service(st, "nosuch", err), STORE_NOTFOUND);
+  CHECK_RC(store_remove_service(st, "zeta", err), STORE_OK);
   CHECK_RC(store_services(st, &names, &n, err), STORE_OK);
   CHECK_I64(n, 7);
   store_names_free(names, n);
@@ -1503,13 +1528,15 @@ typedef struct worker {
 
 static void *ingest_worker(void *arg) {
   worker *w = arg;
-  char service[32], err[STORE_ERRMAX];
+  char service[32], labels[32], err[STORE_ERRMAX];
   snprintf(service, sizeof service, "conc%d", w->index % 3);
   for (int i = 0; i < w->n; i++) {
     store_meta m;
     const buf *p = &w->profiles[(w->index + i) % w->nprofiles];
-    store_rc rc = store_ingest(w->st, service, META_CPU, "", 0, p->p, p->n,
-                               &m, err);
+    /* distinct profiles: ingest is idempotent */
+    snprintf(labels, sizeof labels, "w=%d-%d", w->index, i);
+    store_rc rc = store_ingest(w->st, service, META_CPU, labels, 0, p->p,
+                               p->n, &m, err);
     if (rc != STORE_OK) {
       fprintf(stderr, "worker %d: %s\n", w->index, err);
       w->failures++;
@@ -1634,10 +1661,13 @@ typedef struct crash_arg {
 static void *crash_worker(void *arg) {
   crash_arg *a = arg;
   buf p = cpu_fixture(3);
-  for (;;) {
+  char labels[64];
+  for (long i = 0;; i++) {
     store_meta m;
-    if (store_ingest(a->st, "crash", META_CPU, "", 0, p.p, p.n, &m, NULL) !=
-        STORE_OK)
+    /* distinct per thread and request: ingest is idempotent */
+    snprintf(labels, sizeof labels, "n=%lx-%ld", (unsigned long)pthread_self(), i);
+    if (store_ingest(a->st, "crash", META_CPU, labels, 0, p.p, p.n, &m,
+                     NULL) != STORE_OK)
       _exit(3);
     /* Acknowledged: from now on it must survive anything. */
     if (write(a->fd, m.id, META_ID_LEN + 1) != META_ID_LEN + 1) _exit(4);
@@ -1729,7 +1759,9 @@ static int diskfull_child(const char *dir) {
   store_rc rc = STORE_OK;
   int acked = 1;
   for (int i = 0; i < 1000 && rc == STORE_OK; i++) {
-    rc = store_ingest(st, "full", META_CPU, "", 0, p.p, p.n, NULL, err);
+    char labels[32];
+    snprintf(labels, sizeof labels, "n=%d", i);  /* ingest is idempotent */
+    rc = store_ingest(st, "full", META_CPU, labels, 0, p.p, p.n, NULL, err);
     acked += rc == STORE_OK;
   }
   CHECK_I64(rc, STORE_NOSPACE);
@@ -1741,7 +1773,7 @@ static int diskfull_child(const char *dir) {
 
   /* Space comes back: the same store works again, nothing is lost. */
   unlink(filler);
-  CHECK_RC(ingest(st, "full", META_CPU, "", 0, &p, NULL), STORE_OK);
+  CHECK_RC(ingest(st, "full", META_CPU, "after=1", 0, &p, NULL), STORE_OK);
   CHECK_I64(count(st, query("full", META_CPU, NULL, 0, 2000, 0)), acked + 1);
   store_close(st);
   CHECK(integrity_ok(data));
@@ -2081,6 +2113,7 @@ int main(void) {
   char *dir = temp_dir();
   store *st = open_store(dir);
   test_ingest_get(st);
+  test_idempotent(st);
   test_bad_input(st);
   test_find(st);
   test_merge(st);
