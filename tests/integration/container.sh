@@ -183,12 +183,13 @@ fuse_round() {
     mnt=$(podman exec "$n" sh -c 'for i in $(seq 50); do grep " /profiles fuse" /proc/mounts && exit; sleep 0.1; done' 2>>"$T/podman.err")
     assert_contains "$n: /profiles is a FUSE mount" "$mnt" "fuse.profefs"
     FUSE_MOUNT_LINE=$mnt
-    out=$(podman exec --user "$u" "$n" ls /profiles/ctr/cpu/ 2>>"$T/podman.err" | grep -c '\.pb\.gz$')
-    assert_eq "$n: ls lists the 5 cpu profiles" 5 "$out"
+    out=$(podman exec --user "$u" "$n" find /profiles/ctr/cpu/ -name '*.pb.gz' 2>>"$T/podman.err" | grep -c '\.pb\.gz$')
+    assert_eq "$n: find lists the 5 cpu profiles (in their label dirs)" 5 "$out"
     podman exec --user "$u" "$n" cat "/profiles/merge/ctr/cpu/$(utc 1795556966)..$(utc 1795556970)" >"$T/fuse_merge.pb.gz" 2>>"$T/podman.err"
     same_merge "$n: merge file read inside the container" "$T/want_cpu.pb.gz" "$T/fuse_merge.pb.gz"
     podman cp "$FIXTURES/block_000.pb.gz" "$n:/tmp/b.pb.gz" 2>>"$T/podman.err"
-    check "$n: cp into the mount ingests" podman exec --user "$u" "$n" cp /tmp/b.pb.gz "/profiles/ctr/block/$n.pb.gz"
+    check "$n: cp into the mount ingests" podman exec --user "$u" "$n" \
+        sh -c 'mkdir -p /profiles/ctr/block && cp /tmp/b.pb.gz /profiles/ctr/block/'
     cstop "$n"
 }
 fuse_round "$P-fr" root --user root "$IMG" serve --data /data --addr 0.0.0.0:10100 --mount /profiles
