@@ -148,8 +148,10 @@ out += [fb(6, s.encode()) for s in strings]
 out += [fv(9, 1700000000 * 10**9), fb(11, fv(1, 3) + fv(2, 4)), fv(12, 10000000)]
 open(sys.argv[1], "wb").write(gzip.compress(b"".join(out), 1))
 EOF
-for i in $(seq 1 60); do echo "$T/big.pb.gz"; done |
-    xargs -P 2 -I{} curl -s -o /dev/null --max-time 120 --data-binary @{} "$URL/api/0/profiles?service=slow&type=cpu"
+# One label per copy: ingest is idempotent, so 60 identical uploads with the
+# same labels would be one profile.
+seq 1 60 |
+    xargs -P 2 -I{} curl -s -o /dev/null --max-time 120 --data-binary @"$T/big.pb.gz" "$URL/api/0/profiles?service=slow&type=cpu&labels=copy={}"
 http GET "$URL/api/0/profiles?service=slow&type=cpu&from=0&to=9999999999"
 assert_eq "big profiles stored" 60 "$(json 'len(j["body"])')"
 
