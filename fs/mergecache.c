@@ -196,7 +196,11 @@ fs_mbuf *fs_mcache_peek(fs_mcache *mc, const char *key) {
 
   pthread_mutex_lock(&mc->lock);
   e = find(mc, key);
-  if (e != NULL && e->state == READY && e->rc == STORE_OK && fresh(mc, e))
+  /* Fresh or not: fstat(2) of an open merge file reaches getattr without
+  ** its handle, and must see the size of what that handle reads, even after
+  ** the store's generation moved on (remote stores move it every few
+  ** seconds).  Reads are direct_io, so an older size is only a hint. */
+  if (e != NULL && e->state == READY && e->rc == STORE_OK)
     b = mbuf_ref(e->buf);
   pthread_mutex_unlock(&mc->lock);
   return b;

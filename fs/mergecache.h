@@ -40,8 +40,9 @@ store_rc fs_mcache_get(fs_mcache *mc, const char *key, int relative,
                        const store_query *q, fs_mbuf **out,
                        char err[STORE_ERRMAX]);
 
-/* A reference to the fresh merge of key when the cache holds one (NULL
-** otherwise): never merges, so that stat'ing merge files stays cheap. */
+/* A reference to the latest merge of key the cache holds, fresh or not
+** (NULL when none): never merges, so that stat'ing merge files stays cheap,
+** and an open merge file's size is that of the bytes its handle reads. */
 fs_mbuf *fs_mcache_peek(fs_mcache *mc, const char *key);
 
 /* The merged bytes, their length and when they were computed (unix s). */

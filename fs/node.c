@@ -9,8 +9,8 @@
 **     (mkdir, cp -r, tar, rsync: dirset.h), so that tools creating a tree
 **     never meet one that "already exists";
 **   - merge files exist when their range matches something; their stat never
-**     merges (size 0 until a merge of that name is cached: reads are
-**     direct_io and go to EOF), the open does.
+**     merges (the size of the latest merge of that name, 0 before the
+**     first: reads are direct_io and go to EOF), the open does.
 */
 #include <errno.h>
 #include <inttypes.h>

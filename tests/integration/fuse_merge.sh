@@ -42,6 +42,13 @@ cat "$F" > "$T/cat.pb.gz"
 check "cat of $FROM..$TO identical to HTTP" cmp "$T/cat.pb.gz" "$T/h.pb.gz"
 assert_eq "fstat of the open merge file = bytes read" "$(stat -c %s "$T/h.pb.gz")" \
     "$(python3 -c 'import os,sys; import time; f=open(sys.argv[1],"rb"); time.sleep(1.2); print(os.fstat(f.fileno()).st_size)' "$F")"
+# fstat(2) reaches getattr without the file handle: after the store changed
+# (here: a heap profile ingested beside the merged cpu ones) the open file still reports the
+# size of the bytes it reads, not 0.
+retime "$FIXTURES/heap_005.pb.gz" "$T/other.pb.gz" $((now - 300))
+assert_eq "fstat of an open merge file after the store changed = bytes read" "$(stat -c %s "$T/h.pb.gz")" \
+    "$(python3 -c 'import os,subprocess,sys,time; f=open(sys.argv[1],"rb"); subprocess.run(sys.argv[2:], check=True, stdout=subprocess.DEVNULL); time.sleep(1.2); print(os.fstat(f.fileno()).st_size)' \
+       "$F" curl -sf -o /dev/null --data-binary @"$T/other.pb.gz" "$URL/api/0/profiles?service=live&type=heap")"
 assert_eq "merge file mode" "444" "$(stat -c '%a' "$F")"
 check "cp of the merge file" cp "$F" "$T/cp.pb.gz"
 check "cp identical to HTTP" cmp "$T/cp.pb.gz" "$T/h.pb.gz"
