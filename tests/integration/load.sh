@@ -62,7 +62,7 @@ ingester() {
         t=$(basename "$f"); t=${t%%_*}
         s=${SERVICES[$(( n % ${#SERVICES[@]} ))]}
         r=$(curl -s -o /dev/null --max-time 60 -w '%{http_code}\t%{time_total}' --data-binary @"$f" \
-            "$URL/api/0/profiles?service=$s&type=$t&labels=client%3D$c,n%3D$((n % 10))")
+            "$URL/api/0/profiles?service=$s&type=$t&labels=client%3D$c,n%3D$n")
         printf 'ingest\t%s\n' "$r" >> "$LAT/ingest.$c"
         n=$((n + 1))
     done
