@@ -184,6 +184,10 @@ store_rc store_local_vfs_new(store_local_vfs **out, char *err);
 const char *store_local_vfs_name(const store_local_vfs *v);
 /* Unregisters and frees v, once every connection using it is closed. */
 void store_local_vfs_free(store_local_vfs *v);
+/* The writer's transaction ended without a commit (rolled back): write-outs
+** that failed in it are forgotten, so the next commit's xSync does not
+** report them (their frames were abandoned with it).  Accepts NULL. */
+void store_local_vfs_abandon(store_local_vfs *v);
 
 /* ---- the features' schema pieces (local.c runs them in order) ------------ */
 

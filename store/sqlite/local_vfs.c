@@ -51,6 +51,7 @@
 struct store_local_vfs {
   sqlite3_vfs base;   /* base.pAppData is the default VFS */
   char name[40];
+  unsigned epoch;     /* bumped when a transaction is abandoned (atomic) */
 };
 
 /* One open file: the default VFS's file follows it in the same allocation. */
@@ -62,6 +63,8 @@ typedef struct gfile {
   size_t len, cap;
   sqlite3_int64 off;
   int failed;               /* a failed write-out not yet reported by xSync */
+  unsigned failed_epoch;    /* the VFS's epoch when it failed */
+  store_local_vfs *vfs;
 } gfile;
 
 #define ROUND8(n) (((n) + 7) & ~(size_t)7)
@@ -78,7 +81,10 @@ static int flush(gfile *g) {
                                    g->off + (sqlite3_int64)done);
   }
   g->len = 0;
-  if (rc != SQLITE_OK && g->failed == SQLITE_OK) g->failed = rc;
+  if (rc != SQLITE_OK && g->failed == SQLITE_OK) {
+    g->failed = rc;
+    g->failed_epoch = __atomic_load_n(&g->vfs->epoch, __ATOMIC_ACQUIRE);
+  }
   return rc;
 }
 
@@ -136,7 +142,9 @@ static int g_sync(sqlite3_file *f, int flags) {
   int rc = flush(g);
   /* an earlier write-out failed: what SQLite wants synced is not all in
   ** the file, whatever it made of that error */
-  if (rc == SQLITE_OK) rc = g->failed;
+  if (rc == SQLITE_OK &&
+      g->failed_epoch == __atomic_load_n(&g->vfs->epoch, __ATOMIC_ACQUIRE))
+    rc = g->failed;
   g->failed = SQLITE_OK;
   return rc != SQLITE_OK ? rc : g->real->pMethods->xSync(g->real, flags);
 }
@@ -260,6 +268,7 @@ static int v_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f,
   memset(g, 0, sizeof *g);
   g->real = (sqlite3_file *)((char *)g + ROUND8(sizeof *g));
   g->gather = (flags & SQLITE_OPEN_WAL) != 0;
+  g->vfs = (store_local_vfs *)v;
   int rc = r->xOpen(r, name, g->real, flags, out_flags);
   if (rc != SQLITE_OK) {
     /* SQLite closes a file only when its pMethods is set: ours stays NULL,
@@ -384,4 +393,8 @@ void store_local_vfs_free(store_local_vfs *v) {
   if (v == NULL) return;
   sqlite3_vfs_unregister(&v->base);
   free(v);
+}
+
+void store_local_vfs_abandon(store_local_vfs *v) {
+  if (v != NULL) __atomic_add_fetch(&v->epoch, 1, __ATOMIC_RELEASE);
 }

@@ -240,6 +240,9 @@ static void finish(store_local_writer *w, batch *b) {
     txn_rc = store_local_sqlerr(l, w->c.db, rc, txn_err, "cannot commit");
     if (!sqlite3_get_autocommit(w->c.db)) run(w->rollback);
   }
+  /* Not committed: a write-out that failed in it concerned frames SQLite
+  ** abandoned, and must not fail the next batch's commit. */
+  if (b->rc != SQLITE_OK || rc != SQLITE_OK) store_local_vfs_abandon(l->vfs);
 
   int64_t changed = 0, ingests = 0;
   for (wreq *r = b->head; r != NULL; r = r->next) {
