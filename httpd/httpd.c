@@ -8,8 +8,9 @@
 **   0. request line (on_uri): a httpd_req is created with the raw URI;
 **   1. headers complete (first call of on_request): the request is checked
 **      (no NUL byte, UTF-8 path and query) and routed; a body announced by
-**      Content-Length over the limit is refused at once with 413 (the body
-**      is never read); one under it is taken from the memory budget, or
+**      Content-Length over the limit is refused at once with 413 when the
+**      client waits for 100-continue or announces over twice the limit (the
+**      body is never read), else its body is dropped as in step 2; one under it is taken from the memory budget, or
 **      refused with 503 and Retry-After (after reading it) when the budget
 **      has no room after its wait;
 **   2. body chunks: appended while under the limit (a body of unannounced
@@ -189,7 +190,7 @@ static int req_body(httpd_req *r, const char *data, size_t n)
     r->too_big = 1;
   if (r->too_big) {
     /* keep reading (to be able to answer 413) but not forever */
-    return r->received - max > max ? -1 : 0;
+    return r->received > max && r->received - max > max ? -1 : 0;
   }
   if (!r->wants_body || r->reply.status != 0)
     return 0;
@@ -236,6 +237,14 @@ static int content_length(const httpd_req *r, uint64_t *n)
     return -1;
   *n = errno == ERANGE ? UINT64_MAX : v;
   return 0;
+}
+
+/* 1 when the client sent "Expect: 100-continue" (waits before its body). */
+static int expects_continue(const httpd_req *r)
+{
+  const char *e = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_EXPECT);
+  return e != NULL && strcasecmp(e, "100-continue") == 0;
 }
 
 static void reply_too_big(httpd_req *r)
@@ -325,8 +334,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
       httpd_api_route(r);
     if (r->wants_body && r->reply.status == 0 && content_length(r, &cl) == 0) {
       if (cl > r->h->opts.max_body) {
-        reply_too_big(r);
-        return queue_reply(r); /* early: libmicrohttpd skips the body */
+        /* A client waiting for 100-continue gets 413 at once and sends
+        ** nothing.  One that sends its body anyway would see a reset, not
+        ** the 413, if the connection closed under it: up to twice the
+        ** limit, its body is read and dropped and 413 answered at its end. */
+        if (expects_continue(r) || cl - r->h->opts.max_body > r->h->opts.max_body) {
+          reply_too_big(r);
+          return queue_reply(r); /* early: libmicrohttpd skips the body */
+        }
+        r->too_big = 1;
+        return MHD_YES;
       }
       r->announced = (size_t)cl;
       /* On refusal the body is read and dropped, and 503 answered at its
