@@ -189,7 +189,7 @@ fuse_round() {
     same_merge "$n: merge file read inside the container" "$T/want_cpu.pb.gz" "$T/fuse_merge.pb.gz"
     podman cp "$FIXTURES/block_000.pb.gz" "$n:/tmp/b.pb.gz" 2>>"$T/podman.err"
     check "$n: cp into the mount ingests" podman exec --user "$u" "$n" \
-        sh -c 'mkdir -p /profiles/ctr/block && cp /tmp/b.pb.gz /profiles/ctr/block/'
+        sh -c "mkdir -p /profiles/ctr/block/round=$u && cp /tmp/b.pb.gz /profiles/ctr/block/round=$u/"
     cstop "$n"
 }
 fuse_round "$P-fr" root --user root "$IMG" serve --data /data --addr 0.0.0.0:10100 --mount /profiles
