@@ -10,9 +10,10 @@
 **      (no NUL byte, UTF-8 path and query) and routed; a body announced by
 **      Content-Length over the limit is refused at once with 413 when the
 **      client waits for 100-continue or announces over twice the limit (the
-**      body is never read), else its body is dropped as in step 2; one under it is taken from the memory budget, or
-**      refused with 503 and Retry-After (after reading it) when the budget
-**      has no room after its wait;
+**      body is never read), else its body is dropped as in step 2; one
+**      under it is taken from the memory budget, or refused with 503 and
+**      Retry-After (after reading it) when the budget has no room after its
+**      wait;
 **   2. body chunks: appended while under the limit (a body of unannounced
 **      length takes from the budget as it grows: 503 when it cannot),
 **      otherwise counted and
@@ -338,7 +339,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         ** nothing.  One that sends its body anyway would see a reset, not
         ** the 413, if the connection closed under it: up to twice the
         ** limit, its body is read and dropped and 413 answered at its end. */
-        if (expects_continue(r) || cl - r->h->opts.max_body > r->h->opts.max_body) {
+        if (expects_continue(r) ||
+            cl - r->h->opts.max_body > r->h->opts.max_body) {
           reply_too_big(r);
           return queue_reply(r); /* early: libmicrohttpd skips the body */
         }
