@@ -86,22 +86,28 @@ int fs_service_exists(fs *f, const char *service) {
   return found;
 }
 
-int fs_type_has_profiles(fs *f, const char *service, meta_type type) {
-  store_query q = { 0 };
+/* 1 when some profile matches q, 0 when none does, or -errno. */
+static int any_match(fs *f, store_query *q) {
   store_meta_list ml = { 0 };
   store_rc rc;
   int found;
 
-  q.service = service;
-  q.type = type;
-  q.to = INT64_MAX;
-  q.limit = 1;
-  rc = store_find(f->st, &q, &ml, NULL);
+  q->limit = 1;
+  rc = store_find(f->st, q, &ml, NULL);
   if (rc == STORE_NOTFOUND) return 0;
   if (rc != STORE_OK) return -fs_errno(rc);
   found = ml.n > 0;
   store_meta_list_free(&ml);
   return found;
+}
+
+int fs_type_has_profiles(fs *f, const char *service, meta_type type) {
+  store_query q = { 0 };
+
+  q.service = service;
+  q.type = type;
+  q.to = INT64_MAX;
+  return any_match(f, &q);
 }
 
 int fs_type_exists(fs *f, const char *service, meta_type type) {
@@ -252,18 +258,9 @@ static int stat_file_node(fs *f, const char *path, const fs_path *p,
 ** does, or -errno. */
 static int merge_has_profiles(fs *f, const fs_path *p) {
   store_query q;
-  store_meta_list ml = { 0 };
-  store_rc rc;
-  int found;
 
   merge_query(p, &q);
-  q.limit = 1;
-  rc = store_find(f->st, &q, &ml, NULL);
-  if (rc == STORE_NOTFOUND) return 0;
-  if (rc != STORE_OK) return -fs_errno(rc);
-  found = ml.n > 0;
-  store_meta_list_free(&ml);
-  return found;
+  return any_match(f, &q);
 }
 
 /* Never merges (see the top of the file). */
