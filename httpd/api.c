@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <microhttpd.h>
+
 #include "internal.h"
 
 #define PROFILES_PATH "/api/0/profiles"
@@ -330,35 +332,78 @@ out:
   free(labels);
 }
 
-/* Splits the ids of "id1+id2+..." (a '+' may arrive as ' ' when a client
-** encoded it as a query would) into *ids (malloc'd array of malloc'd
-** strings).  0, or -1 after replying 400 / 500. */
-static int split_ids(const store *st, const char *s, char ***ids, size_t *n,
+/* Appends a copy of s[0..n) to v (room for it made here).  0, or -1 when
+** out of memory. */
+static int push_id(char ***v, size_t *cnt, size_t *cap, const char *s, size_t n)
+{
+  char **nv;
+
+  if (*cnt == *cap) {
+    if ((nv = realloc(*v, (*cap ? 2 * *cap : 8) * sizeof *nv)) == NULL)
+      return -1;
+    *v = nv;
+    *cap = *cap ? 2 * *cap : 8;
+  }
+  if (((*v)[*cnt] = strndup(s, n)) == NULL)
+    return -1;
+  (*cnt)++;
+  return 0;
+}
+
+/* Where the ids begin in the raw (escaped) path: after as many characters
+** as PROFILES_PATH "/" has once unescaped. */
+static const char *raw_ids(const char *raw)
+{
+  size_t skip = strlen(PROFILES_PATH "/");
+
+  while (skip > 0 && *raw) {
+    raw += raw[0] == '%' && raw[1] && raw[2] ? 3 : 1;
+    skip--;
+  }
+  return raw;
+}
+
+/* Splits the ids of "id1+id2+..." into *ids (malloc'd array of malloc'd
+** strings).  The split is on the raw path, so that an id holding a '+' (an
+** S3 key with such a label, sent path-escaped as %2B) stays whole; a part
+** that is no id of the store once unescaped is split on ' ' and '+', as
+** clients that join ids with %20 or %2B need.  0, or -1 after replying 400 / 500. */
+static int split_ids(const httpd_req *r, char ***ids, size_t *n,
                      httpd_reply *out)
 {
-  char **v = NULL;
-  size_t cnt = 0, cap = 0, k;
-  const char *p = s;
-  int rc = -1;
+  const store *st = httpd_store(r->h);
+  const char *p = raw_ids(r->raw_path);
+  char **v = NULL, *part = NULL;
+  size_t cnt = 0, cap = 0, k, len, j;
 
   while (*p) {
-    k = strcspn(p, "+ ");
-    if (k > 0) {
-      if (cnt == cap) {
-        char **nv = realloc(v, (cap = cap ? 2 * cap : 8) * sizeof *nv);
-        if (nv == NULL)
-          goto oom;
-        v = nv;
-      }
-      if ((v[cnt] = strndup(p, k)) == NULL)
+    k = strcspn(p, "+");
+    if ((part = strndup(p, k)) == NULL)
+      goto oom;
+    len = MHD_http_unescape(part);
+    while (len > 0 && part[len - 1] == '/') /* as the path's trailing '/' */
+      part[--len] = '\0';
+    if (len > 0 && store_id_valid(st, part)) {
+      if (push_id(&v, &cnt, &cap, part, len))
         goto oom;
-      if (!store_id_valid(st, v[cnt++])) {
-        httpd_reply_error(out, 400, "bad profile id \"%s\"", v[cnt - 1]);
-        goto fail;
+    } else {
+      for (j = 0; j < len; j += k) {
+        j += strspn(part + j, " +");
+        k = strcspn(part + j, " +");
+        if (k == 0)
+          continue;
+        if (push_id(&v, &cnt, &cap, part + j, k))
+          goto oom;
+        if (!store_id_valid(st, v[cnt - 1])) {
+          httpd_reply_error(out, 400, "bad profile id \"%.200s\"", v[cnt - 1]);
+          goto fail;
+        }
       }
     }
-    p += k;
-    p += strspn(p, "+ ");
+    free(part);
+    part = NULL;
+    p += k = strcspn(p, "+");
+    p += strspn(p, "+");
   }
   if (cnt == 0) {
     httpd_reply_error(out, 400, "no profile id");
@@ -370,8 +415,9 @@ static int split_ids(const store *st, const char *s, char ***ids, size_t *n,
 oom:
   httpd_reply_error(out, 500, "out of memory");
 fail:
+  free(part);
   store_names_free(v, cnt);
-  return rc;
+  return -1;
 }
 
 /* GET /api/0/profiles/<id>: the stored bytes;
@@ -384,7 +430,7 @@ static void api_get(httpd_req *r, httpd_reply *out)
   size_t n = 0, len = 0;
   store_rc rc;
 
-  if (split_ids(httpd_store(r->h), rest, &ids, &n, out))
+  if (split_ids(r, &ids, &n, out))
     return;
   if (n == 1)
     rc = store_get(httpd_store(r->h), ids[0], NULL, &data, &len, err);

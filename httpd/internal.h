@@ -134,7 +134,8 @@ void httpd_reply_verror(httpd_reply *out, unsigned status, const char *fmt,
                         va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Replies 200 with the bytes data (malloc'd, ownership taken) as
-** application/octet-stream, as an attachment named filename when not NULL. */
+** application/octet-stream, as an attachment named filename when not NULL
+** (cut to 128 bytes, any character but [A-Za-z0-9._,=+-] made a '_'). */
 void httpd_reply_bytes(httpd_reply *out, void *data, size_t len,
                        const char *filename);
 

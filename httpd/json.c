@@ -184,8 +184,16 @@ void httpd_reply_bytes(httpd_reply *out, void *data, size_t len,
   out->content_type = "application/octet-stream";
   out->body = data;
   out->len = len;
-  if (filename != NULL && (out->filename = strdup(filename)) == NULL)
+  if (filename != NULL && (out->filename = strndup(filename, 128)) == NULL) {
     httpd_reply_error(out, 500, "out of memory");
+    return;
+  }
+  /* An id may be an S3 key ('/', '"', spaces, UTF-8): the name must stay
+  ** one quoted header token and a plain file name. */
+  for (char *p = out->filename; p != NULL && *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (*p >= '0' && *p <= '9') || strchr("._,=+-", *p) != NULL))
+      *p = '_';
 }
 
 /* meta_labels_foreach callback: appends {"key","value"} to the array. */

@@ -189,7 +189,7 @@ store_rc store_remote_find(void *impl, const store_query *q,
   if ((rc = store_rjson_meta_list(resp.body, resp.len, &l, err)) != STORE_OK) goto out;
   for (size_t i = 0; i < l.n; i++) {
     store_meta known;
-    if (store_remote_meta_get(r, l.v[i].id, &known)) {
+    if (store_remote_meta_get(r, store_meta_id(&l.v[i]), &known)) {
       l.v[i].size = known.size;
       store_meta_clear(&known);
     }
@@ -358,16 +358,21 @@ static store_rc remote_merge(void *impl, const store_query *q, void **out,
 static store_rc remote_merge_ids(void *impl, const char *const *ids, size_t n,
                                  void **out, size_t *len, char *err) {
   store_remote *r = impl;
-  size_t blen = strlen(r->base), cap = blen + 32 + n * (META_ID_LEN + 1);
-  char *url = malloc(cap);
-  size_t at;
+  char *url = store_remote_strfmt("%s/api/0/profiles/", r->base), *e, *u;
   store_rc rc;
 
-  if (url == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  at = (size_t)snprintf(url, cap, "%s/api/0/profiles/", r->base);
-  for (size_t i = 0; i < n; i++)
-    at += (size_t)snprintf(url + at, cap - at, "%s%s", i ? "+" : "", ids[i]);
-  rc = get_merge(r, url, out, len, err);
+  /* each id path-escaped ('+' too: it joins them) */
+  for (size_t i = 0; url != NULL && i < n; i++) {
+    e = store_rhttp_escape(ids[i]);
+    u = e != NULL ? store_remote_strfmt("%s%s%s", url, i ? "+" : "", e) : NULL;
+    free(url);
+    free(e);
+    url = u;
+  }
+  if (url == NULL)
+    rc = store_seterr(err, STORE_NOMEM, "out of memory");
+  else
+    rc = get_merge(r, url, out, len, err);
   free(url);
   return rc;
 }
@@ -454,6 +459,8 @@ static const store_backend_ops remote_ops = {
   .retain = NULL, /* the server runs its own retention */
   .generation = remote_generation,
   .stats = remote_stats,
+  .stat_named = store_remote_stat_named,
+  .id_valid = store_rjson_id_valid,
 };
 
 /* Fails early when nothing (or no profefe) answers at the URL. */

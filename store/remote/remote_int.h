@@ -7,12 +7,16 @@
 ** profile by id (get, stat, ingest, delete) and the metadata cache.
 **
 ** Invariants:
+**   - ids are any the server answers (remote_json.h: 20 characters, or an
+**     S3 key up to STORE_RJSON_ID_MAX bytes), always path-escaped in URLs;
 **   - `bytes` holds, under key "P <id>" generation 0, the bytes the server
 **     stored for id (profiles never change; one deleted by another client
 **     may linger here); under "L|M|S <url>" the 200 answer of url at the
 **     generation it is stored with;
-**   - `metas` holds, under key <id>, what the server said about id (see
-**     store_remote_meta_put); its size is -1 until learned;
+**   - `metas` holds, under key "I <id>", what the server said about id (see
+**     store_remote_meta_put); its size is -1 until learned; and, for an id
+**     that is not its own FUSE name, under "D <service>\n<type>\n<name>"
+**     the id;
 **   - added[0..nadded) are distinct valid service names (under mu);
 **   - writes only grows (under mu).
 */
@@ -67,7 +71,10 @@ store_rc store_remote_cached_get(store_remote *r, const char *key, uint64_t gen,
                                  const char *url, store_rhttp_resp *out,
                                  char *err);
 
-/* Remembers what the server said about m->id. */
+/* "P <id>": the cache key of id's bytes (malloc'd; NULL when out of memory). */
+char *store_remote_bytes_key(const char *id);
+
+/* Remembers what the server said about store_meta_id(m). */
 void store_remote_meta_put(store_remote *r, const store_meta *m);
 
 /* 1 and *m (caller clears) when id's metadata is known; else 0. */
@@ -86,5 +93,8 @@ store_rc store_remote_ingest(void *impl, const char *service, meta_type type,
                              const void *data, size_t len, store_meta *out,
                              char *err);
 store_rc store_remote_del(void *impl, const char *id, char *err);
+store_rc store_remote_stat_named(void *impl, const char *service,
+                                 meta_type type, const char *name,
+                                 store_meta *meta, char *err);
 
 #endif /* PROFEFS_STORE_REMOTE_INT_H */

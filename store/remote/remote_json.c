@@ -5,6 +5,7 @@
 ** The server is trusted to speak the protocol but not to be well-formed:
 ** anything unexpected is an error or a skipped entry, never a crash.
 */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,57 @@ int store_rjson_is_code(const char *text, size_t len, int code) {
   json_decref(root);
   return yes;
 }
+
+/* ---- ids ------------------------------------------------------------------ */
+
+int store_rjson_id_valid(const char *id) {
+  size_t n = id != NULL ? strlen(id) : 0;
+  if (n == 0 || n > STORE_RJSON_ID_MAX || strcmp(id, ".") == 0 ||
+      strcmp(id, "..") == 0)
+    return 0;
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) return 0;
+  return 1;
+}
+
+/* The digest of a key: the 20 characters after its last '/', ending the
+** key or followed by ','; 0 when there is none. */
+static int key_digest(const char *id, char out[META_ID_LEN + 1]) {
+  const char *d = strrchr(id, '/');
+  if (d == NULL || strlen(++d) < META_ID_LEN ||
+      (d[META_ID_LEN] != '\0' && d[META_ID_LEN] != ','))
+    return 0;
+  memcpy(out, d, META_ID_LEN);
+  out[META_ID_LEN] = '\0';
+  return meta_id_valid(out);
+}
+
+int64_t store_rjson_id_time(const char *id) {
+  char d[META_ID_LEN + 1];
+  if (meta_id_valid(id)) return meta_id_time(id);
+  return key_digest(id, d) ? meta_id_time(d) : -1;
+}
+
+void store_rjson_id_name(const char *id, int64_t created_at,
+                         char out[META_ID_LEN + 1]) {
+  uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: spread, not secrecy */
+  uint32_t t = (uint32_t)(created_at < 0 ? 0 : created_at > UINT32_MAX
+                                                   ? UINT32_MAX : created_at);
+  uint8_t raw[12];
+
+  if (meta_id_valid(id)) {
+    memcpy(out, id, META_ID_LEN + 1);
+    return;
+  }
+  if (key_digest(id, out) && meta_id_time(out) == created_at) return;
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ULL;
+  for (int i = 0; i < 4; i++) raw[i] = (uint8_t)(t >> (24 - 8 * i));
+  for (int i = 0; i < 8; i++) raw[4 + i] = (uint8_t)(h >> (56 - 8 * i));
+  meta_id_encode(raw, out);
+}
+
+/* ---- metas ---------------------------------------------------------------- */
 
 /* Appends s to b %-escaping every byte that is not unreserved, so that
 ** meta_labels_parse reads back exactly s. */
@@ -107,21 +159,24 @@ static int meta_of(json_t *o, store_meta *m) {
   const char *created = json_string_value(json_object_get(o, "created_at"));
   int t = type != NULL ? meta_type_parse(type) : -1;
   int64_t when = 0;
-  char *service, *labels;
+  char *service, *labels, *key = NULL;
 
   /* The service becomes a FUSE directory name: one the server should never
   ** have accepted ("a/b", "..", "merge", control characters) is no entry. */
-  if (id == NULL || !meta_id_valid(id) || !meta_service_valid(svc) || t < 0)
+  if (!store_rjson_id_valid(id) || !meta_service_valid(svc) || t < 0)
     return -1;
   if (created != NULL && meta_time_parse(created, (int64_t)time(NULL), &when) != 0)
     return -1;
   if ((labels = labels_of(json_object_get(o, "labels"))) == NULL) return -1;
-  if ((service = strdup(svc)) == NULL) {
+  if ((service = strdup(svc)) == NULL ||
+      (!meta_id_valid(id) && (key = strdup(id)) == NULL)) {
+    free(service);
     free(labels);
     return -1;
   }
   memset(m, 0, sizeof *m);
-  memcpy(m->id, id, META_ID_LEN + 1);
+  store_rjson_id_name(id, when, m->id);
+  m->key = key;
   m->service = service;
   m->type = (meta_type)t;
   m->labels = labels;

@@ -131,7 +131,7 @@ static void test_json_lists(void) {
     "{\"code\":200,\"body\":["
     "{\"id\":\"bo51acqs8snb9srq3p10\",\"type\":\"heap\",\"service\":\"s\","
     "\"created_at\":\"2019-06-04T11:43:25Z\"},"
-    "{\"id\":\"not an id\",\"type\":\"heap\",\"service\":\"s\"},"
+    "{\"id\":\"not\\nan id\",\"type\":\"heap\",\"service\":\"s\"},"
     "{\"id\":\"bo51acqs8snb9srq3p1g\",\"type\":\"nope\",\"service\":\"s\"},"
     "{\"id\":\"bo51acqs8snb9srq3p20\",\"type\":\"trace\",\"service\":\"t\","
     "\"labels\":null,\"created_at\":\"2019-06-04T11:43:26Z\"}]}";
@@ -207,10 +207,60 @@ static void test_json_lists(void) {
   CHECK(store_rjson_error("garbage", 7) == NULL);
 }
 
+/* Ids of an S3-backed server are object keys: kept whole in key, with a
+** 20-character name in id; anything else is bounded and named by a hash. */
+static void test_json_long_ids(void) {
+  static const char s3[] =
+    "{\"code\":200,\"body\":[{\"id\":\"P0.web/1/dc30ctr8di19hau9oijg,i=0\","
+    "\"type\":\"cpu\",\"service\":\"web\",\"created_at\":\"%s\","
+    "\"labels\":[{\"key\":\"i\",\"value\":\"0\"}]}]}";
+  char text[512], when[META_TIME_MAX], name[META_ID_LEN + 1], other[META_ID_LEN + 1];
+  char err[STORE_ERRMAX], big[STORE_RJSON_ID_MAX + 2];
+  int64_t t = meta_id_time("dc30ctr8di19hau9oijg");
+  store_meta_list l = { 0 };
+
+  meta_time_format(t, when);
+  snprintf(text, sizeof text, s3, when);
+  CHECK_I64(store_rjson_meta_list(text, strlen(text), &l, err), STORE_OK);
+  CHECK_I64(l.n, 1);
+  if (l.n == 1) {
+    CHECK_STR(l.v[0].key, "P0.web/1/dc30ctr8di19hau9oijg,i=0");
+    CHECK_STR(store_meta_id(&l.v[0]), "P0.web/1/dc30ctr8di19hau9oijg,i=0");
+    CHECK_STR(l.v[0].id, "dc30ctr8di19hau9oijg"); /* the key's digest */
+    CHECK_STR(l.v[0].labels, "i=0");
+  }
+  store_meta_list_free(&l);
+
+  /* a digest that is not created_at's, or no digest: a hash, time first */
+  store_rjson_id_name("P0.web/1/dc30ctr8di19hau9oijg,i=0", t + 60, name);
+  CHECK(meta_id_valid(name));
+  CHECK_I64(meta_id_time(name), t + 60);
+  store_rjson_id_name("some/other id", t, other);
+  CHECK(meta_id_valid(other) && strcmp(name, other) != 0);
+  CHECK_I64(meta_id_time(other), t);
+  store_rjson_id_name("some/other id2", t, name);
+  CHECK(strcmp(name, other) != 0);
+  store_rjson_id_name("bo51acqs8snb9srq3p10", t, name); /* its own name */
+  CHECK_STR(name, "bo51acqs8snb9srq3p10");
+
+  CHECK_I64(store_rjson_id_time("P0.web/1/dc30ctr8di19hau9oijg,i=0"), t);
+  CHECK_I64(store_rjson_id_time("no digest"), -1);
+  CHECK(store_rjson_id_valid("P0.a b/1/x+y"));
+  CHECK(!store_rjson_id_valid(""));
+  CHECK(!store_rjson_id_valid(".."));
+  CHECK(!store_rjson_id_valid("a\tb"));
+  memset(big, 'k', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  CHECK(!store_rjson_id_valid(big));           /* one byte over the bound */
+  big[STORE_RJSON_ID_MAX] = '\0';
+  CHECK(store_rjson_id_valid(big));
+}
+
 int main(void) {
   test_cache_basics();
   test_cache_lru();
   test_json_meta();
   test_json_lists();
+  test_json_long_ids();
   return check_done("test_remote");
 }
