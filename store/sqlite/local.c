@@ -5,7 +5,7 @@
 ** local_conn.c, the writer in local_writer.c, and each feature in a file
 ** of its own with its SQL, tables and triggers (local.h lists them).
 **
-** Schema (version 3, recognised by application_id; older ones are
+** Schema (version 4, recognised by application_id; older ones are
 ** upgraded in place by migrate()), by owner:
 **   profiles.c  profiles (one row of metadata per profile, indexed by
 **               service, type, time) and blobs (the bytes, kept apart so
@@ -35,7 +35,7 @@
 #include "local.h"
 
 #define APPLICATION_ID 0x70726f66 /* "prof" */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* migrations[v] takes the schema from version v to v + 1, as the pieces
 ** that each feature file owns, run in order; a new file runs them all. */
@@ -45,8 +45,9 @@ static const char *const schema_v2[] = {store_local_rollups_v2, NULL};
 static const char *const schema_v3[] = {store_local_profiles_v3,
                                         store_local_services_v3,
                                         store_local_rollups_v3, NULL};
+static const char *const schema_v4[] = {store_local_profiles_v4, NULL};
 static const char *const *const migrations[SCHEMA_VERSION] = {
-  schema_v1, schema_v2, schema_v3};
+  schema_v1, schema_v2, schema_v3, schema_v4};
 
 /* ---- schema ---------------------------------------------------------------- */
 

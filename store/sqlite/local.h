@@ -202,6 +202,10 @@ extern const char store_local_rollups_v2[];
 extern const char store_local_profiles_v3[];
 extern const char store_local_services_v3[];
 extern const char store_local_rollups_v3[];
+/* Version 4: profiles.digest and the index profiles_same (profiles.c); the
+** migration computes the digest of every stored profile with the SQL
+** function profile_digest(blob) that every connection defines. */
+extern const char store_local_profiles_v4[];
 
 /* ---- profiles.c ------------------------------------------------------------ */
 
@@ -226,6 +230,9 @@ void store_local_bind_query(sqlite3_stmt *s, const store_query *q);
 store_rc store_local_lookup(store_local *l, store_local_conn *c,
                             const char *sql, const char *id,
                             sqlite3_stmt **out, char *err);
+
+/* A 64-bit checksum of len bytes at data: profiles.digest.  Never fails. */
+int64_t store_local_digest(const void *data, size_t len);
 
 /* SQL text shared with merge.c: the metadata of one profile by id. */
 extern const char store_local_sql_stat[];

@@ -56,6 +56,17 @@ static void sql_labels_match(sqlite3_context *ctx, int argc,
   sqlite3_result_int(ctx, meta_labels_match(filter, labels ? labels : ""));
 }
 
+/* SQL profile_digest(blob): store_local_digest, for the migration to
+** version 4 that fills profiles.digest of the profiles stored before. */
+static void sql_profile_digest(sqlite3_context *ctx, int argc,
+                               sqlite3_value **argv) {
+  (void)argc; /* only read by the assert */
+  assert(argc == 1);
+  const void *data = sqlite3_value_blob(argv[0]);
+  int len = sqlite3_value_bytes(argv[0]);
+  sqlite3_result_int64(ctx, store_local_digest(data, (size_t)len));
+}
+
 store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
                              char *err) {
   sqlite3 *db = NULL;
@@ -87,6 +98,11 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC |
                                      SQLITE_INNOCUOUS,
                                  NULL, sql_labels_match, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function(db, "profile_digest", 1,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                     SQLITE_INNOCUOUS,
+                                 NULL, sql_profile_digest, NULL, NULL);
   if (rc != SQLITE_OK) {
     store_rc r = store_local_sqlerr(l, db, rc, err, "cannot set up database");
     sqlite3_close(db);

@@ -11,11 +11,17 @@
 ** scans of metadata never page through them.  The triggers that keep the
 ** other tables in step with profiles belong to their features (services.c,
 ** rollups.c); blobs_removed, here, deletes a profile's blob (in version 1
-** the series trigger did).
+** the series trigger did).  Version 4 adds digest, a 64-bit checksum of
+** the bytes, and the index profiles_same on (service, type, created_at,
+** digest), so that the look-up that makes ingest idempotent reads only the
+** blobs of real candidates: without it, N profiles of one second and size
+** (a client that sets time_nanos to a constant, say) made every ingest read
+** all N blobs, and ingest quadratic.
 */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "local.h"
 
@@ -37,6 +43,27 @@ const char store_local_profiles_v3[] =
   "  DELETE FROM blobs WHERE rowid = old.rowid;"
   "END;";
 
+const char store_local_profiles_v4[] =
+  "ALTER TABLE profiles ADD COLUMN digest INTEGER;"
+  "UPDATE profiles SET digest = profile_digest("
+  "  (SELECT data FROM blobs b WHERE b.rowid = profiles.rowid));"
+  "CREATE INDEX profiles_same ON profiles(service, type, created_at, digest);";
+
+/* crc32 and adler32 side by side: both run at memory speed, and a false
+** match only costs the comparison of the bytes that follows it. */
+int64_t store_local_digest(const void *data, size_t len) {
+  uLong crc = crc32(0L, Z_NULL, 0), adler = adler32(0L, Z_NULL, 0);
+  const unsigned char *p = data;
+  while (len > 0) {
+    uInt n = len > (1u << 30) ? 1u << 30 : (uInt)len;
+    crc = crc32(crc, p, n);
+    adler = adler32(adler, p, n);
+    p += n;
+    len -= n;
+  }
+  return (int64_t)(((uint64_t)crc << 32) | (uint64_t)(adler & 0xffffffffu));
+}
+
 #define META_COLS "p.id, p.service, p.type, p.labels, p.created_at, p.size"
 
 static const char sql_find[] =
@@ -50,17 +77,18 @@ static const char sql_get[] =
 const char store_local_sql_stat[] =
   "SELECT " META_COLS " FROM profiles p WHERE p.id = ?1";
 static const char sql_insert_profile[] =
-  "INSERT INTO profiles(id, service, type, labels, created_at, size)"
-  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+  "INSERT INTO profiles(id, service, type, labels, created_at, size, digest)"
+  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char sql_insert_blob[] =
   "INSERT INTO blobs(rowid, data) VALUES(?1, ?2)";
 static const char sql_delete[] = "DELETE FROM profiles WHERE id = ?1";
-/* The profiles an ingest would repeat: the time index finds the few of
-** one service, type and second; the bytes decide. */
+/* The profiles an ingest would repeat: profiles_same finds those of one
+** service, type, second and digest; the bytes decide. */
 static const char sql_same[] =
-  "SELECT p.id, b.data FROM profiles p JOIN blobs b ON b.rowid = p.rowid"
+  "SELECT p.id, b.data FROM profiles p INDEXED BY profiles_same"
+  " JOIN blobs b ON b.rowid = p.rowid"
   " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at = ?3"
-  " AND p.labels = ?4 AND p.size = ?5";
+  " AND p.digest = ?6 AND p.labels = ?4 AND p.size = ?5";
 
 void store_local_bind_query(sqlite3_stmt *s, const store_query *q) {
   sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
@@ -79,6 +107,7 @@ typedef struct ingest_req {
   int64_t created_at, now; /* now: the id's second */
   const void *data;
   size_t len;
+  int64_t digest;           /* store_local_digest of data, len */
   char id[META_ID_LEN + 1]; /* assigned */
 } ingest_req;
 
@@ -92,6 +121,7 @@ static int find_same(sqlite3_stmt *s, ingest_req *r, int *src) {
   sqlite3_bind_int64(s, 3, r->created_at);
   sqlite3_bind_text(s, 4, r->labels, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 5, (sqlite3_int64)r->len);
+  sqlite3_bind_int64(s, 6, r->digest);
   while (!found && (rc = sqlite3_step(s)) == SQLITE_ROW)
     if ((size_t)sqlite3_column_bytes(s, 1) == r->len &&
         memcmp(sqlite3_column_blob(s, 1), r->data, r->len) == 0 &&
@@ -135,6 +165,7 @@ static store_rc write_ingest(store_local *l, store_local_conn *c, void *arg,
     sqlite3_bind_text(p, 4, r->labels, -1, SQLITE_STATIC);
     sqlite3_bind_int64(p, 5, r->created_at);
     sqlite3_bind_int64(p, 6, (sqlite3_int64)r->len);
+    sqlite3_bind_int64(p, 7, r->digest);
     rc = store_local_run(p);
     if (rc != SQLITE_CONSTRAINT_UNIQUE || attempt == 3) break;
     meta_id_new(r->now, r->id);
@@ -171,6 +202,7 @@ store_rc store_local_ingest(void *impl, const char *service, meta_type type,
     .service = service, .labels = labels, .type = type,
     .created_at = created_at_hint > 0 ? created_at_hint : now,
     .now = now, .data = data, .len = len,
+    .digest = store_local_digest(data, len),
   };
   meta_id_new(now, r.id);
   rc = store_local_write(l, write_ingest, &r, STORE_LOCAL_W_INGEST, NULL, err);

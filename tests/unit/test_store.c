@@ -1237,14 +1237,18 @@ static void test_merge_slices(void) {
 static void test_upgrade(void) {
   char *dir = temp_dir(), err[STORE_ERRMAX], path[1024];
   store *st = open_store(dir);
+  store_meta first = {0};
   for (int k = 0; k < 4; k++)
-    add_at(st, "old", META_CPU, "", 470200 * H + k, (unsigned)k, 0, NULL);
+    add_at(st, "old", META_CPU, "", 470200 * H + k, (unsigned)k, 0,
+           k == 0 ? &first : NULL);
   store_close(st);
   snprintf(path, sizeof path, "%s/profefs.db", dir);
   sqlite3 *db;
   CHECK(sqlite3_open(path, &db) == SQLITE_OK);
   CHECK(sqlite3_exec(db,
                      /* Back to what schema 1 had. */
+                     "DROP INDEX profiles_same;"
+                     "ALTER TABLE profiles DROP COLUMN digest;"
                      "DROP TRIGGER rollups_added; DROP TRIGGER rollups_removed;"
                      "DROP TRIGGER rollup_data_unused;"
                      "DROP TABLE rollups; DROP TABLE rollup_dirty;"
@@ -1267,7 +1271,17 @@ static void test_upgrade(void) {
   CHECK_I64(store_open(dir, &ro, &st, err), STORE_IO);
   CHECK(strstr(err, "older schema") != NULL);
   st = open_store(dir);
-  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 3);
+  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 4);
+  /* version 4 computed the digest of the profiles stored before it, so a
+  ** repeat of one of them is still recognised */
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM profiles WHERE digest IS NULL",
+                       NULL, 0), 0);
+  store_meta again = {0};
+  add_at(st, "old", META_CPU, "", 470200 * H, 0, 0, &again);
+  CHECK_STR(again.id, first.id);
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM profiles", NULL, 0), 4);
+  store_meta_clear(&first);
+  store_meta_clear(&again);
   size_t built = 0;
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
   CHECK_I64(built, 3); /* its hour, day and week */
@@ -1972,6 +1986,41 @@ static buf gzipped(const buf *in) {
   return out;
 }
 
+/* Many profiles of one service, second, labels and size that differ only
+** in their bytes (here the gzip header's MTIME): each is a profile of its
+** own, and a repeat of any one answers with its id.  Before the digest
+** index each ingest read the blobs of all those before it. */
+static void test_same_second(void) {
+  char *dir = temp_dir();
+  store *st = open_store(dir);
+  buf raw = make_profile(4343, 5, 7, 0), gz = gzipped(&raw);
+  enum { N = 300 };
+  char ids[N][META_ID_LEN + 1];
+  for (int i = 0; i < N; i++) {
+    store_meta m = {0};
+    gz.p[4] = (unsigned char)(i + 1);
+    gz.p[5] = (unsigned char)((i + 1) >> 8);
+    CHECK_RC(ingest(st, "same", META_CPU, "", 0, &gz, &m), STORE_OK);
+    memcpy(ids[i], m.id, sizeof ids[i]);
+    store_meta_clear(&m);
+  }
+  CHECK_I64(count(st, query("same", META_CPU, NULL, 0, 9999, 0)), N);
+  for (int i = 0; i < N; i += 37) {
+    store_meta m = {0};
+    gz.p[4] = (unsigned char)(i + 1);
+    gz.p[5] = (unsigned char)((i + 1) >> 8);
+    CHECK_RC(ingest(st, "same", META_CPU, "", 0, &gz, &m), STORE_OK);
+    CHECK_STR(m.id, ids[i]);
+    store_meta_clear(&m);
+  }
+  CHECK_I64(count(st, query("same", META_CPU, NULL, 0, 9999, 0)), N);
+  store_close(st);
+  rm_rf(dir);
+  free(dir);
+  free(raw.p);
+  free(gz.p);
+}
+
 /* Overwrites the stored bytes of profile id behind the store's back. */
 static void set_blob(const char *dir, const char *id, const buf *data) {
   char path[1024];
@@ -2130,6 +2179,7 @@ int main(void) {
   test_rollup_levels();
   test_rollup_race();
   test_upgrade();
+  test_same_second();
   test_retention();
   test_retention_reader();
   test_merge_slices();
