@@ -374,18 +374,45 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   return queue_reply(r);
 }
 
-/* Writes s to f with bytes that could break a log line as %XX (s is
-** already %-escaped as the client sent it, so '%' itself stays). */
-static void log_escaped(FILE *f, const char *s)
+/* Appends s to the log line b (of size cap, used *n) with bytes that
+** could break a log line as %XX (s is already %-escaped as the client
+** sent it, so '%' itself stays); stops short of the end of b. */
+static void log_escaped(char *b, size_t cap, size_t *n, const char *s)
 {
+  static const char hex[] = "0123456789ABCDEF";
   const unsigned char *p;
 
-  for (p = (const unsigned char *)s; *p; p++) {
-    if (*p <= 0x20 || *p >= 0x7f)
-      fprintf(f, "%%%02X", *p);
-    else
-      fputc(*p, f);
+  for (p = (const unsigned char *)s; *p && *n + 4 < cap; p++) {
+    if (*p <= 0x20 || *p >= 0x7f) {
+      b[(*n)++] = '%';
+      b[(*n)++] = hex[*p >> 4];
+      b[(*n)++] = hex[*p & 15];
+    } else {
+      b[(*n)++] = (char)*p;
+    }
   }
+}
+
+/* Logs one line for r in a single write: stderr is unbuffered, and a line
+** printed piece by piece cost one system call per character of the path,
+** more than the rest of an ingest's system calls together. */
+static void log_request(const httpd_req *r)
+{
+  char line[2048];
+  size_t n = 0;
+  int64_t us = httpd_now_us() - r->t0_us;
+  int k;
+
+  memcpy(line, "http ", 5);
+  n = 5;
+  log_escaped(line, sizeof line - 64, &n, r->method ? r->method : "-");
+  line[n++] = ' ';
+  log_escaped(line, sizeof line - 64, &n, r->raw_path);
+  k = snprintf(line + n, sizeof line - n, " %u %zu %" PRId64 ".%03d\n",
+               r->status, r->out_bytes, us / 1000, (int)(us % 1000));
+  if (k > 0)
+    n += (size_t)k < sizeof line - n ? (size_t)k : sizeof line - n - 1;
+  fwrite(line, 1, n, stderr);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn,
@@ -393,7 +420,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 {
   httpd *h = cls;
   httpd_req *r = *con_cls;
-  int64_t us;
 
   (void)conn;
   (void)toe;
@@ -403,17 +429,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
   /* status 0 in the log: no answer was queued (the client went away) */
   if (r->status != 0)
     httpd_metrics_request(h->metrics, r->method, r->status);
-  if (!h->opts.quiet) {
-    us = httpd_now_us() - r->t0_us;
-    flockfile(stderr);
-    fprintf(stderr, "http ");
-    log_escaped(stderr, r->method ? r->method : "-");
-    fputc(' ', stderr);
-    log_escaped(stderr, r->raw_path);
-    fprintf(stderr, " %u %zu %" PRId64 ".%03d\n", r->status, r->out_bytes,
-            us / 1000, (int)(us % 1000));
-    funlockfile(stderr);
-  }
+  if (!h->opts.quiet)
+    log_request(r);
   req_free(r);
   pthread_mutex_lock(&h->mu);
   if (--h->inflight == 0)

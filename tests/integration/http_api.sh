@@ -371,6 +371,15 @@ check "metrics: disk bytes" test "$(metric profefs_store_disk_bytes)" -gt 0
 check "log: one line per request" grep -qE "^http POST /api/0/profiles 200 [0-9]+ [0-9.]+$" "$SERVER_LOG"
 check "log: 404 line" grep -qE "^http GET /api/0/nothing 404 [0-9]+ [0-9.]+$" "$SERVER_LOG"
 check "log: 413 line" grep -qE "^http POST /api/0/profiles 413 [0-9]+ [0-9.]+$" "$SERVER_LOG"
+# bytes that could break a log line are written as %XX, within one line
+# (sent by hand: curl would escape the bytes itself)
+hp=${URL#http://}
+exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"
+printf 'GET /api/0/caf\303\251 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+cat <&3 >/dev/null
+exec 3<&-
+check "log: non-ASCII path escaped" grep -qE "^http GET /api/0/caf%C3%A9 404 [0-9]+ [0-9.]+$" "$SERVER_LOG"
+check "log: every line well formed" bash -c "! grep -vE '^(http [A-Z]+ [^ ]+ [0-9]+ [0-9]+ [0-9]+\.[0-9]{3}|[a-z]+:.*|profefs: .*)$' '$SERVER_LOG'"
 
 stop_server TERM
 
