@@ -10,7 +10,8 @@
 ** Retention deletes keys older than the cutoff one by one; DELETE of a key
 ** that another node already deleted answers 204 too, so any number of
 ** nodes may run it at once.  A bucket lifecycle rule is the alternative
-** (README).
+** (README).  Rollups (s3_rollup.c) of slots that ended before the cutoff
+** go in the same pass.
 **
 ** The generation (store.h) is the own-write count plus a one-second time
 ** bucket: other nodes' writes cannot be seen without asking S3, so caches
@@ -220,25 +221,17 @@ static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
   return rc;
 }
 
+/* Rollups (s3_rollup.c) stand in for the finished slots of the range. */
 static store_rc s3_merge(void *impl, const store_query *q, void **out,
                          size_t *len, size_t *count, char *err) {
   store_meta_list l = {0};
-  const char **keys = NULL;
   store_rc rc = s3_find(impl, q, &l, err);
   if (rc != STORE_OK) return rc;
-  if (l.n == 0) {
+  if (l.n == 0)
     rc = store_seterr(err, STORE_NOTFOUND, "no profiles found");
-    goto out;
-  }
-  if ((keys = malloc(l.n * sizeof *keys)) == NULL) {
-    rc = store_seterr(err, STORE_NOMEM, "out of memory");
-    goto out;
-  }
-  for (size_t i = 0; i < l.n; i++) keys[i] = l.v[i].key;
-  rc = store_s3_merge_keys(impl, keys, l.n, out, len, err);
+  else
+    rc = store_s3_rollup_merge(impl, q, &l, out, len, err);
   if (rc == STORE_OK && count != NULL) *count = l.n;
-out:
-  free(keys);
   store_meta_list_free(&l);
   return rc;
 }
@@ -414,6 +407,7 @@ static store_rc s3_retain(void *impl, int64_t cutoff, size_t *deleted,
     }
   }
   store_names_free(svcs, nsvc);
+  if (rc == STORE_OK) rc = store_s3_rollup_retain(s, cutoff, err);
   if (rc == STORE_OK && deleted != NULL) *deleted = total;
   return rc;
 }

@@ -7,6 +7,7 @@
 **   s3_http.c  signed requests (libcurl's SigV4), retries, parallel GETs
 **   s3_xml.c   ListObjectsV2 and error answers (expat)
 **   s3_key.c   profefe's key layout and the deterministic digest
+**   s3_rollup.c  rollups as objects under "R0.", checked against the listing
 **
 ** The store keeps no state of its own beyond a pool of connections: every
 ** answer comes from the bucket, so any number of nodes can share one.
@@ -176,5 +177,19 @@ store_rc store_s3_merge_keys(store_s3 *s, const char *const *keys, size_t n,
                              void **out, size_t *len, char *err);
 store_rc store_s3_merge_ids(void *impl, const char *const *ids, size_t n,
                             void **out, size_t *len, char *err);
+
+/* ---- s3_rollup.c ----------------------------------------------------------- */
+
+/* The merge of q, whose profiles l lists (in key order, l->n > 0): valid
+** rollups of q's filter stand in for the profiles of their slots, and the
+** finished slots of the range that have none get one built from the rows
+** fetched.  The bytes are those of merging l's profiles in order.  Fails
+** as store_s3_merge_keys; a rollup that cannot be stored is only skipped. */
+store_rc store_s3_rollup_merge(store_s3 *s, const store_query *q,
+                               const store_meta_list *l, void **out,
+                               size_t *len, char *err);
+
+/* Deletes the rollups of every slot that ended before cutoff. */
+store_rc store_s3_rollup_retain(store_s3 *s, int64_t cutoff, char *err);
 
 #endif /* PROFEFS_STORE_S3_INT_H */
