@@ -159,6 +159,15 @@ static void print_store(FILE *f, store *st)
     {"profefs_store_commits_total", "counter",
      "Group commits since the store was opened.",
      offsetof(store_stats, commits)},
+    {"profefs_store_cache_hits_total", "counter",
+     "Objects read from the local object cache (S3 --cache).",
+     offsetof(store_stats, cache_hits)},
+    {"profefs_store_cache_misses_total", "counter",
+     "Objects the local object cache did not have (fetched from S3).",
+     offsetof(store_stats, cache_misses)},
+    {"profefs_store_cache_bytes", "gauge",
+     "Bytes the local object cache holds (at most --cache-size).",
+     offsetof(store_stats, cache_bytes)},
   };
   store_stats s;
   size_t i;

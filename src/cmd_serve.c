@@ -36,6 +36,11 @@ static const char usage[] =
   "                          AWS_SESSION_TOKEN, AWS_REGION; any number of nodes)\n"
   "      --s3-endpoint URL   S3 endpoint (default AWS_ENDPOINT_URL_S3, else\n"
   "                          AWS_ENDPOINT_URL, else AWS); path-style addressing\n"
+  "      --cache DIR         S3: keep fetched and ingested objects in DIR (one\n"
+  "                          node per DIR: it is locked); merges read them from\n"
+  "                          there instead of S3\n"
+  "      --cache-size SIZE   S3: bound of --cache, least recently used out\n"
+  "                          first (default 1G)\n"
   "  -a, --addr HOST:PORT    listen address (default 127.0.0.1:10100; port 0 = any)\n"
   "  -m, --mount DIR         also mount the store at DIR\n"
   "      --read-only         refuse every write (HTTP 403, EROFS)\n"
@@ -55,16 +60,16 @@ static const char usage[] =
   "  -h, --help              show this help\n";
 
 typedef struct serve_config {
-  const char *data, *addr, *mount, *s3_endpoint;
+  const char *data, *addr, *mount, *s3_endpoint, *cache;
   int read_only, quiet, allow_other, fuse_debug;
   int64_t retention, window;
-  size_t max_body, max_inflate, max_memory;
+  size_t max_body, max_inflate, max_memory, cache_size;
 } serve_config;
 
 /* Parses argv into *cfg; returns -1 on success, else the exit status. */
 static int parse_args(int argc, char **argv, serve_config *cfg) {
   enum { O_READONLY = 256, O_RETENTION, O_WINDOW, O_MAXBODY, O_MAXINFLATE, O_MAXMEMORY,
-         O_ALLOWOTHER, O_FUSEDEBUG, O_S3ENDPOINT };
+         O_ALLOWOTHER, O_FUSEDEBUG, O_S3ENDPOINT, O_CACHE, O_CACHESIZE };
   static const struct option longopts[] = {
     { "data", required_argument, NULL, 'd' },
     { "addr", required_argument, NULL, 'a' },
@@ -78,6 +83,8 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
     { "allow-other", no_argument, NULL, O_ALLOWOTHER },
     { "fuse-debug", no_argument, NULL, O_FUSEDEBUG },
     { "s3-endpoint", required_argument, NULL, O_S3ENDPOINT },
+    { "cache", required_argument, NULL, O_CACHE },
+    { "cache-size", required_argument, NULL, O_CACHESIZE },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -91,6 +98,11 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
       case 'a': cfg->addr = optarg; break;
       case 'm': cfg->mount = optarg; break;
       case O_S3ENDPOINT: cfg->s3_endpoint = optarg; break;
+      case O_CACHE: cfg->cache = optarg; break;
+      case O_CACHESIZE:
+        if (cli_parse_size(optarg, &cfg->cache_size) != 0 || cfg->cache_size == 0)
+          return cli_usage_error("serve", "invalid --cache-size '%s' (e.g. 1G)", optarg);
+        break;
       case 'q': cfg->quiet = 1; break;
       case O_READONLY: cfg->read_only = 1; break;
       case O_ALLOWOTHER: cfg->allow_other = 1; break;
@@ -121,6 +133,10 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
   }
   if (optind < argc)
     return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+  if ((cfg->cache != NULL || cfg->cache_size != 0) && strncmp(cfg->data, "s3://", 5) != 0)
+    return cli_usage_error("serve", "--cache and --cache-size need --data s3://BUCKET");
+  if (cfg->cache_size != 0 && cfg->cache == NULL)
+    return cli_usage_error("serve", "--cache-size needs --cache DIR");
   /* a request at both limits (its body, then the body inflated) must fit
   ** in the budget on its own */
   body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
@@ -178,6 +194,8 @@ int cmd_serve(int argc, char **argv) {
   sopts.max_inflate = cfg.max_inflate;
   sopts.budget = mem;
   sopts.s3_endpoint = cfg.s3_endpoint;
+  sopts.s3_cache_dir = cfg.cache;
+  sopts.s3_cache_max = cfg.cache_size;
   if (store_open(cfg.data, &sopts, &st, err) != STORE_OK) {
     cli_errorf("serve: %s", err);
     goto out;

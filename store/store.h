@@ -67,6 +67,10 @@ typedef struct store_options {
   const char *user_agent;
   /* s3 only: endpoint URL; NULL = AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS */
   const char *s3_endpoint;
+  /* s3 only: directory of a local cache of objects (NULL = none), locked by
+  ** this store while open, and its bound in bytes (0 = 1 GiB) */
+  const char *s3_cache_dir;
+  uint64_t s3_cache_max;
 } store_options;
 
 /* Opens (creating when missing, unless read_only) the local repository in
@@ -225,6 +229,9 @@ typedef struct store_stats {
   int64_t disk_bytes;    /* size of the database files */
   int64_t ingests;       /* successful ingests since open */
   int64_t commits;       /* group commits since open */
+  int64_t cache_hits;    /* objects read from the local cache (S3 --cache) */
+  int64_t cache_misses;  /* objects the cache did not have */
+  int64_t cache_bytes;   /* bytes the cache holds now */
 } store_stats;
 store_rc store_get_stats(store *st, store_stats *out);
 

@@ -50,9 +50,13 @@ static uint64_t s3_generation(void *impl) {
 
 static store_rc s3_stats(void *impl, store_stats *out) {
   store_s3 *s = impl;
+  s3_cache_stats c;
+  store_s3_cache_stats(s->cache, &c);
   pthread_mutex_lock(&s->mu);
   *out = (store_stats){.profiles = -1, .bytes = -1, .disk_bytes = -1,
-                       .ingests = s->ingests, .commits = -1};
+                       .ingests = s->ingests, .commits = -1,
+                       .cache_hits = c.hits, .cache_misses = c.misses,
+                       .cache_bytes = c.bytes};
   pthread_mutex_unlock(&s->mu);
   return STORE_OK;
 }
@@ -418,6 +422,7 @@ static void s3_close(void *impl) {
   store_s3 *s = impl;
   if (s == NULL) return;
   store_s3_pool_free(s->pool);
+  store_s3_cache_close(s->cache);
   pthread_mutex_destroy(&s->mu);
   free(s->base);
   free(s->endpoint);
@@ -557,6 +562,11 @@ store_rc store_s3_open(const char *url, const store_options *opts,
     goto fail;
   }
   if ((rc = check_bucket(s, err)) != STORE_OK) goto fail;
+  if (opts != NULL && opts->s3_cache_dir != NULL &&
+      (rc = store_s3_cache_open(opts->s3_cache_dir,
+                                opts->s3_cache_max ? opts->s3_cache_max : (uint64_t)1 << 30,
+                                &s->cache, err)) != STORE_OK)
+    goto fail;
   *ops = &s3_ops;
   *impl = s;
   return STORE_OK;

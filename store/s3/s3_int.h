@@ -8,9 +8,11 @@
 **   s3_xml.c   ListObjectsV2 and error answers (expat)
 **   s3_key.c   profefe's key layout and the deterministic digest
 **   s3_rollup.c  rollups as objects under "R0.", checked against the listing
+**   s3_cache.c the optional on-disk cache of objects (s3_cache.h)
 **
-** The store keeps no state of its own beyond a pool of connections: every
-** answer comes from the bucket, so any number of nodes can share one.
+** The store keeps no state of its own beyond a pool of connections and
+** that cache of immutable objects: every answer comes from the bucket, so
+** any number of nodes can share one.
 **
 ** Invariants:
 **   - base is the URL of the bucket without a trailing '/' (path-style
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "s3_cache.h"
 
 /* Longest key S3 accepts (bytes). */
 #define S3_KEY_MAX 1024
@@ -45,6 +48,7 @@ typedef struct store_s3 {
   int read_only;
   size_t max_inflate;
   s3_pool *pool;
+  s3_cache *cache;     /* NULL: none */
   pthread_mutex_t mu;  /* guards what follows */
   uint64_t writes;     /* own successful ingests and deletes */
   int64_t ingests;
@@ -90,6 +94,13 @@ typedef store_rc (*s3_fetch_fn)(size_t i, const void *body, size_t len,
 store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
                              size_t inflight, size_t max_len, s3_fetch_fn fn,
                              void *arg, char *err);
+
+/* store_s3_fetch_many through the cache (s3_obj.c): keys it holds are read
+** from there and fetched ones kept; fn still sees every key in order.  Only
+** for keys a listing just showed (a deleted key must not be served). */
+store_rc store_s3_fetch_cached(store_s3 *s, const char *const *keys, size_t n,
+                               size_t inflight, size_t max_len, s3_fetch_fn fn,
+                               void *arg, char *err);
 
 /* Appends s percent-encoded as SigV4 wants (unreserved kept; '/' kept when
 ** keep_slash) to buf; 0, or -1 when out of memory. */
@@ -173,8 +184,10 @@ store_rc store_s3_get(void *impl, const char *id, store_meta *meta, void **data,
                       size_t *len, char *err);
 store_rc store_s3_stat(void *impl, const char *id, store_meta *meta, char *err);
 store_rc store_s3_del(void *impl, const char *id, char *err);
+/* Merges the objects keys[0..n) in that order; cached != 0 lets the cache
+** serve them (only for keys known to exist now: a listing showed them). */
 store_rc store_s3_merge_keys(store_s3 *s, const char *const *keys, size_t n,
-                             void **out, size_t *len, char *err);
+                             int cached, void **out, size_t *len, char *err);
 store_rc store_s3_merge_ids(void *impl, const char *const *ids, size_t n,
                             void **out, size_t *len, char *err);
 

@@ -13,6 +13,10 @@
 ** memory holds the accumulator, at most MERGE_INFLIGHT fetched profiles and
 ** the pipeline's slots, and the same query merges to the same bytes on
 ** every node.
+**
+** With a cache (--cache), objects read and written are kept on local disk;
+** it serves a merge of a query (whose listing just showed the keys) and a
+** get once a HEAD showed the key still exists, never a deleted key.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +114,7 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
     rc = store_s3_status_rc(s, "storing the profile", &r, err);
   if (rc != STORE_OK) goto out;
   store_s3_count_write(s, 1);
+  store_s3_cache_put(s->cache, key, data, len);
   if (out != NULL) {
     if (store_s3_key_parse(key, &m) != 0) {
       rc = store_seterr(err, STORE_NOMEM, "out of memory");
@@ -131,27 +136,51 @@ static store_rc parse_id(const char *id, store_meta *m, char *err) {
   return STORE_OK;
 }
 
-store_rc store_s3_get(void *impl, const char *id, store_meta *meta, void **data,
-                      size_t *len, char *err) {
-  store_s3 *s = impl;
-  store_meta m = {0};
+/* GET of one object: its bytes (malloc'd) or why not. */
+static store_rc fetch(store_s3 *s, const char *id, void **data, size_t *len,
+                      char *err) {
   s3_resp r = {0};
-  store_rc rc = parse_id(id, &m, err);
-  if (rc != STORE_OK) return rc;
-  rc = store_s3_request(s, "GET", id, NULL, NULL, 0, NULL, s->max_inflate, &r, err);
+  store_rc rc = store_s3_request(s, "GET", id, NULL, NULL, 0, NULL, s->max_inflate, &r, err);
   if (rc == STORE_OK && r.status != 200) {
     char what[S3_KEY_MAX + 16];
     snprintf(what, sizeof what, "profile %s", id);
     rc = store_s3_status_rc(s, what, &r, err);
   }
   if (rc != STORE_OK) {
-    store_meta_clear(&m);
     store_s3_resp_clear(&r);
     return rc;
   }
-  m.size = (int64_t)r.len;
+  store_s3_cache_put(s->cache, id, r.body, r.len);
   *data = r.body;
   *len = r.len;
+  return STORE_OK;
+}
+
+static store_rc head(store_s3 *s, const char *id, int64_t *size, char *err);
+
+store_rc store_s3_get(void *impl, const char *id, store_meta *meta, void **data,
+                      size_t *len, char *err) {
+  store_s3 *s = impl;
+  store_meta m = {0};
+  int64_t size;
+  void *d = NULL;
+  size_t n = 0;
+  store_rc rc = parse_id(id, &m, err);
+  if (rc != STORE_OK) return rc;
+  /* a cached object only once S3 says its key still exists */
+  if (store_s3_cache_has(s->cache, id)) {
+    rc = head(s, id, &size, err);
+    if (rc == STORE_NOTFOUND) store_s3_cache_del(s->cache, id);
+    if (rc == STORE_OK && !store_s3_cache_get(s->cache, id, &d, &n)) d = NULL;
+  }
+  if (rc == STORE_OK && d == NULL) rc = fetch(s, id, &d, &n, err);
+  if (rc != STORE_OK) {
+    store_meta_clear(&m);
+    return rc;
+  }
+  m.size = (int64_t)n;
+  *data = d;
+  *len = n;
   if (meta != NULL)
     *meta = m;
   else
@@ -201,7 +230,78 @@ store_rc store_s3_del(void *impl, const char *id, char *err) {
   if (rc == STORE_OK && r.status / 100 != 2)
     rc = store_s3_status_rc(s, "deleting the profile", &r, err);
   if (rc == STORE_OK) store_s3_count_write(s, 0);
+  if (rc == STORE_OK || rc == STORE_NOTFOUND) store_s3_cache_del(s->cache, id);
   store_s3_resp_clear(&r);
+  return rc;
+}
+
+/* ---- merges ------------------------------------------------------------------------ */
+
+/* ---- fetching through the cache ------------------------------------------------ */
+
+typedef struct cached_ctx {
+  store_s3 *s;
+  const char *const *keys;
+  size_t *miss;        /* the index in keys of each key fetched */
+  size_t next;         /* fn has seen keys[0..next) */
+  s3_fetch_fn fn;
+  void *arg;
+} cached_ctx;
+
+/* Hands fn the cached keys before keys[end] (fetching one the cache lost
+** meanwhile). */
+static store_rc deliver_cached(cached_ctx *c, size_t end, char *err) {
+  store_rc rc = STORE_OK;
+  while (rc == STORE_OK && c->next < end) {
+    void *d = NULL;
+    size_t n = 0;
+    if (!store_s3_cache_get(c->s->cache, c->keys[c->next], &d, &n) &&
+        (rc = fetch(c->s, c->keys[c->next], &d, &n, err)) != STORE_OK)
+      break;
+    rc = c->fn(c->next, d, n, c->arg, err);
+    c->next++;
+    free(d);
+  }
+  return rc;
+}
+
+static store_rc on_fetched(size_t j, const void *body, size_t len, void *arg,
+                           char *err) {
+  cached_ctx *c = arg;
+  size_t i = c->miss[j];
+  store_rc rc = deliver_cached(c, i, err);
+  if (rc != STORE_OK) return rc;
+  store_s3_cache_put(c->s->cache, c->keys[i], body, len);
+  c->next = i + 1;
+  return c->fn(i, body, len, c->arg, err);
+}
+
+store_rc store_s3_fetch_cached(store_s3 *s, const char *const *keys, size_t n,
+                               size_t inflight, size_t max_len, s3_fetch_fn fn,
+                               void *arg, char *err) {
+  cached_ctx c = {.s = s, .keys = keys, .fn = fn, .arg = arg};
+  const char **fetch_keys = NULL;
+  size_t nfetch = 0;
+  store_rc rc = STORE_OK;
+
+  if (s->cache == NULL)
+    return store_s3_fetch_many(s, keys, n, inflight, max_len, fn, arg, err);
+  if ((c.miss = malloc((n ? n : 1) * sizeof *c.miss)) == NULL ||
+      (fetch_keys = malloc((n ? n : 1) * sizeof *fetch_keys)) == NULL) {
+    free(c.miss);
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (store_s3_cache_has(s->cache, keys[i])) continue;
+    c.miss[nfetch] = i;
+    fetch_keys[nfetch++] = keys[i];
+  }
+  if (nfetch > 0)
+    rc = store_s3_fetch_many(s, fetch_keys, nfetch, inflight, max_len,
+                             on_fetched, &c, err);
+  if (rc == STORE_OK) rc = deliver_cached(&c, n, err);
+  free(fetch_keys);
+  free(c.miss);
   return rc;
 }
 
@@ -225,12 +325,12 @@ static store_rc push_one(size_t i, const void *body, size_t len, void *arg,
 /* The fetches run on this thread, the merge on it and (store/mergepipe.c)
 ** on a second one that decodes the next profiles. */
 store_rc store_s3_merge_keys(store_s3 *s, const char *const *keys, size_t n,
-                             void **out, size_t *len, char *err) {
+                             int cached, void **out, size_t *len, char *err) {
   merge_ctx c = {.keys = keys};
   store_rc rc = store_mergepipe_new(s->max_inflate, 2, &c.pipe, err);
   if (rc != STORE_OK) return rc;
-  rc = store_s3_fetch_many(s, keys, n, MERGE_INFLIGHT, s->max_inflate, push_one,
-                           &c, err);
+  rc = (cached ? store_s3_fetch_cached : store_s3_fetch_many)(
+      s, keys, n, MERGE_INFLIGHT, s->max_inflate, push_one, &c, err);
   if (rc != STORE_OK && !c.failed) {
     /* an earlier profile's failure comes first, as when merging one by one */
     store_rc d = store_mergepipe_drain(c.pipe, err);
@@ -257,5 +357,6 @@ store_rc store_s3_merge_ids(void *impl, const char *const *ids, size_t n,
     store_meta_clear(&m);
   }
   if (rc != STORE_OK) return rc;
-  return store_s3_merge_keys(impl, ids, n, out, len, err);
+  /* named keys may have been deleted since: S3, not the cache */
+  return store_s3_merge_keys(impl, ids, n, 0, out, len, err);
 }

@@ -371,8 +371,9 @@ static store_rc merge_once(run *r, void **out, size_t *len, int *used,
   if (rc == STORE_OK) rc = store_mergepipe_new(r->s->max_inflate, 2, &r->main, err);
   if (rc != STORE_OK) goto out;
   for (size_t i = 0; i < n; i++) keys[i] = r->items[i].key;
-  rc = store_s3_fetch_many(r->s, keys, n, ROLLUP_INFLIGHT, r->s->max_inflate,
-                           on_item, r, err);
+  /* listed just now (profiles and rollups): the cache may serve them */
+  rc = store_s3_fetch_cached(r->s, keys, n, ROLLUP_INFLIGHT, r->s->max_inflate,
+                             on_item, r, err);
   if (rc != STORE_OK && !r->main_failed) {
     /* an earlier profile's failure comes first, as when merging one by one */
     store_rc d = store_mergepipe_drain(r->main, err);
@@ -419,7 +420,7 @@ store_rc store_s3_rollup_merge(store_s3 *s, const store_query *q,
     free(dir);
     if (keys == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
     for (size_t i = 0; i < l->n; i++) keys[i] = l->v[i].key;
-    rc = store_s3_merge_keys(s, keys, l->n, out, len, err);
+    rc = store_s3_merge_keys(s, keys, l->n, 1, out, len, err);
     free(keys);
     return rc;
   }

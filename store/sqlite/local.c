@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirlock.h"
 #include "local.h"
 
 #define APPLICATION_ID 0x70726f66 /* "prof" */
@@ -202,7 +203,7 @@ static void local_free(store_local *l) {
   store_local_pool_free(l);
   store_local_writer_stop(l);
   store_local_vfs_free(l->vfs);
-  store_local_unlock(l->lock_fd);
+  store_dirunlock(l->lock_fd);
   pthread_mutex_destroy(&l->pool_mu);
   free(l->dir);
   free(l->path);
@@ -274,7 +275,7 @@ store_rc store_local_open(const char *dir, const store_options *opts,
                      strerror(errno));
     goto out;
   }
-  if ((r = store_local_lock(dir, read_only, &l->lock_fd, err)) != STORE_OK)
+  if ((r = store_dirlock(dir, "data directory", read_only, &l->lock_fd, err)) != STORE_OK)
     goto out;
 
   /* The writer's connection creates and checks the file; a read-only store

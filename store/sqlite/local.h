@@ -5,8 +5,8 @@
 ** directory, the schema's versions, the op table), local_conn.c
 ** (connections, their statement caches, the pool of read connections),
 ** local_writer.c (the group-commit writer thread), local_ckpt.c (the
-** checkpoint thread), local_vfs.c (the writer's VFS) and lock.c (one
-** process per data directory).  The features,
+** checkpoint thread), local_vfs.c (the writer's VFS); ../dirlock.c
+** gives one process per data directory.  The features,
 ** each owning its SQL, its tables and its triggers: profiles.c (ingest,
 ** find, get, stat, delete), services.c (services, label sets, statistics),
 ** merge.c (merge queries), rollups.c (precomputed merges) and retention.c.
@@ -118,15 +118,6 @@ store_rc store_local_reader_get(store_local *l, store_local_conn **out,
 void store_local_reader_put(store_local *l, store_local_conn *c);
 /* Closes every pooled read connection. */
 void store_local_pool_free(store_local *l);
-
-/* ---- lock.c ---------------------------------------------------------------- */
-
-/* Takes the exclusive lock of data directory dir for this open store; *fd
-** holds it until store_local_unlock.  STORE_IO naming the holder's pid when
-** another open store (in any process) has it.  A read-only open of a
-** directory without a lock file takes none (*fd = -1). */
-store_rc store_local_lock(const char *dir, int read_only, int *fd, char *err);
-void store_local_unlock(int fd);
 
 /* ---- local_writer.c: the group-commit writer ----------------------------- */
 

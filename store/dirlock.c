@@ -1,10 +1,12 @@
 /*
-** lock.c — the data directory's lock: one process at a time opens it.
+** dirlock.c — a directory's lock: one process at a time uses it (the
+** SQLite store's data directory, the S3 store's object cache).
 **
-** Two processes on one directory break what the store assumes of itself:
-** the rollup marks (rollup_dirty's sequence numbers) and the generation
-** counter that the FUSE merge cache trusts are per process, so another
-** writer's changes would leave rollups stale and cached merges old.
+** Two processes on one data directory break what the SQLite store assumes
+** of itself: the rollup marks (rollup_dirty's sequence numbers) and the
+** generation counter that the FUSE merge cache trusts are per process, so
+** another writer's changes would leave rollups stale and cached merges old;
+** two on one cache directory would evict each other's files unseen.
 **
 ** The lock is flock(LOCK_EX | LOCK_NB) on DIR/profefs.lock, held by the
 ** open file description until the store closes or the process dies (also
@@ -23,7 +25,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "local.h"
+#include "dirlock.h"
 
 #define LOCK_NAME "profefs.lock"
 
@@ -41,15 +43,15 @@ static long holder_pid(int fd) {
   return end != buf && pid > 0 ? pid : 0;
 }
 
-store_rc store_local_lock(const char *dir, int read_only, int *fd_out,
-                          char *err) {
+store_rc store_dirlock(const char *dir, const char *what, int read_only,
+                       int *fd_out, char *err) {
   char path[4096], pid[32];
   int fd, n;
   store_rc rc = STORE_OK;
 
   if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, LOCK_NAME) >=
       sizeof path)
-    return store_seterr(err, STORE_IO, "data directory name too long");
+    return store_seterr(err, STORE_IO, "%s name too long", what);
   fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   /* A read-only store on a directory this user cannot write still opens:
   ** it locks the file if it can read it, and needs none when there is none
@@ -69,13 +71,11 @@ store_rc store_local_lock(const char *dir, int read_only, int *fd_out,
       rc = store_seterr(err, STORE_IO, "cannot lock %s: %s", path,
                         strerror(errno));
     else if (holder > 0)
-      rc = store_seterr(err, STORE_IO,
-                        "data directory %s is in use by process %ld "
-                        "(lock file %s)", dir, holder, path);
+      rc = store_seterr(err, STORE_IO, "%s %s is in use by process %ld "
+                        "(lock file %s)", what, dir, holder, path);
     else
-      rc = store_seterr(err, STORE_IO,
-                        "data directory %s is in use by another process "
-                        "(lock file %s)", dir, path);
+      rc = store_seterr(err, STORE_IO, "%s %s is in use by another process "
+                        "(lock file %s)", what, dir, path);
     close(fd);
     return rc;
   }
@@ -87,7 +87,7 @@ store_rc store_local_lock(const char *dir, int read_only, int *fd_out,
   return STORE_OK;
 }
 
-void store_local_unlock(int fd) {
+void store_dirunlock(int fd) {
   if (fd >= 0)
     close(fd); /* drops the flock; the file stays, with a stale pid */
 }

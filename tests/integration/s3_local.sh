@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# s3_local.sh — what an S3-backed node keeps on its own, on a real S3 server
+# (Ceph radosgw started here by tests/tools/rgw.sh):
+#   - `serve --cache DIR --cache-size SIZE`: merges read cached objects (hit
+#     and miss counters in /debug/metrics; an object changed behind the
+#     cache's back still merges as cached), a deleted key is never served
+#     from it, a corrupt or truncated cache file is detected and fetched
+#     again, the size bound holds, the files survive a restart, one node per
+#     DIR (a second is refused), usage errors.
+. "$TESTS_DIR/lib.sh"
+t_init
+RGW="$TESTS_DIR/tools/rgw.sh"
+s3_cleanup() { "$RGW" stop "$T/rgw" >/dev/null 2>&1; t_cleanup; }
+trap s3_cleanup EXIT
+export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
+mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
+
+if ! "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err"; then
+    fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done
+fi
+. "$T/rgw/env"
+export DATA="s3://$PROFEFS_S3_BUCKET"
+esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+s3put() { # s3put KEY FILE: writes an object behind the nodes' backs
+    local k
+    k=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/-_.~"))' "$1")
+    curl -s -m 30 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT -o /dev/null -w '%{http_code}' \
+         --data-binary @"$2" "$AWS_ENDPOINT_URL_S3/$PROFEFS_S3_BUCKET/$k"; }
+# cfile KEY: the cache file of KEY (FNV-1a 64 of the key, 16 hex digits)
+cfile() { python3 -c '
+import sys
+h = 0xcbf29ce484222325
+for b in sys.argv[1].encode(): h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+print("%016x" % h)' "$1"; }
+metric() { curl -s "$1/debug/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
+ids_of() { json "' '.join(p['id'] for p in j['body'])"; }
+same_profile() {
+    canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||
+        { fail "$1: canon.py failed: $(cat "$T/canon.err")"; return; }
+    if diff -u "$T/a.txt" "$T/b.txt" >"$T/diff.txt"; then
+        check "$1: canonical text not empty" test -s "$T/a.txt"
+    else
+        fail "$1: profiles differ: $(head -n 20 "$T/diff.txt")"
+    fi
+}
+
+# ---- usage --------------------------------------------------------------------------------
+"$PROFEFS" serve --help >"$T/help"
+assert_contains "serve --help documents --cache" "$(cat "$T/help")" "--cache DIR"
+assert_contains "serve --help documents --cache-size" "$(cat "$T/help")" "--cache-size SIZE"
+out=$("$PROFEFS" serve --data "$T/local" --cache "$T/c0" --addr 127.0.0.1:0 2>&1); rc=$?
+assert_eq "--cache on a local store: usage error" 2 "$rc"
+assert_contains "--cache on a local store: the reason" "$out" "--cache and --cache-size need --data s3://BUCKET"
+out=$("$PROFEFS" serve --data "$DATA" --cache "$T/c0" --cache-size 0 --addr 127.0.0.1:0 2>&1); rc=$?
+assert_eq "--cache-size 0: usage error" 2 "$rc"
+
+# ---- a node without cache (A) and one with (C) --------------------------------------------
+start_server || t_done
+A=$URL; APID=$SERVER_PID
+CACHE="$T/cache"
+start_server --cache "$CACHE" --cache-size 64K || t_done
+C=$URL; CPID=$SERVER_PID; CLOG=$SERVER_LOG
+out=$("$PROFEFS" serve --data "$DATA" --cache "$CACHE" --addr 127.0.0.1:0 2>&1); rc=$?
+check "a second node on the cache directory is refused" test "$rc" -ne 0
+assert_contains "refused: names the holder" "$out" "cache directory $CACHE is in use by process $CPID"
+assert_eq "metrics: hits at start" 0 "$(metric "$C" profefs_store_cache_hits_total)"
+assert_eq "metrics: no cache rows without --cache" "" "$(metric "$A" profefs_store_cache_hits_total)"
+
+T0=1795556966
+IDS=()
+for k in 0 1 2 3 4; do IDS+=("$(URL=$A ingest "$FIXTURES/cpu_00$k.pb.gz" web cpu "i=$k")"); done
+check "5 ingested on A" test -n "${IDS[4]}"
+FROM=$(utc $T0); TO=$(utc $((T0 + 4)))
+Q="service=web&type=cpu&from=$FROM&to=$TO"
+go tool pprof -proto "$FIXTURES"/cpu_00[0-4].pb.gz >"$T/want.pb.gz" 2>>"$T/pprof.err"
+
+curl -s -o "$T/m1.pb.gz" "$C/api/0/profiles/merge?$Q"
+same_profile "first merge on C" "$T/want.pb.gz" "$T/m1.pb.gz"
+assert_eq "first merge: 5 misses" 5 "$(metric "$C" profefs_store_cache_misses_total)"
+assert_eq "first merge: 0 hits" 0 "$(metric "$C" profefs_store_cache_hits_total)"
+assert_eq "first merge: 5 files cached" 5 "$(find "$CACHE" -type f ! -name profefs.lock | wc -l)"
+curl -s -o "$T/m2.pb.gz" "$C/api/0/profiles/merge?$Q"
+check "second merge: the same bytes" cmp -s "$T/m1.pb.gz" "$T/m2.pb.gz"
+assert_eq "second merge: 5 hits" 5 "$(metric "$C" profefs_store_cache_hits_total)"
+assert_eq "second merge: no new miss" 5 "$(metric "$C" profefs_store_cache_misses_total)"
+
+# the cache is what C reads: an object rewritten behind its back (never
+# done by profefs: objects do not change) still merges as cached on C
+code=$(s3put "${IDS[1]}" "$FIXTURES/cpu_009.pb.gz")
+assert_eq "object rewritten in S3" 200 "$code"
+curl -s -o "$T/m3.pb.gz" "$C/api/0/profiles/merge?$Q"
+check "C merges the cached object" cmp -s "$T/m1.pb.gz" "$T/m3.pb.gz"
+curl -s -o "$T/a3.pb.gz" "$A/api/0/profiles/merge?$Q"
+check "A (no cache) merges the new one" test "$(cmp -s "$T/m1.pb.gz" "$T/a3.pb.gz"; echo $?)" != 0
+
+# a corrupt and a truncated cache file: detected, fetched again, not served
+F0="$CACHE/$(cfile "${IDS[0]}")"; F2="$CACHE/$(cfile "${IDS[2]}")"
+check "cache files are named by key" test -f "$F0" -a -f "$F2"
+size0=$(stat -c %s "$F0")
+python3 - "$F0" <<'PY'
+import sys
+p = sys.argv[1]; d = bytearray(open(p, "rb").read()); d[-10] ^= 0xff; open(p, "wb").write(d)
+PY
+truncate -s -100 "$F2"
+hits=$(metric "$C" profefs_store_cache_hits_total); miss=$(metric "$C" profefs_store_cache_misses_total)
+curl -s -o "$T/m4.pb.gz" "$C/api/0/profiles/merge?$Q"
+check "merge with a corrupt cache file: the same bytes" cmp -s "$T/m1.pb.gz" "$T/m4.pb.gz"
+assert_eq "corrupt and truncated: 2 misses" $((miss + 2)) "$(metric "$C" profefs_store_cache_misses_total)"
+assert_eq "the other 3: hits" $((hits + 3)) "$(metric "$C" profefs_store_cache_hits_total)"
+assert_contains "the corrupt file is logged" "$(cat "$CLOG")" "CRC mismatch, fetching it again"
+assert_contains "the truncated file is logged" "$(cat "$CLOG")" "wrong size, fetching it again"
+assert_eq "the corrupt file is written again whole" "$size0" "$(stat -c %s "$F0")"
+curl -s -o "$T/m5.pb.gz" "$C/api/0/profiles/merge?$Q"
+assert_eq "then all 5 hit again" $((hits + 8)) "$(metric "$C" profefs_store_cache_hits_total)"
+
+# a key deleted (on A) is never served from C's cache
+http DELETE "$A/api/0/profiles/$(esc "${IDS[3]}")"
+assert_eq "A deletes a profile C has cached" 200 "$HTTP_STATUS"
+check "its file is still in C's cache" test -f "$CACHE/$(cfile "${IDS[3]}")"
+http GET "$C/api/0/profiles/$(esc "${IDS[3]}")"
+assert_eq "C: GET of the deleted key is 404" 404 "$HTTP_STATUS"
+http GET "$C/api/0/profiles?$Q"
+assert_eq "C lists 4" 4 "$(json 'len(j["body"])')"
+curl -s -o "$T/m6.pb.gz" "$C/api/0/profiles/merge?$Q"
+go tool pprof -proto "$FIXTURES/cpu_000.pb.gz" "$FIXTURES/cpu_001.pb.gz" "$FIXTURES/cpu_002.pb.gz" \
+    "$FIXTURES/cpu_004.pb.gz" >"$T/want4.pb.gz" 2>>"$T/pprof.err"
+same_profile "C's merge leaves the deleted key out" "$T/want4.pb.gz" "$T/m6.pb.gz"
+# a GET of a cached key that exists: from the cache, after a HEAD
+hits=$(metric "$C" profefs_store_cache_hits_total)
+curl -s -o "$T/g0" "$C/api/0/profiles/$(esc "${IDS[0]}")"
+check "C: GET of a cached key" cmp -s "$T/g0" "$FIXTURES/cpu_000.pb.gz"
+assert_eq "C: that GET was a hit" $((hits + 1)) "$(metric "$C" profefs_store_cache_hits_total)"
+
+# the bound: 30 more profiles (about 4 KB each) through a 64K cache
+for k in $(seq 10 39); do
+    printf -v f "%s/cpu_%03d.pb.gz" "$FIXTURES" $((k % 15))
+    retime "$f" "$T/b$k.pb.gz" $((T0 + 100 + k))
+    URL=$A ingest "$T/b$k.pb.gz" big cpu >/dev/null
+done
+curl -s -o "$T/big.pb.gz" "$C/api/0/profiles/merge?service=big&type=cpu&from=$(utc $T0)&to=$(utc $((T0 + 200)))"
+check "merge of 30 through the small cache" test -s "$T/big.pb.gz"
+total=$(find "$CACHE" -type f ! -name profefs.lock -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+check "cache files take at most 64K ($total bytes)" test "$total" -le 65536
+check "cache files hold more than half of it ($total bytes)" test "$total" -gt 32768
+assert_eq "metrics: cache bytes = the files' sizes" "$total" "$(metric "$C" profefs_store_cache_bytes)"
+
+# a restart keeps the files: a merge of the last 5 (the most recent) hits
+BQ="service=big&type=cpu&from=$(utc $((T0 + 135)))&to=$(utc $((T0 + 139)))"
+curl -s -o "$T/last5.pb.gz" "$C/api/0/profiles/merge?$BQ"
+kill -TERM "$CPID"; wait "$CPID"; assert_eq "C exits 0" 0 "$?"
+start_server --cache "$CACHE" --cache-size 64K || t_done
+C=$URL; CPID=$SERVER_PID
+assert_eq "after restart: bytes of the files found" "$total" "$(metric "$C" profefs_store_cache_bytes)"
+curl -s -o "$T/last5b.pb.gz" "$C/api/0/profiles/merge?$BQ"
+check "after restart: the same merge" cmp -s "$T/last5.pb.gz" "$T/last5b.pb.gz"
+assert_eq "after restart: 5 hits from the kept files" 5 "$(metric "$C" profefs_store_cache_hits_total)"
+assert_eq "after restart: no miss" 0 "$(metric "$C" profefs_store_cache_misses_total)"
+
+SERVER_PID=$APID; stop_server
+SERVER_PID=$CPID
+t_done
