@@ -6,15 +6,29 @@
 -- wrk stops on a clock and drops the requests still in flight, so the server
 -- may store up to -c more profiles than "ok" says; scripts/bench uses its
 -- exact loader (bench/loader) for the stored == acknowledged check.
+-- Every request sends a distinct profile: its number goes into the gzip
+-- header's MTIME (bytes 5-8), as bench/loader does, since the server's
+-- ingest is idempotent and identical bytes would be stored once.
 local f = assert(io.open(assert(os.getenv("BENCH_BODY"), "BENCH_BODY unset"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-wrk.headers["Content-Type"] = "application/octet-stream"
+local body = f:read("*a")
 f:close()
+local head, tail = body:sub(1, 4), body:sub(9)
+local headers = {["Content-Type"] = "application/octet-stream"}
+local n = 0
+
+function request()
+  n = n + 1
+  local v = n * 4 + (id or 0) -- distinct across wrk's threads (id: 0..3)
+  local mtime = string.char(v % 256, math.floor(v / 256) % 256,
+                            math.floor(v / 65536) % 256,
+                            math.floor(v / 16777216) % 256)
+  return wrk.format("POST", nil, headers, head .. mtime .. tail)
+end
 
 local threads = {}
 
 function setup(thread)
+  thread:set("id", #threads)
   table.insert(threads, thread)
 end
 
