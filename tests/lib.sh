@@ -157,6 +157,43 @@ retime() { python3 "$TESTS_DIR/tools/pprof_retime.py" "$@"; }
 # two profiles up to ids and ordering.
 canon() { python3 "$TESTS_DIR/canon.py" "$1"; }
 
+# same_profile DESC A B: the canonical texts of pprof files A and B are
+# equal (and not empty).
+same_profile() {
+    canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||
+        { fail "$1: canon.py failed: $(cat "$T/canon.err")"; return; }
+    if diff -u "$T/a.txt" "$T/b.txt" >"$T/diff.txt"; then
+        check "$1: canonical text not empty" test -s "$T/a.txt"
+    else
+        fail "$1: profiles differ: $(head -n 20 "$T/diff.txt")"
+    fi
+}
+
+# s3_start: a throw-away radosgw (tests/tools/rgw.sh) under $T/rgw, stopped
+# on exit; exports its AWS_* environment and sets B (bucket), EP
+# (endpoint) and DATA (s3://B).  Ends the test when it cannot start.
+s3_start() {
+    RGW="$TESTS_DIR/tools/rgw.sh"
+    trap '"$RGW" stop "$T/rgw" >/dev/null 2>&1; t_cleanup' EXIT
+    if ! "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err"; then
+        fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done
+    fi
+    . "$T/rgw/env"
+    B=$PROFEFS_S3_BUCKET
+    EP=$AWS_ENDPOINT_URL_S3
+    DATA="s3://$B"
+}
+
+# s3curl METHOD KEY [curl args...]: a signed request on key KEY ("/..."),
+# or on the bucket with KEY "" (the key percent-encoded as SigV4 wants it:
+# curl signs the path as given).
+s3curl() {
+    local m=$1 k
+    k=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/-_.~"))' "$2"); shift 2
+    curl -s -m 30 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X "$m" "$@" "$EP/$B$k"
+}
+
 # db_file [DIR]: prints the store's SQLite file in DIR (default $DATA, else
 # $T/data): the one file starting with SQLite's magic, not a -wal, -shm or
 # -journal file.  Fails when there is none.

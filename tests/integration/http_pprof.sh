@@ -10,16 +10,6 @@ mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 CANON="$TESTS_DIR/canon.py"
 
 pprof() { go tool pprof "$@" 2>>"$T/pprof.err"; }
-# same_profile DESC A B: canonical texts of A and B are equal
-same_profile() {
-    canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||
-        { fail "$1: canon.py failed: $(cat "$T/canon.err")"; return; }
-    if diff -u "$T/a.txt" "$T/b.txt" >"$T/diff.txt"; then
-        check "$1: canonical text not empty" test -s "$T/a.txt"
-    else
-        fail "$1: profiles differ: $(head -n 20 "$T/diff.txt")"
-    fi
-}
 
 start_server || t_done
 

@@ -15,24 +15,10 @@
 #     show rollups; retention deletes the rollups of expired slots.
 . "$TESTS_DIR/lib.sh"
 t_init
-RGW="$TESTS_DIR/tools/rgw.sh"
-s3_cleanup() { "$RGW" stop "$T/rgw" >/dev/null 2>&1; t_cleanup; }
-trap s3_cleanup EXIT
 export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
-if ! "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err"; then
-    fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done
-fi
-. "$T/rgw/env"
-B=$PROFEFS_S3_BUCKET
-EP=$AWS_ENDPOINT_URL_S3
-DATA="s3://$B"
-s3curl() { # s3curl METHOD PATH [curl args...]: a signed request on the bucket
-    local m=$1 k
-    k=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/-_.~"))' "$2"); shift 2
-    curl -s -m 30 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X "$m" "$@" "$EP/$B$k"; }
+s3_start
 # s3keys PREFIX [DELIMITER]: the keys (and common prefixes) S3 lists, one a line
 s3keys() {
     local q="list-type=2&prefix=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1")"
@@ -43,15 +29,6 @@ s3keys() {
         grep -v "^$1\$"
 }
 esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
-same_profile() {
-    canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||
-        { fail "$1: canon.py failed: $(cat "$T/canon.err")"; return; }
-    if diff -u "$T/a.txt" "$T/b.txt" >"$T/diff.txt"; then
-        check "$1: canonical text not empty" test -s "$T/a.txt"
-    else
-        fail "$1: profiles differ: $(head -n 20 "$T/diff.txt")"
-    fi
-}
 differ() { ! cmp -s "$1" "$2"; }
 # gomerge OUT FILE...: go tool pprof -proto of the files
 gomerge() { local o=$1; shift; go tool pprof -proto "$@" >"$o" 2>"$T/go.err" || fail "go tool pprof: $(cat "$T/go.err")"; }
