@@ -322,7 +322,7 @@ static store_rc names_done(names_ctx *c, store_rc rc, char ***names, size_t *n,
     store_names_free(c->v, c->n);
     return rc;
   }
-  qsort(c->v, c->n, sizeof *c->v, cmp_str);
+  if (c->n > 1) qsort(c->v, c->n, sizeof *c->v, cmp_str); /* v may be NULL */
   size_t w = 0;
   for (size_t i = 0; i < c->n; i++) {
     if (w > 0 && strcmp(c->v[w - 1], c->v[i]) == 0)
@@ -336,9 +336,71 @@ static store_rc names_done(names_ctx *c, store_rc rc, char ***names, size_t *n,
 }
 
 static store_rc s3_services(void *impl, char ***names, size_t *n, char *err) {
+  store_s3 *s = impl;
   names_ctx c = {0};
   store_rc rc = list_all(impl, "P0.", NULL, "/", service_one, &c, err);
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; rc == STORE_OK && i < s->nadded; i++)
+    names_add(&c, s->added[i], strlen(s->added[i]));
+  pthread_mutex_unlock(&s->mu);
   return names_done(&c, rc, names, n, err);
+}
+
+/* The index of service in added, or nadded; under mu. */
+static size_t added_at(store_s3 *s, const char *service) {
+  size_t i = 0;
+  while (i < s->nadded && strcmp(s->added[i], service) != 0) i++;
+  return i;
+}
+
+/* An empty service lives in this node's memory until a profile of it is in
+** S3 (as on a profefe server, where services are what the keys say). */
+static store_rc s3_add_service(void *impl, const char *service, char *err) {
+  store_s3 *s = impl;
+  store_rc rc = STORE_OK;
+  char **v, *d;
+  pthread_mutex_lock(&s->mu);
+  if (added_at(s, service) == s->nadded) {
+    v = realloc(s->added, (s->nadded + 1) * sizeof *v);
+    if (v != NULL) s->added = v;
+    if (v == NULL || (d = strdup(service)) == NULL) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+    } else {
+      s->added[s->nadded++] = d;
+      s->writes++; /* listings must show it at once */
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+static int any_one(const char *key, int64_t size, void *arg) {
+  (void)key;
+  (void)size;
+  *(int *)arg = 1;
+  return 1;
+}
+
+static store_rc s3_remove_service(void *impl, const char *service, char *err) {
+  store_s3 *s = impl;
+  char *dir = NULL;
+  int any = 0, was = 0;
+  store_rc rc;
+  if (asprintf(&dir, "P0.%s/", service) < 0) return store_seterr(err, STORE_NOMEM, "out of memory");
+  rc = store_s3_list(s, dir, NULL, any_one, &any, err);
+  free(dir);
+  if (rc != STORE_OK) return rc;
+  if (any)
+    return store_seterr(err, STORE_INVALID, "service \"%s\" still holds profiles", service);
+  pthread_mutex_lock(&s->mu);
+  size_t i = added_at(s, service);
+  if ((was = i < s->nadded)) {
+    free(s->added[i]);
+    s->added[i] = s->added[--s->nadded];
+    s->writes++;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return was ? STORE_OK : store_seterr(err, STORE_NOTFOUND, "no service \"%s\"", service);
 }
 
 static int labels_one(const char *key, int64_t size, void *arg) {
@@ -423,6 +485,7 @@ static void s3_close(void *impl) {
   if (s == NULL) return;
   store_s3_pool_free(s->pool);
   store_s3_cache_close(s->cache);
+  store_names_free(s->added, s->nadded);
   pthread_mutex_destroy(&s->mu);
   free(s->base);
   free(s->endpoint);
@@ -444,6 +507,8 @@ static const store_backend_ops s3_ops = {
   .merge = s3_merge,
   .merge_ids = store_s3_merge_ids,
   .services = s3_services,
+  .add_service = s3_add_service,
+  .remove_service = s3_remove_service,
   .label_sets = s3_label_sets,
   .del = store_s3_del,
   .retain = s3_retain,

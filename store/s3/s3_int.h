@@ -18,7 +18,11 @@
 **   - base is the URL of the bucket without a trailing '/' (path-style
 **     "ENDPOINT/BUCKET", or virtual-hosted "https://BUCKET.s3.REGION...");
 **   - prefix is "" or ends with '/'; every key we send or list starts with it;
-**   - writes only grows (under mu).
+**   - writes only grows (under mu);
+**   - added[0..nadded) are the distinct services made empty on this node
+**     (FUSE mkdir; under mu): kept in memory only, shown with the listed
+**     ones, until rmdir or the end of the process (a profile in S3 is what
+**     makes a service exist for every node).
 */
 #ifndef PROFEFS_STORE_S3_INT_H
 #define PROFEFS_STORE_S3_INT_H
@@ -50,7 +54,9 @@ typedef struct store_s3 {
   s3_pool *pool;
   s3_cache *cache;     /* NULL: none */
   pthread_mutex_t mu;  /* guards what follows */
-  uint64_t writes;     /* own successful ingests and deletes */
+  uint64_t writes;     /* own successful ingests, deletes, mkdirs */
+  char **added;        /* services made by add_service */
+  size_t nadded;
   int64_t ingests;
 } store_s3;
 

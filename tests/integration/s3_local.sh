@@ -6,7 +6,10 @@
 #     cache's back still merges as cached), a deleted key is never served
 #     from it, a corrupt or truncated cache file is detected and fetched
 #     again, the size bound holds, the files survive a restart, one node per
-#     DIR (a second is refused), usage errors.
+#     DIR (a second is refused), usage errors;
+#   - mkdir of an empty service on an S3-backed mount: there at once (on
+#     that node, in memory) until a profile arrives, rmdir, ENOTEMPTY;
+#   - `profefs scrape --once --data s3://BUCKET` of a real Go program.
 . "$TESTS_DIR/lib.sh"
 t_init
 RGW="$TESTS_DIR/tools/rgw.sh"
@@ -156,6 +159,62 @@ curl -s -o "$T/last5b.pb.gz" "$C/api/0/profiles/merge?$BQ"
 check "after restart: the same merge" cmp -s "$T/last5.pb.gz" "$T/last5b.pb.gz"
 assert_eq "after restart: 5 hits from the kept files" 5 "$(metric "$C" profefs_store_cache_hits_total)"
 assert_eq "after restart: no miss" 0 "$(metric "$C" profefs_store_cache_misses_total)"
+
+# ---- mkdir on an S3-backed mount ------------------------------------------------------------
+MNT="$T/mnt"
+start_server --mount "$MNT" || t_done
+M=$URL; MPID=$SERVER_PID
+mkdir "$MNT/fresh"; rc=$?
+assert_eq "mkdir of an empty service" 0 "$rc"
+check "it is a directory" test -d "$MNT/fresh"
+check "ls shows it" grep -qx fresh <(ls "$MNT")
+http GET "$M/api/0/services"
+assert_contains "this node's services list it" "$HTTP_BODY" '"fresh"'
+http GET "$A/api/0/services"
+check "another node does not (no profile in S3 yet)" test "$(json '"fresh" in j["body"]')" = False
+mkdir -p "$MNT/fresh/cpu/env=x"; rc=$?
+assert_eq "mkdir -p of its type and label directory" 0 "$rc"
+check "the label directory is there" test -d "$MNT/fresh/cpu/env=x"
+retime "$FIXTURES/cpu_007.pb.gz" "$T/f.pb.gz" $((T0 + 500))
+cp "$T/f.pb.gz" "$MNT/fresh/cpu/env=x/"; rc=$?
+assert_eq "cp into it" 0 "$rc"
+http GET "$A/api/0/profiles?service=fresh&type=cpu&from=$(utc $((T0 + 500)))&to=$(utc $((T0 + 500)))&labels=env=x"
+assert_eq "another node lists the profile with the directory's labels" 1 "$(json 'len(j["body"])')"
+http GET "$A/api/0/services"
+check "and now the service" test "$(json '"fresh" in j["body"]')" = True
+rmdir "$MNT/fresh" 2>"$T/rmdir.err"; rc=$?
+check "rmdir of a service with a profile fails" test "$rc" -ne 0
+assert_contains "with ENOTEMPTY" "$(cat "$T/rmdir.err")" "not empty"
+mkdir "$MNT/gone" && rmdir "$MNT/gone"; rc=$?
+assert_eq "mkdir then rmdir of an empty service" 0 "$rc"
+check "it is gone" test ! -e "$MNT/gone"
+kill -TERM "$MPID"; wait "$MPID"; assert_eq "the mounting node exits 0" 0 "$?"
+
+# ---- scrape --data s3:// -------------------------------------------------------------------
+export GOPATH="$T/gopath" GOPROXY=off GOFLAGS=-mod=mod
+(cd "$TESTS_DIR/goapp" && go build -o "$T/goapp" .) 2>"$T/gobuild.log"
+if [ -x "$T/goapp" ]; then
+    gport=$(free_port)
+    "$T/goapp" -addr "127.0.0.1:$gport" 2>>"$T/goapp.log" &
+    T_PIDS+=("$!")
+    wait_http "http://127.0.0.1:$gport/debug/pprof/" 10 || fail "goapp did not start"
+    "$PROFEFS" scrape --target "http://127.0.0.1:$gport" --service scraped --labels env=s3 \
+        --types heap,goroutine --once --data "$DATA" 2>"$T/scrape.log"
+    assert_eq "scrape --once --data s3:// exit status" 0 "$?"
+    check "scrape logged two ok lines" test "$(grep -c ' ok ' "$T/scrape.log")" -eq 2
+    NOW=$(date -u +%s)
+    for ty in heap goroutine; do
+        http GET "$A/api/0/profiles?service=scraped&type=$ty&from=$((NOW - 600))&to=$((NOW + 60))&labels=env=s3"
+        assert_eq "scraped $ty listed on a node" 1 "$(json 'len(j["body"])')"
+        id=$(json 'j["body"][0]["id"]')
+        assert_contains "scraped $ty: its id is an S3 key" "$id" "P0.scraped/"
+    done
+    curl -s -o "$T/sg.pb.gz" "$A/api/0/profiles/merge?service=scraped&type=goroutine&from=$((NOW - 600))&to=$((NOW + 60))"
+    check "the scraped goroutine profile opens in go tool pprof" \
+        sh -c "go tool pprof -top '$T/sg.pb.gz' >/dev/null 2>&1"
+else
+    fail "go build of tests/goapp: $(tail -3 "$T/gobuild.log")"
+fi
 
 SERVER_PID=$APID; stop_server
 SERVER_PID=$CPID
