@@ -12,24 +12,12 @@
 #   - `profefs scrape --once --data s3://BUCKET` of a real Go program.
 . "$TESTS_DIR/lib.sh"
 t_init
-RGW="$TESTS_DIR/tools/rgw.sh"
-s3_cleanup() { "$RGW" stop "$T/rgw" >/dev/null 2>&1; t_cleanup; }
-trap s3_cleanup EXIT
 export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
-if ! "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err"; then
-    fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done
-fi
-. "$T/rgw/env"
-export DATA="s3://$PROFEFS_S3_BUCKET"
+s3_start
+export DATA
 esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
-s3put() { # s3put KEY FILE: writes an object behind the nodes' backs
-    local k
-    k=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/-_.~"))' "$1")
-    curl -s -m 30 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-         -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT -o /dev/null -w '%{http_code}' \
-         --data-binary @"$2" "$AWS_ENDPOINT_URL_S3/$PROFEFS_S3_BUCKET/$k"; }
 # cfile KEY: the cache file of KEY (FNV-1a 64 of the key, 16 hex digits)
 cfile() { python3 -c '
 import sys
@@ -38,15 +26,6 @@ for b in sys.argv[1].encode(): h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
 print("%016x" % h)' "$1"; }
 metric() { curl -s "$1/debug/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
 ids_of() { json "' '.join(p['id'] for p in j['body'])"; }
-same_profile() {
-    canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||
-        { fail "$1: canon.py failed: $(cat "$T/canon.err")"; return; }
-    if diff -u "$T/a.txt" "$T/b.txt" >"$T/diff.txt"; then
-        check "$1: canonical text not empty" test -s "$T/a.txt"
-    else
-        fail "$1: profiles differ: $(head -n 20 "$T/diff.txt")"
-    fi
-}
 
 # ---- usage --------------------------------------------------------------------------------
 "$PROFEFS" serve --help >"$T/help"
@@ -90,7 +69,7 @@ assert_eq "second merge: no new miss" 5 "$(metric "$C" profefs_store_cache_misse
 
 # the cache is what C reads: an object rewritten behind its back (never
 # done by profefs: objects do not change) still merges as cached on C
-code=$(s3put "${IDS[1]}" "$FIXTURES/cpu_009.pb.gz")
+code=$(s3curl PUT "/${IDS[1]}" -o /dev/null -w '%{http_code}' --data-binary @"$FIXTURES/cpu_009.pb.gz")
 assert_eq "object rewritten in S3" 200 "$code"
 curl -s -o "$T/m3.pb.gz" "$C/api/0/profiles/merge?$Q"
 check "C merges the cached object" cmp -s "$T/m1.pb.gz" "$T/m3.pb.gz"

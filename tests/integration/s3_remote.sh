@@ -10,31 +10,16 @@
 #     holds a '+' (%2B), a Content-Disposition that stays one file name.
 . "$TESTS_DIR/lib.sh"
 t_init
-RGW="$TESTS_DIR/tools/rgw.sh"
-s3_cleanup() { "$RGW" stop "$T/rgw" >/dev/null 2>&1; t_cleanup; }
-trap s3_cleanup EXIT
 export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
-if ! "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err"; then
-    fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done
-fi
-. "$T/rgw/env"
-export DATA="s3://$PROFEFS_S3_BUCKET"
+s3_start
+export DATA
 esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 ids_of() { json "' '.join(p['id'] for p in j['body'])"; }
 stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
 # name KEY: the FUSE name of an S3 key (its digest; created_at = the digest's time)
 name() { local d=${1#*/*/}; d=${d%%,*}; echo "$(stamp "$2")_$d.pb.gz"; }
-same_profile() {
-    canon "$2" >"$T/a.txt" 2>"$T/canon.err" && canon "$3" >"$T/b.txt" 2>>"$T/canon.err" ||
-        { fail "$1: canon.py failed: $(cat "$T/canon.err")"; return; }
-    if diff -u "$T/a.txt" "$T/b.txt" >"$T/diff.txt"; then
-        check "$1: canonical text not empty" test -s "$T/a.txt"
-    else
-        fail "$1: profiles differ: $(head -n 20 "$T/diff.txt")"
-    fi
-}
 
 LMNT="$T/lmnt"
 start_server --mount "$LMNT" || t_done
@@ -60,10 +45,7 @@ print("".join(alpha[(bits >> (5 * (19 - i))) & 31] for i in range(20)))
 PY
 )
 ID5="P0.web/1/$PK,w=x+y"
-k=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/-_.~"))' "$ID5")
-code=$(curl -s -m 30 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-       -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT -o /dev/null -w '%{http_code}' \
-       --data-binary @"$T/c5.pb.gz" "$AWS_ENDPOINT_URL_S3/$PROFEFS_S3_BUCKET/$k")
+code=$(s3curl PUT "/$ID5" -o /dev/null -w '%{http_code}' --data-binary @"$T/c5.pb.gz")
 assert_eq "PUT of a profefe object whose key holds '+'" 200 "$code"
 assert_eq "ids are S3 keys" "P0.web/1/ P0.web/1/ P0.web/1/" "${ID0:0:9} ${ID1:0:9} ${ID2:0:9}"
 assert_contains "the key holds the raw label" "$ID2" ",v=a c"
