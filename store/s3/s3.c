@@ -25,6 +25,8 @@
 #include "s3_int.h"
 
 #define LIST_MAX (16u << 20)  /* one ListObjectsV2 page is far smaller */
+#define PAGE_MAX 1000         /* keys in a ListObjectsV2 page, at most */
+#define PAGE_FIRST 100        /* ... in the first page of a time range */
 
 static char *env_first(const char *a, const char *b) {
   const char *v = getenv(a);
@@ -65,8 +67,9 @@ static store_rc s3_stats(void *impl, store_stats *out) {
 
 /* The canonical ListObjectsV2 query (parameters sorted by name). */
 static char *list_query(const char *token, const char *delim,
-                        const char *prefix, const char *after) {
+                        const char *prefix, const char *after, int max_keys) {
   s3_buf b = {0};
+  char mk[48];
   int bad = 0;
   if (token != NULL)
     bad = store_s3_buf_add(&b, "continuation-token=", 19) ||
@@ -74,7 +77,8 @@ static char *list_query(const char *token, const char *delim,
   if (delim != NULL)
     bad = bad || store_s3_buf_add(&b, "delimiter=", 10) ||
           store_s3_buf_enc(&b, delim, 0) || store_s3_buf_add(&b, "&", 1);
-  bad = bad || store_s3_buf_add(&b, "list-type=2&max-keys=1000&prefix=", 33) ||
+  snprintf(mk, sizeof mk, "list-type=2&max-keys=%d&prefix=", max_keys);
+  bad = bad || store_s3_buf_add(&b, mk, strlen(mk)) ||
         store_s3_buf_enc(&b, prefix, 0);
   if (after != NULL && token == NULL)
     bad = bad || store_s3_buf_add(&b, "&start-after=", 13) ||
@@ -89,8 +93,8 @@ static char *list_query(const char *token, const char *delim,
 /* One page after token (NULL: the first) into *l (cleared first). */
 static store_rc list_page(store_s3 *s, const char *token, const char *delim,
                           const char *full_prefix, const char *full_after,
-                          s3_list *l, char *err) {
-  char *q = list_query(token, delim, full_prefix, full_after);
+                          int max_keys, s3_list *l, char *err) {
+  char *q = list_query(token, delim, full_prefix, full_after, max_keys);
   s3_resp r = {0};
   store_rc rc;
   if (q == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
@@ -118,14 +122,18 @@ static char *full(store_s3 *s, const char *k) {
 
 typedef int (*list_fn)(const char *key, int64_t size, void *arg);
 
-/* Lists keys (or, with delim, common prefixes: size -1) under prefix. */
+/* Lists keys (or, with delim, common prefixes: size -1) under prefix,
+** first_max keys in the first page, four times more in each next one up
+** to S3's 1000: a query of a short range seeks into a long history, and
+** the keys a page holds beyond its end cost radosgw about 20 us each. */
 static store_rc list_all(store_s3 *s, const char *prefix, const char *after,
-                         const char *delim, list_fn fn, void *arg, char *err) {
+                         const char *delim, int first_max, list_fn fn,
+                         void *arg, char *err) {
   char *fp = full(s, prefix), *fa = after ? full(s, after) : NULL;
   size_t plen = strlen(s->prefix);
   s3_list l = {0};
   store_rc rc = STORE_OK;
-  int stop = 0;
+  int stop = 0, max_keys = first_max;
   if (fp == NULL || (after != NULL && fa == NULL)) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
@@ -138,8 +146,9 @@ static store_rc list_all(store_s3 *s, const char *prefix, const char *after,
     }
     free(l.next_token);
     l.next_token = NULL;
-    rc = list_page(s, tok, delim, fp, fa, &l, err);
+    rc = list_page(s, tok, delim, fp, fa, max_keys, &l, err);
     free(tok);
+    max_keys = max_keys < PAGE_MAX / 4 ? 4 * max_keys : PAGE_MAX;
     if (rc != STORE_OK) break;
     for (size_t i = 0; !stop && i < l.nkeys; i++)
       if (strlen(l.keys[i]) >= plen) stop = fn(l.keys[i] + plen, l.sizes[i], arg);
@@ -155,7 +164,7 @@ out:
 
 store_rc store_s3_list(store_s3 *s, const char *prefix, const char *start_after,
                        list_fn fn, void *arg, char *err) {
-  return list_all(s, prefix, start_after, NULL, fn, arg, err);
+  return list_all(s, prefix, start_after, NULL, PAGE_MAX, fn, arg, err);
 }
 
 /* ---- find ---------------------------------------------------------------------- */
@@ -214,7 +223,9 @@ static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
     free(dir);
     return store_seterr(err, STORE_NOMEM, "out of memory");
   }
-  rc = store_s3_list(s, dir, after, find_one, &f, err);
+  rc = list_all(s, dir, after, NULL, q->limit > 0 && q->limit < PAGE_FIRST
+                                         ? (int)q->limit : PAGE_FIRST,
+                find_one, &f, err);
   if (rc == STORE_OK && f.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
   if (rc == STORE_OK)
     *out = l;
@@ -338,7 +349,7 @@ static store_rc names_done(names_ctx *c, store_rc rc, char ***names, size_t *n,
 static store_rc s3_services(void *impl, char ***names, size_t *n, char *err) {
   store_s3 *s = impl;
   names_ctx c = {0};
-  store_rc rc = list_all(impl, "P0.", NULL, "/", service_one, &c, err);
+  store_rc rc = list_all(impl, "P0.", NULL, "/", PAGE_MAX, service_one, &c, err);
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; rc == STORE_OK && i < s->nadded; i++)
     names_add(&c, s->added[i], strlen(s->added[i]));
