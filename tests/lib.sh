@@ -194,6 +194,26 @@ s3curl() {
          -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X "$m" "$@" "$EP/$B$k"
 }
 
+# esc STRING: STRING percent-encoded for one URL path segment ('/' too),
+# as clients send an S3 key in /api/0/profiles/<id>.
+esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+
+# mount_remote DIR URL [ARGS...]: `profefs mount DIR --remote URL ARGS` in
+# the background, log $T/remote.N.log; sets RPID.  Fails when no mount
+# appears within 10 s.
+MOUNT_N=0
+mount_remote() {
+    local dir=$1 url=$2; shift 2
+    MOUNT_N=$((MOUNT_N + 1))
+    mkdir -p "$dir"
+    T_MOUNTS+=("$dir")
+    "$PROFEFS" mount "$dir" --remote "$url" "$@" 2>"$T/remote.$MOUNT_N.log" &
+    RPID=$!
+    T_PIDS+=("$RPID")
+    T_LOGS+=("$T/remote.$MOUNT_N.log")
+    wait_mount "$dir" 10 || { fail "remote mount $dir did not appear"; cat "$T/remote.$MOUNT_N.log" >&2; return 1; }
+}
+
 # db_file [DIR]: prints the store's SQLite file in DIR (default $DATA, else
 # $T/data): the one file starting with SQLite's magic, not a -wal, -shm or
 # -journal file.  Fails when there is none.

@@ -16,8 +16,6 @@ export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
 s3_start
-export DATA
-esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 # cfile KEY: the cache file of KEY (FNV-1a 64 of the key, 16 hex digits)
 cfile() { python3 -c '
 import sys

@@ -16,7 +16,6 @@ export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
 s3_start
-esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 ids_of() { json "' '.join(p['id'] for p in j['body'])"; }
 
 # ---- start-up errors: one clear line, non-zero exit, quickly ------------------------------

@@ -14,8 +14,6 @@ export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
 s3_start
-export DATA
-esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 ids_of() { json "' '.join(p['id'] for p in j['body'])"; }
 stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
 # name KEY: the FUSE name of an S3 key (its digest; created_at = the digest's time)
@@ -67,13 +65,8 @@ assert_eq "keys joined by %20 read as one key: 404, not a wrong merge" 404 "$HTT
 
 # ---- profefs mount --remote against the S3 node -------------------------------------------
 RMNT="$T/rmnt"
-mkdir -p "$RMNT"
-T_MOUNTS+=("$RMNT")
-"$PROFEFS" mount "$RMNT" --remote "$A" --timeout 5s 2>"$T/remote.log" &
-RPID=$!
-T_PIDS+=("$RPID")
-T_LOGS+=("$T/remote.log")
-wait_mount "$RMNT" 10 || { fail "remote mount did not appear"; cat "$T/remote.log" >&2; t_done; }
+mount_remote "$RMNT" "$A" --timeout 5s || t_done
+RMPID=$RPID
 
 assert_eq "remote mount: services" "web" "$(ls "$RMNT" | grep -v '^merge$' | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "remote mount: label directories" "host=h0 $LD w=x%20y" "$(ls "$RMNT/web/cpu" | tr '\n' ' ' | sed 's/ $//')"
@@ -93,13 +86,8 @@ check "remote mount: profefe's object whose key holds '+'" cmp -s "$RMNT/web/cpu
 
 # a second remote mount that never listed: a typed path resolves at once
 R2="$T/rmnt2"
-mkdir -p "$R2"
-T_MOUNTS+=("$R2")
-"$PROFEFS" mount "$R2" --remote "$NB" --timeout 5s 2>"$T/remote2.log" &
-R2PID=$!
-T_PIDS+=("$R2PID")
-T_LOGS+=("$T/remote2.log")
-wait_mount "$R2" 10 || fail "second remote mount did not appear"
+mount_remote "$R2" "$NB" --timeout 5s
+R2PID=$RPID
 check "remote mount on B: a path typed before any ls reads" cmp -s "$R2/web/cpu/host=h0/$N1" "$T/c1.pb.gz"
 
 # cp in through the remote mount: stored on S3, seen by B at once
@@ -129,7 +117,7 @@ assert_eq "B no longer gets what rm deleted" 404 "$HTTP_STATUS"
 check "remote mount: the file is gone" test ! -e "$RMNT/web/cpu/host=h0/$N1"
 assert_eq "remote mount: ls after rm" "$N0 $N3" "$(ls "$RMNT/web/cpu/host=h0" | tr '\n' ' ' | sed 's/ $//')"
 
-for p in "$RPID" "$R2PID"; do kill -TERM "$p"; wait "$p"; assert_eq "remote mount exits 0" 0 "$?"; done
+for p in "$RMPID" "$R2PID"; do kill -TERM "$p"; wait "$p"; assert_eq "remote mount exits 0" 0 "$?"; done
 SERVER_PID=$BPID; stop_server
 SERVER_PID=$APID
 t_done

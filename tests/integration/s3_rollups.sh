@@ -28,7 +28,6 @@ s3keys() {
         python3 -c 'import re, sys; print("\n".join(re.findall(r"<(?:Key|Prefix)>([^<]*)</", sys.stdin.read())))' |
         grep -v "^$1\$"
 }
-esc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 differ() { ! cmp -s "$1" "$2"; }
 # gomerge OUT FILE...: go tool pprof -proto of the files
 gomerge() { local o=$1; shift; go tool pprof -proto "$@" >"$o" 2>"$T/go.err" || fail "go tool pprof: $(cat "$T/go.err")"; }
