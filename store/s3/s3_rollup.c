@@ -86,6 +86,7 @@ typedef struct run {
   store_mergepipe *main;
   int main_failed;
   int64_t now;
+  int no_build;      /* S3 refused the rollups' listing: build none */
   builder b[STORE_ROLLUP_LEVELS];
   size_t built;
 } run;
@@ -211,8 +212,9 @@ static const cand *valid_at(const run *r, int level, int64_t start) {
 static int worth_building(const run *r, int level, int64_t start,
                           int64_t *want, uint64_t *digest) {
   int64_t end = slot_end(level, start);
-  if (!store_rollup_slot_valid(level, start) || start < r->q->from ||
-      end > r->q->to || !store_rollup_due(level, start, r->now) ||
+  if (r->no_build || !store_rollup_slot_valid(level, start) ||
+      start < r->q->from || end > r->q->to ||
+      !store_rollup_due(level, start, r->now) ||
       valid_at(r, level, start) != NULL)
     return 0;
   *want = members(r->l, start, end, digest);
@@ -365,6 +367,17 @@ static store_rc merge_once(run *r, void **out, size_t *len, int *used,
   const char **keys = NULL;
   size_t n = 0;
   store_rc rc = list_valid(r, err);
+  if (rc == STORE_IO) {
+    /* S3 refused the listing (a policy that grants only profefe's P0.
+    ** prefix): merge without rollups, and build none (their PUTs
+    ** would be refused the same way) */
+    for (size_t i = 0; i < r->nvalid; i++) free(r->valid[i].key);
+    free(r->valid);
+    r->valid = NULL;
+    r->nvalid = 0;
+    r->no_build = 1;
+    rc = STORE_OK;
+  }
   if (rc == STORE_OK) rc = plan_items(r, &r->items, &n, used, err);
   if (rc == STORE_OK && (keys = malloc((n ? n : 1) * sizeof *keys)) == NULL)
     rc = store_seterr(err, STORE_NOMEM, "out of memory");

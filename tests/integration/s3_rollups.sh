@@ -11,6 +11,7 @@
 #     ingest on the other node and a delete each change the answer
 #     correctly (never a stale rollup);
 #   - a label filter gets rollups of its own;
+#   - a bucket policy that denies R0.: merges still answer (no rollups);
 #   - profefe's listing (prefix P0., delimiter /) and our services never
 #     show rollups; retention deletes the rollups of expired slots.
 . "$TESTS_DIR/lib.sh"
@@ -133,6 +134,29 @@ same_profile "merge of host=h0 = go of its files" "$T/goh0.pb.gz" "$T/h0.pb.gz"
 check "a rollup of host=h0's 3 profiles of the first hour" grep -q . <(s3keys "R0.roll/1/host=h0/0$H.0.3.")
 merge "$NB" "$T/h0b.pb.gz" "&labels=host=h0" >/dev/null
 check "host=h0 from its rollups: same bytes on B" cmp -s "$T/h0.pb.gz" "$T/h0b.pb.gz"
+
+# ---- a bucket policy that grants only P0.: merges work, without rollups ---------------------
+# bucket_policy METHOD [FILE]: PUT (FILE) or DELETE the bucket's policy
+bucket_policy() {
+    curl -s -m 30 -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+         --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+         -X "$1" ${2:+--data-binary @"$2"} "$EP/$B?policy="
+}
+cat >"$T/policy.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Deny", "Principal": "*", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::$B",
+  "Condition": {"StringLike": {"s3:prefix": "R0.*"}}},
+ {"Effect": "Deny", "Principal": "*", "Action": ["s3:GetObject", "s3:PutObject"],
+  "Resource": "arn:aws:s3:::$B/R0.*"}]}
+EOF
+code=$(bucket_policy PUT "$T/policy.json")
+check "policy denying R0. set ($code)" test "${code:0:1}" = 2
+gomerge "$T/goh1.pb.gz" "${FILES[3]}" "${FILES[5]}" "${FILES[7]}" "$T/late2.pb.gz"
+assert_eq "R0. denied: merge of host=h1 still answers" 200 "$(merge "$A" "$T/h1.pb.gz" "&labels=host=h1")"
+same_profile "R0. denied: merge of host=h1 = go of its files" "$T/goh1.pb.gz" "$T/h1.pb.gz"
+code=$(bucket_policy DELETE)
+check "policy removed ($code)" test "${code:0:1}" = 2
+assert_eq "R0. denied: no rollup was written" "" "$(s3keys R0.roll/1/host=h1/)"
 
 # ---- nobody else sees rollups -----------------------------------------------------------------
 assert_eq "profefe's listing (prefix P0., delimiter /)" "P0.roll/" "$(s3keys P0. /)"
