@@ -638,11 +638,19 @@ store_rc store_s3_open(const char *url, const store_options *opts,
     goto fail;
   }
   if ((rc = check_bucket(s, err)) != STORE_OK) goto fail;
-  if (opts != NULL && opts->s3_cache_dir != NULL &&
-      (rc = store_s3_cache_open(opts->s3_cache_dir,
-                                opts->s3_cache_max ? opts->s3_cache_max : (uint64_t)1 << 30,
-                                &s->cache, err)) != STORE_OK)
-    goto fail;
+  if (opts != NULL && opts->s3_cache_dir != NULL) {
+    /* scope: the bucket's URL and the prefix, as "http://ep/bucket/prefix/" */
+    char *scope = NULL;
+    if (asprintf(&scope, "%s/%s", s->base, s->prefix) < 0) {
+      rc = store_seterr(err, STORE_NOMEM, "out of memory");
+      goto fail;
+    }
+    rc = store_s3_cache_open(opts->s3_cache_dir, scope,
+                             opts->s3_cache_max ? opts->s3_cache_max : (uint64_t)1 << 30,
+                             &s->cache, err);
+    free(scope);
+    if (rc != STORE_OK) goto fail;
+  }
   *ops = &s3_ops;
   *impl = s;
   return STORE_OK;

@@ -1,11 +1,13 @@
 /*
 ** s3_cache.c — the S3 backend's on-disk cache of objects (s3_cache.h).
 **
-** One file per object, named by a 64-bit hash of its key (16 hex digits),
-** written to a temporary name and renamed, so a reader sees a whole file
+** One file per object, named by a 64-bit hash of its key (16 hex digits;
+** keys are taken within the cache's scope, the bucket and prefix, so a
+** directory reused for another bucket never serves its objects), written
+** to a temporary name and renamed, so a reader sees a whole file
 ** or none.  A file is a 32-byte header (magic, object length, CRC-32 of
-** the object, key length), the key, then the object; a read checks all of
-** it, so a hash collision, a torn or a corrupt file is a miss, never
+** the object, key length), the scope and key, then the object; a read
+** checks all of it, so a hash collision, a torn or a corrupt file is a miss, never
 ** another object.
 **
 ** The index (hash -> file size) lives in memory: a chained hash table
@@ -45,6 +47,7 @@ typedef struct entry {
 
 struct s3_cache {
   char *dir;
+  char *scope;                /* prefixed to every key */
   int lock_fd;
   uint64_t max;
   pthread_mutex_t mu;         /* guards what follows */
@@ -56,8 +59,11 @@ struct s3_cache {
   uint64_t tmp_seq;
 };
 
-static uint64_t key_hash(const char *key) {
-  uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+/* FNV-1a of the scope and key. */
+static uint64_t key_hash(const s3_cache *c, const char *key) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char *p = (const unsigned char *)c->scope; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ULL;
   for (const unsigned char *p = (const unsigned char *)key; *p; p++)
     h = (h ^ *p) * 0x100000001b3ULL;
   return h;
@@ -194,8 +200,8 @@ static store_rc scan(s3_cache *c, char *err) {
   return rc;
 }
 
-store_rc store_s3_cache_open(const char *dir, uint64_t max_bytes,
-                             s3_cache **out, char *err) {
+store_rc store_s3_cache_open(const char *dir, const char *scope,
+                             uint64_t max_bytes, s3_cache **out, char *err) {
   s3_cache *c = calloc(1, sizeof *c);
   store_rc rc;
 
@@ -204,7 +210,8 @@ store_rc store_s3_cache_open(const char *dir, uint64_t max_bytes,
   c->lock_fd = -1;
   c->max = max_bytes;
   c->nbuckets = 1024;
-  if ((c->dir = strdup(dir)) == NULL || (c->tab = calloc(c->nbuckets, sizeof *c->tab)) == NULL) {
+  if ((c->dir = strdup(dir)) == NULL || (c->scope = strdup(scope)) == NULL ||
+      (c->tab = calloc(c->nbuckets, sizeof *c->tab)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto fail;
   }
@@ -234,6 +241,7 @@ void store_s3_cache_close(s3_cache *c) {
   store_dirunlock(c->lock_fd);
   pthread_mutex_destroy(&c->mu);
   free(c->dir);
+  free(c->scope);
   free(c);
 }
 
@@ -243,7 +251,7 @@ int store_s3_cache_has(s3_cache *c, const char *key) {
   int has;
   if (c == NULL) return 0;
   pthread_mutex_lock(&c->mu);
-  has = *slot_of(c, key_hash(key)) != NULL;
+  has = *slot_of(c, key_hash(c, key)) != NULL;
   if (!has) c->misses++;
   pthread_mutex_unlock(&c->mu);
   return has;
@@ -271,11 +279,11 @@ static uint32_t crc_of(const void *data, size_t len) {
   return (uint32_t)crc;
 }
 
-/* Reads and checks the file of key: the object (malloc'd) or NULL with
-** why in *bad (NULL: simply not there). */
-static void *read_file(const char *path, const char *key, size_t *len,
-                       const char **bad) {
-  size_t klen = strlen(key);
+/* Reads and checks the file of scope + key: the object (malloc'd) or NULL
+** with why in *bad (NULL: simply not there). */
+static void *read_file(const char *path, const char *scope, const char *key,
+                       size_t *len, const char **bad) {
+  size_t slen = strlen(scope), klen = slen + strlen(key);
   unsigned char hdr[HEADER];
   char *buf = NULL;
   struct stat sb;
@@ -296,7 +304,7 @@ static void *read_file(const char *path, const char *key, size_t *len,
   }
   if ((buf = malloc(klen + olen + 1)) == NULL) goto out;
   if (pread(fd, buf, klen + olen, HEADER) != (ssize_t)(klen + olen) ||
-      memcmp(buf, key, klen) != 0) {
+      memcmp(buf, scope, slen) != 0 || memcmp(buf + slen, key, klen - slen) != 0) {
     *bad = "another key";
   } else if (crc_of(buf + klen, olen) != (uint32_t)get_u64(hdr + 16)) {
     *bad = "CRC mismatch";
@@ -322,7 +330,7 @@ int store_s3_cache_get(s3_cache *c, const char *key, void **data, size_t *len) {
   int known;
 
   if (c == NULL) return 0;
-  h = key_hash(key);
+  h = key_hash(c, key);
   pthread_mutex_lock(&c->mu);
   entry *e = *slot_of(c, h);
   if ((known = e != NULL)) {
@@ -331,7 +339,7 @@ int store_s3_cache_get(s3_cache *c, const char *key, void **data, size_t *len) {
   }
   pthread_mutex_unlock(&c->mu);
   path_of(c, h, path, sizeof path);
-  buf = known ? read_file(path, key, &n, &bad) : NULL;
+  buf = known ? read_file(path, c->scope, key, &n, &bad) : NULL;
   pthread_mutex_lock(&c->mu);
   if (buf != NULL) {
     c->hits++;
@@ -359,10 +367,10 @@ void store_s3_cache_put(s3_cache *c, const char *key, const void *data,
   int fd, ok;
 
   if (c == NULL) return;
-  klen = strlen(key);
+  klen = strlen(c->scope) + strlen(key);
   size = HEADER + klen + (uint64_t)len;
   if (size > c->max / 4) return;
-  h = key_hash(key);
+  h = key_hash(c, key);
   pthread_mutex_lock(&c->mu);
   seq = c->tmp_seq++;
   pthread_mutex_unlock(&c->mu);
@@ -373,7 +381,9 @@ void store_s3_cache_put(s3_cache *c, const char *key, const void *data,
   snprintf(tmp, sizeof tmp, "%s/tmp.%" PRIu64, c->dir, seq);
   path_of(c, h, path, sizeof path);
   if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) return;
-  ok = write(fd, hdr, HEADER) == HEADER && write(fd, key, klen) == (ssize_t)klen &&
+  ok = write(fd, hdr, HEADER) == HEADER &&
+       write(fd, c->scope, strlen(c->scope)) == (ssize_t)strlen(c->scope) &&
+       write(fd, key, strlen(key)) == (ssize_t)strlen(key) &&
        write(fd, data, len) == (ssize_t)len;
   ok = close(fd) == 0 && ok;
   pthread_mutex_lock(&c->mu);
@@ -389,7 +399,7 @@ void store_s3_cache_put(s3_cache *c, const char *key, const void *data,
 void store_s3_cache_del(s3_cache *c, const char *key) {
   if (c == NULL) return;
   pthread_mutex_lock(&c->mu);
-  drop(c, key_hash(key), 1);
+  drop(c, key_hash(c, key), 1);
   pthread_mutex_unlock(&c->mu);
 }
 

@@ -24,12 +24,13 @@
 
 typedef struct s3_cache s3_cache;
 
-/* Opens (creating it when missing) the cache in directory dir, bounded by
-** max_bytes (> 0), and takes its lock; files from an earlier run are kept
-** (oldest first out).  STORE_IO with a reason naming dir when it cannot be
+/* Opens (creating it when missing) the cache in directory dir for the
+** objects of scope (the bucket and prefix: keys are taken within it),
+** bounded by max_bytes (> 0), and takes its lock; files from an earlier run
+** are kept (oldest first out).  STORE_IO with a reason naming dir when it cannot be
 ** made or read, or another process holds it (naming that pid). */
-store_rc store_s3_cache_open(const char *dir, uint64_t max_bytes,
-                             s3_cache **out, char *err);
+store_rc store_s3_cache_open(const char *dir, const char *scope,
+                             uint64_t max_bytes, s3_cache **out, char *err);
 
 /* Closes c (the files stay); accepts NULL. */
 void store_s3_cache_close(s3_cache *c);

@@ -16,12 +16,13 @@ export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
 mkdir -p "$HOME" "$GOCACHE" "$PPROF_TMPDIR"
 
 s3_start
-# cfile KEY: the cache file of KEY (FNV-1a 64 of the key, 16 hex digits)
+# cfile KEY: the cache file of KEY (FNV-1a 64 of the cache's scope, the
+# bucket's URL and prefix, then the key; 16 hex digits)
 cfile() { python3 -c '
 import sys
 h = 0xcbf29ce484222325
 for b in sys.argv[1].encode(): h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
-print("%016x" % h)' "$1"; }
+print("%016x" % h)' "$EP/$B/$1"; }
 metric() { curl -s "$1/debug/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
 ids_of() { json "' '.join(p['id'] for p in j['body'])"; }
 
@@ -136,6 +137,18 @@ curl -s -o "$T/last5b.pb.gz" "$C/api/0/profiles/merge?$BQ"
 check "after restart: the same merge" cmp -s "$T/last5.pb.gz" "$T/last5b.pb.gz"
 assert_eq "after restart: 5 hits from the kept files" 5 "$(metric "$C" profefs_store_cache_hits_total)"
 assert_eq "after restart: no miss" 0 "$(metric "$C" profefs_store_cache_misses_total)"
+
+# the same directory for another prefix: same relative key, other object
+curl -s -o /dev/null "$C/api/0/profiles/$(esc "${IDS[0]}")"
+check "C has ${IDS[0]} cached" test -f "$CACHE/$(cfile "${IDS[0]}")"
+kill -TERM "$CPID"; wait "$CPID"; assert_eq "C exits 0 again" 0 "$?"
+code=$(s3curl PUT "/other/${IDS[0]}" -o /dev/null -w '%{http_code}' --data-binary @"$FIXTURES/cpu_009.pb.gz")
+assert_eq "the same key under prefix other/" 200 "$code"
+DATA="s3://$B/other" start_server --cache "$CACHE" --cache-size 64K || t_done
+C=$URL; CPID=$SERVER_PID
+curl -s -o "$T/o0" "$C/api/0/profiles/$(esc "${IDS[0]}")"
+check "a cache reused for another prefix serves that prefix's object" cmp -s "$T/o0" "$FIXTURES/cpu_009.pb.gz"
+assert_eq "(a miss, not the other scope's file)" 0 "$(metric "$C" profefs_store_cache_hits_total)"
 
 # ---- mkdir on an S3-backed mount ------------------------------------------------------------
 MNT="$T/mnt"
