@@ -9,7 +9,8 @@
 #     DIR (a second is refused), usage errors;
 #   - mkdir of an empty service on an S3-backed mount: there at once (on
 #     that node, in memory) until a profile arrives, rmdir, ENOTEMPTY;
-#   - `profefs scrape --once --data s3://BUCKET` of a real Go program.
+#   - `profefs scrape --once` of a real Go program with --data s3://BUCKET
+#     and with --to an S3-backed node.
 . "$TESTS_DIR/lib.sh"
 t_init
 export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
@@ -199,6 +200,12 @@ if [ -x "$T/goapp" ]; then
         id=$(json 'j["body"][0]["id"]')
         assert_contains "scraped $ty: its id is an S3 key" "$id" "P0.scraped/"
     done
+    # through a node: the answer's id is an S3 key, which the client takes
+    "$PROFEFS" scrape --target "http://127.0.0.1:$gport" --service scraped2 \
+        --types goroutine --once --to "$A" 2>"$T/scrape2.log"
+    assert_eq "scrape --once --to an S3-backed node: exit status" 0 "$?"
+    http GET "$A/api/0/profiles?service=scraped2&type=goroutine&from=$((NOW - 600))&to=$((NOW + 60))"
+    assert_eq "scraped through the node: listed once" 1 "$(json 'len(j["body"])')"
     curl -s -o "$T/sg.pb.gz" "$A/api/0/profiles/merge?service=scraped&type=goroutine&from=$((NOW - 600))&to=$((NOW + 60))"
     check "the scraped goroutine profile opens in go tool pprof" \
         sh -c "go tool pprof -top '$T/sg.pb.gz' >/dev/null 2>&1"
