@@ -172,6 +172,10 @@ store_rc store_s3_get(void *impl, const char *id, store_meta *meta, void **data,
     rc = head(s, id, &size, err);
     if (rc == STORE_NOTFOUND) store_s3_cache_del(s->cache, id);
     if (rc == STORE_OK && !store_s3_cache_get(s->cache, id, &d, &n)) d = NULL;
+    if (d != NULL && size >= 0 && (uint64_t)size != n) { /* not S3's object */
+      free(d);
+      d = NULL;
+    }
   }
   if (rc == STORE_OK && d == NULL) rc = fetch(s, id, &d, &n, err);
   if (rc != STORE_OK) {

@@ -113,6 +113,10 @@ hits=$(metric "$C" profefs_store_cache_hits_total)
 curl -s -o "$T/g0" "$C/api/0/profiles/$(esc "${IDS[0]}")"
 check "C: GET of a cached key" cmp -s "$T/g0" "$FIXTURES/cpu_000.pb.gz"
 assert_eq "C: that GET was a hit" $((hits + 1)) "$(metric "$C" profefs_store_cache_hits_total)"
+# the rewritten object: its HEAD's length is not the cached file's, so a
+# GET answers S3's object
+curl -s -o "$T/g1" "$C/api/0/profiles/$(esc "${IDS[1]}")"
+check "C: a GET checks the cached length against S3's" cmp -s "$T/g1" "$FIXTURES/cpu_009.pb.gz"
 
 # the bound: 30 more profiles (about 4 KB each) through a 64K cache
 for k in $(seq 10 39); do
