@@ -206,9 +206,10 @@ static int find_one(const char *key, int64_t size, void *arg) {
 }
 
 /* Keys of one second sort by the rest of the digest and then the labels,
-** which is the order store.h promises (created_at, then id). */
-static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
-                        char *err) {
+** which is the order store.h promises (created_at, then id).  first_max:
+** the keys of the first page (list_all). */
+static store_rc find_keys(void *impl, const store_query *q, int first_max,
+                          store_meta_list *out, char *err) {
   store_s3 *s = impl;
   char floor[META_ID_LEN + 1], *dir = store_s3_key_dir(q->service, q->type);
   char *after = NULL;
@@ -223,9 +224,8 @@ static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
     free(dir);
     return store_seterr(err, STORE_NOMEM, "out of memory");
   }
-  rc = list_all(s, dir, after, NULL, q->limit > 0 && q->limit < PAGE_FIRST
-                                         ? (int)q->limit : PAGE_FIRST,
-                find_one, &f, err);
+  if (q->limit > 0 && q->limit < first_max) first_max = (int)q->limit;
+  rc = list_all(s, dir, after, NULL, first_max, find_one, &f, err);
   if (rc == STORE_OK && f.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
   if (rc == STORE_OK)
     *out = l;
@@ -236,11 +236,20 @@ static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
   return rc;
 }
 
-/* Rollups (s3_rollup.c) stand in for the finished slots of the range. */
+/* A list (HTTP, FUSE) is often a short range in a long history. */
+static store_rc s3_find(void *impl, const store_query *q, store_meta_list *out,
+                        char *err) {
+  return find_keys(impl, q, PAGE_FIRST, out, err);
+}
+
+/* Rollups (s3_rollup.c) stand in for the finished slots of the range.
+** A merge lists every key of its range (rollups are checked against
+** them), so full pages from the first: small ones would only add
+** requests. */
 static store_rc s3_merge(void *impl, const store_query *q, void **out,
                          size_t *len, size_t *count, char *err) {
   store_meta_list l = {0};
-  store_rc rc = s3_find(impl, q, &l, err);
+  store_rc rc = find_keys(impl, q, PAGE_MAX, &l, err);
   if (rc != STORE_OK) return rc;
   if (l.n == 0)
     rc = store_seterr(err, STORE_NOTFOUND, "no profiles found");
