@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dirlock.h"
@@ -95,9 +96,16 @@ static store_rc db_kind_of(store_local *l, sqlite3 *db, enum db_kind *kind,
 ** empty file).  The version is read again under the write lock: another
 ** process may have done the work meanwhile. */
 static store_rc migrate(store_local *l, sqlite3 *db, char *err) {
-  int64_t version = 0;
+  int64_t version = 0, t0 = 0;
   int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc == SQLITE_OK) rc = query_int(db, "PRAGMA user_version", &version);
+  /* An upgrade may read every stored profile (version 4 does, about 4 s
+  ** per GB): say so, rather than start in silence. */
+  if (rc == SQLITE_OK && version > 0 && version < SCHEMA_VERSION) {
+    t0 = (int64_t)time(NULL);
+    fprintf(stderr, "store: upgrading %s from schema %d to %d...\n",
+            l->path, (int)version, SCHEMA_VERSION);
+  }
   for (int64_t v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++)
     for (const char *const *p = migrations[v]; rc == SQLITE_OK && *p; p++)
       rc = sqlite3_exec(db, *p, NULL, NULL, NULL);
@@ -107,6 +115,9 @@ static store_rc migrate(store_local *l, sqlite3 *db, char *err) {
              "PRAGMA application_id=%d;PRAGMA user_version=%d;COMMIT",
              APPLICATION_ID, SCHEMA_VERSION);
     rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && t0 > 0)
+      fprintf(stderr, "store: %s upgraded in %lld s\n", l->path,
+              (long long)((int64_t)time(NULL) - t0));
   }
   if (rc != SQLITE_OK) {
     store_rc r = store_local_sqlerr(l, db, rc, err, "cannot set up the schema");

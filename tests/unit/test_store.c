@@ -1270,7 +1270,24 @@ static void test_upgrade(void) {
   st = NULL;
   CHECK_I64(store_open(dir, &ro, &st, err), STORE_IO);
   CHECK(strstr(err, "older schema") != NULL);
+  /* the upgrade says what it does on stderr (it may read every profile) */
+  char logpath[1100], said[512] = "";
+  snprintf(logpath, sizeof logpath, "%s/upgrade.log", dir);
+  fflush(stderr);
+  int saved = dup(2), logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(saved >= 0 && logfd >= 0);
+  dup2(logfd, 2);
   st = open_store(dir);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(logfd);
+  FILE *lf = fopen(logpath, "r");
+  size_t got = lf ? fread(said, 1, sizeof said - 1, lf) : 0;
+  said[got] = '\0';
+  if (lf) fclose(lf);
+  CHECK(strstr(said, "upgrading") != NULL && strstr(said, "schema 1 to 4") != NULL);
+  CHECK(strstr(said, "upgraded in") != NULL);
   CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 4);
   /* version 4 computed the digest of the profiles stored before it, so a
   ** repeat of one of them is still recognised */
