@@ -381,28 +381,32 @@ store_rc store_services(store *st, char ***names, size_t *n,
   return st->ops->services(st->impl, names, n, err);
 }
 
-store_rc store_add_service(store *st, const char *service,
-                           char err[STORE_ERRMAX]) {
+/* The checks every change of a service passes, then the backend's op
+** (NULL: the backend cannot do `what`). */
+static store_rc service_write(store *st, const char *service,
+                              store_rc (*op)(void *, const char *, char *),
+                              const char *what, char *err) {
   assert(st != NULL);
   store_rc rc;
   if ((rc = check_writable(st, err)) != STORE_OK ||
       (rc = check_service(service, err)) != STORE_OK)
     return rc;
-  if (st->ops->add_service == NULL)
-    return unsupported(st, "creating a service", err);
-  return st->ops->add_service(st->impl, service, err);
+  if (op == NULL) return unsupported(st, what, err);
+  return op(st->impl, service, err);
+}
+
+store_rc store_add_service(store *st, const char *service,
+                           char err[STORE_ERRMAX]) {
+  assert(st != NULL);
+  return service_write(st, service, st->ops->add_service,
+                       "creating a service", err);
 }
 
 store_rc store_remove_service(store *st, const char *service,
                               char err[STORE_ERRMAX]) {
   assert(st != NULL);
-  store_rc rc;
-  if ((rc = check_writable(st, err)) != STORE_OK ||
-      (rc = check_service(service, err)) != STORE_OK)
-    return rc;
-  if (st->ops->remove_service == NULL)
-    return unsupported(st, "removing a service", err);
-  return st->ops->remove_service(st->impl, service, err);
+  return service_write(st, service, st->ops->remove_service,
+                       "removing a service", err);
 }
 
 store_rc store_label_sets(store *st, const char *service, meta_type type,

@@ -106,6 +106,12 @@ int store_local_run(sqlite3_stmt *s);
 store_rc store_local_exec(store_local *l, store_local_conn *c,
                           const char *sql, const char *what, char *err);
 
+/* As store_local_exec, with ?1 bound to text (NULL: nothing bound); the
+** rows it changed are then sqlite3_changes(c->db). */
+store_rc store_local_exec_text(store_local *l, store_local_conn *c,
+                               const char *sql, const char *text,
+                               const char *what, char *err);
+
 /* Finalizes every statement of c (c->db stays open). */
 void store_local_conn_clear(store_local_conn *c);
 

@@ -57,7 +57,8 @@ static void sql_labels_match(sqlite3_context *ctx, int argc,
 }
 
 /* SQL profile_digest(blob): store_local_digest, for the migration to
-** version 4 that fills profiles.digest of the profiles stored before. */
+** version 4 that fills profiles.digest of the profiles stored before
+** (defined on the writer's connection, the one that migrates). */
 static void sql_profile_digest(sqlite3_context *ctx, int argc,
                                sqlite3_value **argv) {
   (void)argc; /* only read by the assert */
@@ -98,7 +99,7 @@ store_rc store_local_connect(store_local *l, int writer, sqlite3 **out,
                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC |
                                      SQLITE_INNOCUOUS,
                                  NULL, sql_labels_match, NULL, NULL);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK && writer) /* only the writer migrates */
     rc = sqlite3_create_function(db, "profile_digest", 1,
                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC |
                                      SQLITE_INNOCUOUS,
@@ -148,9 +149,16 @@ int store_local_run(sqlite3_stmt *s) {
 
 store_rc store_local_exec(store_local *l, store_local_conn *c,
                           const char *sql, const char *what, char *err) {
+  return store_local_exec_text(l, c, sql, NULL, what, err);
+}
+
+store_rc store_local_exec_text(store_local *l, store_local_conn *c,
+                               const char *sql, const char *text,
+                               const char *what, char *err) {
   sqlite3_stmt *s = NULL;
   store_rc rc = store_local_stmt(l, c, sql, &s, err);
   if (rc != STORE_OK) return rc;
+  if (text != NULL) sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
   int src = store_local_run(s);
   if (src != SQLITE_OK) return store_local_sqlerr(l, c->db, src, err, what);
   return STORE_OK;

@@ -223,13 +223,9 @@ store_rc store_local_ingest(void *impl, const char *service, meta_type type,
 static store_rc write_delete(store_local *l, store_local_conn *c, void *arg,
                              int64_t *changes, char *err) {
   const char *id = arg;
-  sqlite3_stmt *s = NULL;
-  store_rc rc = store_local_stmt(l, c, sql_delete, &s, err);
+  store_rc rc = store_local_exec_text(l, c, sql_delete, id,
+                                      "cannot delete profile", err);
   if (rc != STORE_OK) return rc;
-  sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-  int src = store_local_run(s);
-  if (src != SQLITE_OK)
-    return store_local_sqlerr(l, c->db, src, err, "cannot delete profile");
   if (sqlite3_changes(c->db) == 0)
     return store_seterr(err, STORE_NOTFOUND, "no profile with id %s", id);
   *changes = sqlite3_changes(c->db);

@@ -69,13 +69,9 @@ static const char sql_stats[] =
 
 static store_rc write_service(store_local *l, store_local_conn *c, void *arg,
                               int64_t *changes, char *err) {
-  sqlite3_stmt *s = NULL;
-  store_rc rc = store_local_stmt(l, c, sql_insert_service, &s, err);
+  store_rc rc = store_local_exec_text(l, c, sql_insert_service, arg,
+                                      "cannot create service", err);
   if (rc != STORE_OK) return rc;
-  sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
-  int src = store_local_run(s);
-  if (src != SQLITE_OK)
-    return store_local_sqlerr(l, c->db, src, err, "cannot create service");
   *changes = sqlite3_changes(c->db);
   return STORE_OK;
 }
@@ -86,17 +82,16 @@ store_rc store_local_add_service(void *impl, const char *service, char *err) {
 
 static store_rc write_unservice(store_local *l, store_local_conn *c, void *arg,
                                 int64_t *changes, char *err) {
-  sqlite3_stmt *s = NULL, *h = NULL;
-  store_rc rc = store_local_stmt(l, c, sql_remove_service, &s, err);
+  sqlite3_stmt *h = NULL;
+  store_rc rc = store_local_exec_text(l, c, sql_remove_service, arg,
+                                      "cannot remove service", err);
   int src;
 
-  if (rc == STORE_OK) rc = store_local_stmt(l, c, sql_has_service, &h, err);
   if (rc != STORE_OK) return rc;
-  sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
-  if ((src = store_local_run(s)) != SQLITE_OK)
-    return store_local_sqlerr(l, c->db, src, err, "cannot remove service");
   *changes = sqlite3_changes(c->db);
   if (*changes > 0) return STORE_OK;
+  if ((rc = store_local_stmt(l, c, sql_has_service, &h, err)) != STORE_OK)
+    return rc;
   sqlite3_bind_text(h, 1, arg, -1, SQLITE_STATIC);
   src = sqlite3_step(h);
   sqlite3_reset(h);
