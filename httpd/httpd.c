@@ -399,12 +399,11 @@ static void log_escaped(char *b, size_t cap, size_t *n, const char *s)
 static void log_request(const httpd_req *r)
 {
   char line[2048];
-  size_t n = 0;
+  size_t n = sizeof "http " - 1;
   int64_t us = httpd_now_us() - r->t0_us;
   int k;
 
-  memcpy(line, "http ", 5);
-  n = 5;
+  memcpy(line, "http ", n);
   log_escaped(line, sizeof line - 64, &n, r->method ? r->method : "-");
   line[n++] = ' ';
   log_escaped(line, sizeof line - 64, &n, r->raw_path);
