@@ -259,7 +259,7 @@ int fs_path_parse(const char *path, int64_t now_sec, fs_path *out) {
   if (t < 0)
     return fail(out, -ENOENT,
                 "not a type (cpu heap block mutex goroutine threadcreate "
-                "other trace)");
+                "wall other trace)");
   if (merge && t == META_TRACE)
     return fail(out, -ENOENT, "traces are never merged");
   out->type = (meta_type)t;

@@ -27,6 +27,7 @@ static const char *const type_names[META_NTYPES] = {
   [META_THREADCREATE] = "threadcreate",
   [META_OTHER] = "other",
   [META_TRACE] = "trace",
+  [META_WALL] = "wall",
 };
 
 const char *meta_type_name(meta_type t) {

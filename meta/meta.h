@@ -40,6 +40,10 @@ typedef enum meta_type {
   META_THREADCREATE,
   META_OTHER,
   META_TRACE,
+  /* Appended after trace, not beside cpu: the number of a type is stored
+  ** (SQLite column, and code that names trace as 7), so existing numbers
+  ** never move. */
+  META_WALL,
   META_NTYPES
 } meta_type;
 

@@ -22,7 +22,8 @@ int scrape_types_parse(const char *list, unsigned *out) {
   if (copy == NULL) return -1;
   for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
     int t = meta_type_parse(tok);
-    if (t < 0) {
+    /* Go's /debug/pprof has no wall-clock endpoint */
+    if (t < 0 || t == META_WALL) {
       rc = -1;
       break;
     }

@@ -38,8 +38,8 @@ typedef struct scrape_target {
    (1u << META_MUTEX) | (1u << META_BLOCK))
 
 /* Parses a comma-separated list of type names ("cpu,heap") into a bit set.
-** Returns 0 and *out, or -1 (*out unchanged) for an unknown name or an
-** empty list. */
+** Returns 0 and *out, or -1 (*out unchanged) for an unknown name, wall
+** (no /debug/pprof endpoint gives one) or an empty list. */
 int scrape_types_parse(const char *list, unsigned *out);
 
 /* Parses a config file: one target per line,

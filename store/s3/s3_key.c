@@ -28,6 +28,9 @@ static const int type_nums[META_NTYPES] = {
   [META_CPU] = 1, [META_HEAP] = 2, [META_BLOCK] = 3, [META_MUTEX] = 4,
   [META_GOROUTINE] = 5, [META_THREADCREATE] = 6, [META_OTHER] = 127,
   [META_TRACE] = 128,
+  /* profefe has no wall-clock type; 7 is the next number after its Go
+  ** kinds, which profefe itself does not use */
+  [META_WALL] = 7,
 };
 
 int store_s3_type_num(meta_type t) { return type_nums[t]; }

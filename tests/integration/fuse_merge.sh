@@ -105,7 +105,7 @@ assert_contains "empty range in a label dir" "$(stat "$MNT/merge/svc/cpu/k=a/1..
 assert_contains "type without profiles" "$(cat "$MNT/merge/svc/mutex/0..now" 2>&1)" "No such file or directory"
 assert_contains "writing a merge file" "$(sh -c "echo x > '$F'" 2>&1)" "Permission denied"
 assert_eq "ls merge" "live svc" "$(ls "$MNT/merge" | tr '\n' ' ' | sed 's/ $//')"
-assert_eq "ls merge/svc: types but trace" "block cpu goroutine heap mutex other threadcreate" \
+assert_eq "ls merge/svc: types but trace" "block cpu goroutine heap mutex other threadcreate wall" \
     "$(ls "$MNT/merge/svc" | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "ready-made ranges" "now-1h..now now-24h..now now-7d..now" \
     "$(ls "$MNT/merge/live/cpu" | tr '\n' ' ' | sed 's/ $//')"

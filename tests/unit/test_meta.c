@@ -15,12 +15,13 @@
 static void test_types(void) {
   static const char *names[] = {"cpu",       "heap",         "block",
                                 "mutex",     "goroutine",    "threadcreate",
-                                "other",     "trace"};
+                                "other",     "trace",        "wall"};
   for (int t = 0; t < META_NTYPES; t++) {
     CHECK_STR(meta_type_name((meta_type)t), names[t]);
     CHECK_I64(meta_type_parse(names[t]), t);
   }
-  CHECK_I64(META_NTYPES, 8);
+  CHECK_I64(META_NTYPES, 9);
+  CHECK_I64(META_TRACE, 7); /* stored numbers never move */
   CHECK_I64(meta_type_parse("CPU"), -1);
   CHECK_I64(meta_type_parse("cpu "), -1);
   CHECK_I64(meta_type_parse(""), -1);

@@ -32,7 +32,7 @@ static void test_profefe_keys(void) {
   store_meta_clear(&m);
 
   /* every type number, and no labels */
-  const int nums[] = {1, 2, 3, 4, 5, 6, 127, 128};
+  const int nums[] = {1, 2, 3, 4, 5, 6, 127, 128, 7};
   for (int t = 0; t < META_NTYPES; t++) {
     char k[64];
     CHECK(store_s3_type_num((meta_type)t) == nums[t]);

@@ -32,6 +32,7 @@ static void test_types(void) {
   t = 7;
   CHECK_I64(scrape_types_parse("cpu,bogus", &t), -1);
   CHECK_I64(scrape_types_parse("", &t), -1);
+  CHECK_I64(scrape_types_parse("cpu,wall", &t), -1);
   CHECK_I64(scrape_types_parse(",", &t), -1);
   CHECK_I64(t, 7);
 }
