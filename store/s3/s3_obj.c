@@ -3,7 +3,10 @@
 ** object key, relative to the store's prefix): ingest, get, stat, delete,
 ** and merges of a list of keys.
 **
-** Ingest answers only after S3 answered the PUT (durable).  Its metadata
+** Ingest answers only after S3 answered the PUT (durable).  It gets bytes
+** that store.c has already checked, inside the memory budget, and a
+** created_at already resolved from them: nothing here inflates them again
+** (a second, unbudgeted inflate doubled an S3 node's peak).  Its metadata
 ** (x-amz-meta-service, -type, -labels, -created_at) is what profefe writes;
 ** we never read it back, since the key says everything.
 **
@@ -24,21 +27,9 @@
 #include <time.h>
 
 #include "mergepipe.h"
-#include "pprof.h"
 #include "s3_int.h"
 
 #define MERGE_INFLIGHT 16
-
-static store_rc profile_rc(pprof_rc prc, const char *perr, char *err) {
-  const char *why = perr[0] ? perr : pprof_strerror(prc);
-  switch (prc) {
-  case PPROF_OK: return STORE_OK;
-  case PPROF_ENOMEM: return store_seterr(err, STORE_NOMEM, "out of memory");
-  case PPROF_ETOOBIG: return store_seterr(err, STORE_TOOBIG, "profile too big (%s)", why);
-  case PPROF_EMISMATCH: return store_seterr(err, STORE_MISMATCH, "%s", why);
-  default: return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)", why);
-  }
-}
 
 /* "x-amz-meta-NAME: VALUE" (malloc'd), NULL when out of memory. */
 static char *header(const char *name, const char *value) {
@@ -64,19 +55,13 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
                          const void *data, size_t len, store_meta *out,
                          char *err) {
   store_s3 *s = impl;
-  char perr[PPROF_ERRMAX] = "", digest[META_ID_LEN + 1], when[META_TIME_MAX];
+  char digest[META_ID_LEN + 1], when[META_TIME_MAX];
   char *key = NULL, *h[5] = {0};
-  int64_t nanos = 0, created_at;
+  int64_t created_at = created_at_hint > 0 ? created_at_hint : (int64_t)time(NULL);
   store_meta m = {0};
   s3_resp r = {0};
   store_rc rc;
 
-  if (type != META_TRACE) {
-    pprof_rc prc = pprof_check(data, len, s->max_inflate, &nanos, perr);
-    if (prc != PPROF_OK) return profile_rc(prc, perr, err);
-  }
-  created_at = nanos > 0 ? nanos / 1000000000
-               : created_at_hint > 0 ? created_at_hint : (int64_t)time(NULL);
   store_s3_digest(created_at, service, type, labels, data, len, digest);
   if ((key = store_s3_key(service, type, digest, labels)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
