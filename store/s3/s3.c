@@ -69,7 +69,7 @@ static store_rc s3_stats(void *impl, store_stats *out) {
 static char *list_query(const char *token, const char *delim,
                         const char *prefix, const char *after, int max_keys) {
   s3_buf b = {0};
-  char mk[48];
+  char mk[80];
   int bad = 0;
   if (token != NULL)
     bad = store_s3_buf_add(&b, "continuation-token=", 19) ||
@@ -77,7 +77,9 @@ static char *list_query(const char *token, const char *delim,
   if (delim != NULL)
     bad = bad || store_s3_buf_add(&b, "delimiter=", 10) ||
           store_s3_buf_enc(&b, delim, 0) || store_s3_buf_add(&b, "&", 1);
-  snprintf(mk, sizeof mk, "list-type=2&max-keys=%d&prefix=", max_keys);
+  /* url: a key with bytes XML cannot carry still lists (s3_xml.c) */
+  snprintf(mk, sizeof mk, "encoding-type=url&list-type=2&max-keys=%d&prefix=",
+           max_keys);
   bad = bad || store_s3_buf_add(&b, mk, strlen(mk)) ||
         store_s3_buf_enc(&b, prefix, 0);
   if (after != NULL && token == NULL)
@@ -167,9 +169,46 @@ store_rc store_s3_list(store_s3 *s, const char *prefix, const char *start_after,
   return list_all(s, prefix, start_after, NULL, PAGE_MAX, fn, arg, err);
 }
 
+/* ---- keys this store cannot read ------------------------------------------------- */
+
+/* FNV-1a 64 of s: only to remember which keys were logged. */
+static uint64_t key_hash(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ULL;
+  return h;
+}
+
+/* One line on stderr for key, unless it is among the last 16 logged:
+** every listing of its service meets it again. */
+static void unreadable(store_s3 *s, const char *key, const char *why) {
+  uint64_t h = key_hash(key);
+  size_t n = sizeof s->unread / sizeof s->unread[0], seen = 0;
+  s3_buf shown = {0};
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < n && i < s->nunread; i++) seen |= s->unread[i] == h;
+  if (!seen) s->unread[s->nunread++ % n] = h;
+  pthread_mutex_unlock(&s->mu);
+  if (seen) return;
+  /* shown encoded: the key may hold control characters */
+  if (store_s3_buf_enc(&shown, key, 1) == 0)
+    fprintf(stderr, "s3: skipping key \"%s%s\" in bucket %s: %s\n", s->prefix,
+            shown.p ? shown.p : "", s->bucket, why);
+  free(shown.p);
+}
+
+int store_s3_key_read(store_s3 *s, const char *key, store_meta *m) {
+  if (store_s3_key_parse(key, m) == 0) return 0;
+  if (strncmp(key, "P0.", 3) == 0)
+    unreadable(s, key, "not a profile key profefs can read (profefe's layout, "
+                       "no control characters)");
+  return -1;
+}
+
 /* ---- find ---------------------------------------------------------------------- */
 
 typedef struct find_ctx {
+  store_s3 *s;
   const store_query *q;
   store_meta_list *out;
   size_t cap;
@@ -179,7 +218,7 @@ typedef struct find_ctx {
 static int find_one(const char *key, int64_t size, void *arg) {
   find_ctx *f = arg;
   store_meta m = {0};
-  if (store_s3_key_parse(key, &m) != 0) return 0; /* not ours: skip */
+  if (store_s3_key_read(f->s, key, &m) != 0) return 0; /* not ours: skip */
   if (m.created_at > f->q->to) {
     store_meta_clear(&m);
     return 1; /* sorted by time: nothing after this matches */
@@ -214,7 +253,7 @@ static store_rc find_keys(void *impl, const store_query *q, int first_max,
   char floor[META_ID_LEN + 1], *dir = store_s3_key_dir(q->service, q->type);
   char *after = NULL;
   store_meta_list l = {0};
-  find_ctx f = {.q = q, .out = &l};
+  find_ctx f = {.s = s, .q = q, .out = &l};
   store_rc rc;
   if (dir == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
   store_s3_digest_floor(q->from, floor);
@@ -261,6 +300,7 @@ static store_rc s3_merge(void *impl, const store_query *q, void **out,
 }
 
 typedef struct named_ctx {
+  store_s3 *s;
   const char *digest;
   store_meta *m;
   int found;
@@ -269,7 +309,7 @@ typedef struct named_ctx {
 static int named_one(const char *key, int64_t size, void *arg) {
   named_ctx *c = arg;
   store_meta m = {0};
-  if (store_s3_key_parse(key, &m) != 0) return 0;
+  if (store_s3_key_read(c->s, key, &m) != 0) return 0;
   if (strcmp(m.id, c->digest) != 0) {
     store_meta_clear(&m);
     return 0;
@@ -285,7 +325,7 @@ static store_rc s3_stat_named(void *impl, const char *service, meta_type type,
                               const char *digest, store_meta *meta, char *err) {
   char *dir = store_s3_key_dir(service, type), *prefix = NULL;
   store_meta m = {0};
-  named_ctx c = {.digest = digest, .m = &m};
+  named_ctx c = {.s = impl, .digest = digest, .m = &m};
   store_rc rc;
   if (dir != NULL && asprintf(&prefix, "%s%s", dir, digest) < 0) prefix = NULL;
   if (prefix == NULL) {
@@ -304,6 +344,7 @@ static store_rc s3_stat_named(void *impl, const char *service, meta_type type,
 /* ---- services and label sets ------------------------------------------------------- */
 
 typedef struct names_ctx {
+  store_s3 *s;     /* logs unreadable keys */
   char **v;
   size_t n, cap;
   int oom;
@@ -324,11 +365,21 @@ static int names_add(names_ctx *c, const char *s, size_t n) {
 }
 
 static int service_one(const char *prefix, int64_t size, void *arg) {
+  names_ctx *c = arg;
   size_t n = strlen(prefix);
+  char *name;
+  int valid;
   (void)size;
   /* "P0.<service>/" */
   if (n < 5 || strncmp(prefix, "P0.", 3) != 0 || prefix[n - 1] != '/') return 0;
-  return names_add(arg, prefix + 3, n - 4);
+  if ((name = strndup(prefix + 3, n - 4)) == NULL) return c->oom = 1;
+  valid = meta_service_valid(name);
+  free(name);
+  if (!valid) {
+    unreadable(c->s, prefix, "not a service name");
+    return 0;
+  }
+  return names_add(c, prefix + 3, n - 4);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -357,7 +408,7 @@ static store_rc names_done(names_ctx *c, store_rc rc, char ***names, size_t *n,
 
 static store_rc s3_services(void *impl, char ***names, size_t *n, char *err) {
   store_s3 *s = impl;
-  names_ctx c = {0};
+  names_ctx c = {.s = s};
   store_rc rc = list_all(impl, "P0.", NULL, "/", PAGE_MAX, service_one, &c, err);
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; rc == STORE_OK && i < s->nadded; i++)
@@ -424,18 +475,19 @@ static store_rc s3_remove_service(void *impl, const char *service, char *err) {
 }
 
 static int labels_one(const char *key, int64_t size, void *arg) {
+  names_ctx *c = arg;
   store_meta m = {0};
   int stop;
   (void)size;
-  if (store_s3_key_parse(key, &m) != 0) return 0;
-  stop = names_add(arg, m.labels, strlen(m.labels));
+  if (store_s3_key_read(c->s, key, &m) != 0) return 0;
+  stop = names_add(c, m.labels, strlen(m.labels));
   store_meta_clear(&m);
   return stop;
 }
 
 static store_rc s3_label_sets(void *impl, const char *service, meta_type type,
                               char ***sets, size_t *n, char *err) {
-  names_ctx c = {0};
+  names_ctx c = {.s = impl};
   char *dir = store_s3_key_dir(service, type);
   store_rc rc;
   if (dir == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
@@ -455,47 +507,67 @@ static int old_one(const char *key, int64_t size, void *arg) {
   old_ctx *o = arg;
   store_meta m = {0};
   (void)size;
-  if (store_s3_key_parse(key, &m) != 0) return 0;
+  if (store_s3_key_read(o->keys.s, key, &m) != 0) return 0;
   int64_t t = m.created_at;
   store_meta_clear(&m);
   if (t >= o->cutoff) return 1;
   return names_add(&o->keys, key, strlen(key));
 }
 
+/* Deletes the keys of one service and type older than cutoff; *deleted
+** counts them.  A key that cannot be deleted is skipped, the first error
+** kept: the others still go. */
+static store_rc retain_dir(store_s3 *s, const char *service, meta_type t,
+                           int64_t cutoff, size_t *deleted, char *err) {
+  char *dir = store_s3_key_dir(service, t);
+  old_ctx o = {.cutoff = cutoff, .keys = {.s = s}};
+  char kerr[STORE_ERRMAX];
+  store_rc rc;
+  if (dir == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  rc = store_s3_list(s, dir, NULL, old_one, &o, err);
+  if (rc == STORE_OK && o.keys.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
+  for (size_t k = 0; rc == STORE_OK && k < o.keys.n; k++) {
+    s3_resp r = {0};
+    store_rc krc = store_s3_request(s, "DELETE", o.keys.v[k], NULL, NULL, 0,
+                                    NULL, 1 << 16, &r, kerr);
+    if (krc == STORE_OK && r.status / 100 != 2 && r.status != 404)
+      krc = store_s3_status_rc(s, "retention", &r, kerr);
+    if (krc == STORE_OK)
+      (*deleted)++;
+    else if (rc == STORE_OK)
+      rc = store_seterr(err, krc, "%s", kerr);
+    store_s3_resp_clear(&r);
+  }
+  if (o.keys.n > 0) store_s3_count_write(s, 0);
+  store_names_free(o.keys.v, o.keys.n);
+  free(dir);
+  return rc;
+}
+
+/* Every service and type is pruned even when one fails (a key S3 refuses,
+** a listing that errs): the first failure is what the pass answers. */
 static store_rc s3_retain(void *impl, int64_t cutoff, size_t *deleted,
                           char *err) {
   store_s3 *s = impl;
-  char **svcs = NULL;
+  char **svcs = NULL, derr[STORE_ERRMAX];
   size_t nsvc = 0, total = 0;
-  store_rc rc = s3_services(impl, &svcs, &nsvc, err);
-  for (size_t i = 0; rc == STORE_OK && i < nsvc; i++) {
-    for (int t = 0; rc == STORE_OK && t < META_NTYPES; t++) {
-      char *dir = store_s3_key_dir(svcs[i], (meta_type)t);
-      old_ctx o = {.cutoff = cutoff};
-      if (dir == NULL) {
-        rc = store_seterr(err, STORE_NOMEM, "out of memory");
-        break;
-      }
-      rc = store_s3_list(s, dir, NULL, old_one, &o, err);
-      if (rc == STORE_OK && o.keys.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
-      for (size_t k = 0; rc == STORE_OK && k < o.keys.n; k++) {
-        s3_resp r = {0};
-        rc = store_s3_request(s, "DELETE", o.keys.v[k], NULL, NULL, 0, NULL,
-                              1 << 16, &r, err);
-        if (rc == STORE_OK && r.status / 100 != 2 && r.status != 404)
-          rc = store_s3_status_rc(s, "retention", &r, err);
-        if (rc == STORE_OK) total++;
-        store_s3_resp_clear(&r);
-      }
-      if (o.keys.n > 0) store_s3_count_write(s, 0);
-      store_names_free(o.keys.v, o.keys.n);
-      free(dir);
+  store_rc rc = s3_services(impl, &svcs, &nsvc, err), drc;
+  for (size_t i = 0; rc != STORE_NOMEM && svcs != NULL && i < nsvc; i++) {
+    for (int t = 0; t < META_NTYPES; t++) {
+      drc = retain_dir(s, svcs[i], (meta_type)t, cutoff, &total, derr);
+      if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
     }
   }
   store_names_free(svcs, nsvc);
-  if (rc == STORE_OK) rc = store_s3_rollup_retain(s, cutoff, err);
-  if (rc == STORE_OK && deleted != NULL) *deleted = total;
-  return rc;
+  drc = store_s3_rollup_retain(s, cutoff, derr);
+  if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
+  if (rc != STORE_OK) {
+    snprintf(derr, sizeof derr, "%s", err != NULL ? err : "");
+    return store_seterr(err, rc, "%s (the rest of the pass went on: %zu deleted)",
+                        derr, total);
+  }
+  if (deleted != NULL) *deleted = total;
+  return STORE_OK;
 }
 
 /* ---- opening ----------------------------------------------------------------------- */

@@ -58,6 +58,8 @@ typedef struct store_s3 {
   char **added;        /* services made by add_service */
   size_t nadded;
   int64_t ingests;
+  uint64_t unread[16]; /* hashes of unreadable keys already logged */
+  size_t nunread;      /* how many were logged (the ring's next slot) */
 } store_s3;
 
 /* ---- s3_http.c ------------------------------------------------------------ */
@@ -164,6 +166,11 @@ int store_s3_key_parse(const char *key, store_meta *m);
 void store_s3_digest(int64_t created_at, const char *service, meta_type type,
                      const char *labels, const void *data, size_t len,
                      char out[META_ID_LEN + 1]);
+
+/* store_s3_key_parse, and when key (listed under "P0.") is not one this
+** store can read, a line on stderr the first time it is seen (a ring of
+** the last 16 such keys), so a foreign key is skipped, not fatal. */
+int store_s3_key_read(store_s3 *s, const char *key, store_meta *m);
 
 /* The 20-character xid for second t with the given 8 trailing bytes set to
 ** zero (a lower bound of every digest of second t). */

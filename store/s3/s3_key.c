@@ -93,7 +93,8 @@ int store_s3_key_parse(const char *key, store_meta *m) {
   char lerr[META_ERRMAX];
   int t;
 
-  if (strncmp(key, "P0.", 3) != 0 || strlen(key) > S3_KEY_MAX) return -1;
+  /* an id with a control character could never be sent back (id_valid) */
+  if (!store_s3_id_valid(key)) return -1;
   svc = key + 3;
   if ((slash1 = strchr(svc, '/')) == NULL || slash1 == svc) return -1;
   if ((slash2 = strchr(slash1 + 1, '/')) == NULL) return -1;

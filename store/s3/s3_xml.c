@@ -2,7 +2,19 @@
 ** s3_xml.c — the XML of S3 answers, read with expat: ListObjectsV2 pages
 ** (keys, sizes, common prefixes, continuation) and error bodies (Code,
 ** Message).  Element names are matched without their namespace.
+**
+** Lists are asked with encoding-type=url, so keys and common prefixes
+** come percent-encoded and any byte a foreign program put in a key
+** survives.  What is not encoded even then: radosgw's continuation token
+** (the raw last key) and its echo of start-after, which it writes as
+** character references such as "&#x01;" that XML 1.0 forbids and expat
+** refuses.  sanitize() turns each such reference into a private-use
+** character (U+F700 + the byte) and restore() turns those back into the
+** byte in the token, so the page parses and the token goes back exactly
+** as it came.
 */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +29,7 @@ typedef struct xstate {
   s3_buf text;        /* character data of the current element */
   int64_t size;
   char *key;
+  int encoded;        /* <EncodingType>url</EncodingType> was seen */
   int failed;
   /* error answers */
   char *code, *msg;
@@ -105,6 +118,8 @@ static void on_end(void *ud, const char *name) {
   } else if (strcmp(parent, "ListBucketResult") == 0) {
     if (strcmp(n, "IsTruncated") == 0) {
       x->l->truncated = strcmp(t, "true") == 0;
+    } else if (strcmp(n, "EncodingType") == 0) {
+      x->encoded = strcmp(t, "url") == 0;
     } else if (strcmp(n, "NextContinuationToken") == 0) {
       free(x->l->next_token);
       if ((x->l->next_token = strdup(t)) == NULL) x->failed = 1;
@@ -137,12 +152,143 @@ void store_s3_list_clear(s3_list *l) {
   memset(l, 0, sizeof *l);
 }
 
+/* The first PUA code point sanitize() uses; U+F700 + b stands for byte b. */
+#define PUA_BASE 0xF700u
+
+/* A copy of xml (malloc'd, NUL-terminated; NULL when out of memory) where
+** every character reference to a character XML 1.0 forbids is replaced:
+** a control character c by U+F700 + c (restore() undoes it), any other
+** (surrogates, U+FFFE, U+FFFF, beyond U+10FFFF) by U+FFFD. */
+static char *sanitize(const char *xml, size_t len, size_t *out_len) {
+  s3_buf b = {0};
+  size_t i = 0, from = 0;
+  if (store_s3_buf_add(&b, "", 0) != 0) return NULL;
+  while (i + 3 < len) {
+    const char *p = xml + i;
+    int hex = p[2] == 'x';
+    size_t j = i + 2 + (size_t)hex, start = j;
+    uint32_t v = 0;
+    char rep[16];
+    if (p[0] != '&' || p[1] != '#') {
+      i++;
+      continue;
+    }
+    while (j < len && j - start < 8 &&
+           (hex ? strchr("0123456789abcdefABCDEF", xml[j]) != NULL
+                : (xml[j] >= '0' && xml[j] <= '9')) && xml[j] != '\0') {
+      int d = xml[j] <= '9' ? xml[j] - '0' : (xml[j] | 0x20) - 'a' + 10;
+      v = v * (hex ? 16u : 10u) + (uint32_t)d;
+      j++;
+    }
+    if (j == start || j >= len || xml[j] != ';') {
+      i++;
+      continue;
+    }
+    if (v < 0x20 && v != 0x9 && v != 0xA && v != 0xD)
+      snprintf(rep, sizeof rep, "&#x%X;", PUA_BASE + v);
+    else if ((v >= 0xD800 && v <= 0xDFFF) || v == 0xFFFE || v == 0xFFFF ||
+             v > 0x10FFFF)
+      snprintf(rep, sizeof rep, "&#xFFFD;");
+    else {
+      i = j + 1;
+      continue;
+    }
+    if (store_s3_buf_add(&b, xml + from, i - from) != 0 ||
+        store_s3_buf_add(&b, rep, strlen(rep)) != 0) {
+      free(b.p);
+      return NULL;
+    }
+    i = from = j + 1;
+  }
+  if (store_s3_buf_add(&b, xml + from, len - from) != 0) {
+    free(b.p);
+    return NULL;
+  }
+  *out_len = b.len;
+  return b.p;
+}
+
+/* Undoes sanitize() in s, in place: U+F700..U+F71F (EF 9C 80..9F) become
+** the bytes 0x00..0x1F.  A 0 would end the string early: it is kept. */
+static void restore(char *s) {
+  char *w = s;
+  if (s == NULL) return;
+  for (const char *r = s; *r; ) {
+    unsigned char c2 = (unsigned char)r[1], c3 = c2 ? (unsigned char)r[2] : 0;
+    if ((unsigned char)r[0] == 0xEF && c2 == 0x9C && c3 >= 0x81 && c3 <= 0x9F) {
+      *w++ = (char)(c3 - 0x80);
+      r += 3;
+    } else {
+      *w++ = *r++;
+    }
+  }
+  *w = '\0';
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = (char)(c | 0x20);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes s in place ('+' is a space, as S3 encodes it); -1 when
+** the result would hold a NUL (no C string can carry that key). */
+static int url_decode(char *s) {
+  char *w = s;
+  for (const char *r = s; *r; ) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+      if (hi == 0 && lo == 0) return -1;
+      *w++ = (char)(hi * 16 + lo);
+      r += 3;
+    } else {
+      *w++ = *r == '+' ? ' ' : *r;
+      r++;
+    }
+  }
+  *w = '\0';
+  return 0;
+}
+
+/* Drops from v[from..*n) (and sizes, when not NULL) the strings that do
+** not decode: a NUL no C string can carry. */
+static void decode_all(char **v, int64_t *sizes, size_t from, size_t *n) {
+  size_t w = from;
+  for (size_t i = from; i < *n; i++) {
+    if (url_decode(v[i]) != 0) {
+      free(v[i]);
+      continue;
+    }
+    if (sizes != NULL) sizes[w] = sizes[i];
+    v[w++] = v[i];
+  }
+  *n = w;
+}
+
+/* Decodes what this page appended to l (keys from k0, prefixes from p0):
+** keys and common prefixes when the answer says they are encoded (radosgw
+** keeps the '/' of prefixes raw, which decodes the same). */
+static void decode_page(s3_list *l, size_t k0, size_t p0, int encoded) {
+  if (encoded) {
+    decode_all(l->keys, l->sizes, k0, &l->nkeys);
+    decode_all(l->prefixes, NULL, p0, &l->nprefixes);
+  }
+  restore(l->next_token);
+}
+
 int store_s3_xml_list(const char *xml, size_t len, s3_list *l) {
   xstate x = {.l = l, .size = -1};
+  size_t k0 = l->nkeys, p0 = l->nprefixes, n = 0;
+  char *clean = sanitize(xml, len, &n);
+  int rc;
   l->truncated = 0;
   free(l->next_token);
   l->next_token = NULL;
-  return parse(xml, len, &x);
+  if (clean == NULL) return -1;
+  rc = parse(clean, n, &x);
+  free(clean);
+  if (rc == 0) decode_page(l, k0, p0, x.encoded);
+  return rc;
 }
 
 void store_s3_xml_error(const char *xml, size_t len, char *code,
