@@ -225,6 +225,38 @@ out:
   return rc;
 }
 
+int meta_labels_from_pairs(const char *const *keys, const char *const *values,
+                           size_t n, char **out, char err[META_ERRMAX]) {
+  assert(out != NULL && (n == 0 || (keys != NULL && values != NULL)));
+  size_t cap = 1, o = 0;
+  for (size_t i = 0; i < n; i++) {
+    cap += 3 * (strlen(keys[i]) + strlen(values[i])) + 2;
+    if (cap > 3 * LABELS_MAX) break;   /* parse refuses it anyway */
+  }
+  if (cap > 3 * LABELS_MAX) {
+    if (err) snprintf(err, META_ERRMAX, "labels too long (over 64 KiB)");
+    return -1;
+  }
+  char *text = malloc(cap);
+  if (text == NULL) {
+    if (err) snprintf(err, META_ERRMAX, "out of memory");
+    return -1;
+  }
+  /* Escaped pairs joined as a client would send them, then parsed: one
+  ** set of rules for every way labels come in. */
+  for (size_t i = 0; i < n; i++) {
+    if (keys[i][0] == '\0') continue;
+    if (o > 0) text[o++] = ',';
+    o += escape(keys[i], strlen(keys[i]), text + o);
+    text[o++] = '=';
+    o += escape(values[i], strlen(values[i]), text + o);
+  }
+  text[o] = '\0';
+  int rc = meta_labels_parse(text, out, err);
+  free(text);
+  return rc;
+}
+
 int meta_labels_canonical(const char *s) {
   if (s == NULL) return 0;
   char *c = NULL;

@@ -89,6 +89,15 @@ int meta_service_valid(const char *name);
 ** or a total over 64 KiB; *out is then unchanged. in may be NULL or "". */
 int meta_labels_parse(const char *in, char **out, char err[META_ERRMAX]);
 
+/* The canonical set of n pairs given as they are (keys[i], values[i]: raw
+** bytes, no escapes, as another protocol's attributes or tags come), with
+** the rules of meta_labels_parse (pairs with an empty key dropped, spaces
+** trimmed, duplicates removed).  Returns 0 and sets *out (malloc'd, caller
+** frees), or -1 with a reason in err (may be NULL) when the set would be
+** over 64 KiB or out of memory; *out is then unchanged. */
+int meta_labels_from_pairs(const char *const *keys, const char *const *values,
+                           size_t n, char **out, char err[META_ERRMAX]);
+
 /* 1 when the canonical string s is a canonical label set (what
 ** meta_labels_parse would return for it). Used to validate FUSE dir names. */
 int meta_labels_canonical(const char *s);

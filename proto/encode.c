@@ -1,8 +1,11 @@
 /*
 ** encode.c — packs a protobuf-c Profile message and gzips it: the one way
-** profiles leave proto/ (pprof_encode and pprof_merge_result).
+** profiles leave proto/ (pprof_encode and pprof_merge_result); and gzip
+** both ways for converters of other formats (pprof_compress,
+** pprof_decompress).
 */
 #include <assert.h>
+#include <libdeflate.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -23,4 +26,33 @@ pprof_rc pprof_pack_gzip(const Perftools__Profiles__Profile *msg, void **out,
   rc = pprof_gzip(raw, n, out, len);
   free(raw);
   return rc;
+}
+
+pprof_rc pprof_compress(const void *in, size_t len, void **out,
+                        size_t *outlen) {
+  assert((in != NULL || len == 0) && out != NULL && outlen != NULL);
+  return pprof_gzip(in, len, out, outlen);
+}
+
+pprof_rc pprof_decompress(const void *in, size_t len, size_t limit, budget *b,
+                          void **out, size_t *outlen, size_t *held,
+                          char err[PPROF_ERRMAX]) {
+  struct libdeflate_decompressor *d;
+  uint8_t *buf = NULL;
+  size_t cap = 0, n = 0;
+  pprof_rc rc;
+
+  assert(out != NULL && outlen != NULL && held != NULL);
+  if ((d = libdeflate_alloc_decompressor()) == NULL)
+    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  rc = pprof_gunzip(d, in, len, limit ? limit : PPROF_DEFAULT_INFLATE, &buf,
+                    &cap, &n, b, held, err);
+  libdeflate_free_decompressor(d);
+  if (rc != PPROF_OK) {
+    free(buf);
+    return rc;
+  }
+  *out = buf;
+  *outlen = n;
+  return PPROF_OK;
 }

@@ -103,6 +103,23 @@ pprof_rc pprof_check_types(const void *buf, size_t len, size_t max_inflate,
                            char types[PPROF_TYPES_MAX],
                            char err[PPROF_ERRMAX]);
 
+/* ---- gzip, for converters of other formats and compressed bodies --------- */
+
+/* Compresses in (len bytes: a plain encoded profile, say) as one gzip
+** member into *out (malloc'd, caller frees) and *outlen.  PPROF_ENOMEM on
+** failure, OUT parameters unchanged. */
+pprof_rc pprof_compress(const void *in, size_t len, void **out, size_t *outlen);
+
+/* Inflates the gzip stream in into *out (malloc'd, caller frees) and
+** *outlen, never more than limit bytes (PPROF_ETOOBIG), the output's memory
+** taken from budget b (NULL: none; PPROF_EBUSY when it has no room) and
+** added to *held, which the caller gives back (budget_release) once it
+** freed *out, also on failure.  PPROF_EGZIP for a corrupt stream.  OUT
+** parameters other than *held unchanged on failure. */
+pprof_rc pprof_decompress(const void *in, size_t len, size_t limit, budget *b,
+                          void **out, size_t *outlen, size_t *held,
+                          char err[PPROF_ERRMAX]);
+
 /* ---- streaming merge --------------------------------------------------------- */
 
 typedef struct pprof_merge pprof_merge;

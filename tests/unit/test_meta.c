@@ -436,6 +436,32 @@ static void test_durations(void) {
   dur_bad(__LINE__, "500000000w");             /* past the time range */
 }
 
+/* Raw pairs (another protocol's attributes) give the set a client would
+** get by sending them escaped. */
+static void test_labels_from_pairs(void) {
+  const char *k[] = {"service.name", "region", "", "path", "a", "a"};
+  const char *v[] = {"x", "eu,west=1", "dropped", "/a b+c%", "1", "1"};
+  char err[META_ERRMAX] = "", *out = NULL, *big;
+
+  CHECK(meta_labels_from_pairs(k, v, 6, &out, err) == 0);
+  CHECK_STR(out, "a=1,path=%2Fa%20b%2Bc%25,region=eu%2Cwest%3D1,service.name=x");
+  CHECK(meta_labels_canonical(out));
+  free(out);
+  out = NULL;
+  CHECK(meta_labels_from_pairs(NULL, NULL, 0, &out, err) == 0);
+  CHECK_STR(out, "");
+  free(out);
+  big = malloc(70000);
+  memset(big, 'x', 69999);
+  big[69999] = '\0';
+  out = (char *)k;   /* sentinel: unchanged on failure */
+  v[0] = big;
+  CHECK(meta_labels_from_pairs(k, v, 1, &out, err) == -1);
+  CHECK(out == (char *)k);
+  CHECK(strstr(err, "too long") != NULL);
+  free(big);
+}
+
 int main(void) {
   test_types();
   test_ids();
@@ -444,6 +470,7 @@ int main(void) {
   test_labels_canonical();
   test_labels_match();
   test_labels_foreach_union();
+  test_labels_from_pairs();
   test_times();
   test_durations();
   return check_done("test_meta");
