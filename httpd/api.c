@@ -546,6 +546,8 @@ static const route routes[] = {
   {"/api/0/services", 0, api_services, NULL, NULL, NULL, "GET, HEAD"},
   {"/api/0/version", 0, api_version, NULL, NULL, NULL, "GET, HEAD"},
   {"/debug/metrics", 0, api_metrics, NULL, NULL, NULL, "GET, HEAD"},
+  {"/v1development/profiles", 0, NULL, httpd_otlp_export, httpd_otlp_begin,
+   NULL, "POST"},
 };
 
 static const route *find_route(const char *path)

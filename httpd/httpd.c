@@ -48,6 +48,7 @@
 #include "internal.h"
 
 #define DEFAULT_ADDR "127.0.0.1:10100"
+#define DEFAULT_MAX_INFLATE ((size_t)256 << 20)
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define DEFAULT_MAX_CONN 1024u
 #define DEFAULT_TIMEOUT 60u
@@ -494,6 +495,8 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
   h->opts.addr = NULL; /* only needed here; the caller's string */
   if (h->opts.max_body == 0)
     h->opts.max_body = DEFAULT_MAX_BODY;
+  if (h->opts.max_inflate == 0)
+    h->opts.max_inflate = DEFAULT_MAX_INFLATE;
   if (h->opts.max_connections == 0)
     h->opts.max_connections = DEFAULT_MAX_CONN;
   if (h->opts.timeout_sec == 0)

@@ -20,6 +20,9 @@
 typedef struct httpd_options {
   const char *addr;          /* "HOST:PORT"; NULL = "127.0.0.1:10100"; port 0 = any */
   size_t max_body;           /* request body limit; 0 = 32 MiB */
+  size_t max_inflate;        /* what a compressed body (OTLP's gzip) may
+                             ** inflate to, and an OTLP request decode to;
+                             ** 0 = 256 MiB */
   budget *budget;            /* request bodies are taken from it (503 with
                              ** Retry-After when it has no room); NULL =
                              ** none; must outlive the server */

@@ -8,6 +8,7 @@
 **   api.c      routing and the profefe endpoints (store -> reply)
 **   json.c     JSON replies and the JSON form of a profile's metadata
 **   metrics.c  counters and the Prometheus text of /debug/metrics
+**   otlp.c     POST /v1development/profiles (OTLP/HTTP profiles export)
 **
 ** A request is handled in the thread of its connection (libmicrohttpd's
 ** thread-per-connection mode), so handlers may block on the store.  The only
@@ -138,6 +139,14 @@ void httpd_reply_verror(httpd_reply *out, unsigned status, const char *fmt,
 ** (cut to 128 bytes, any character but [A-Za-z0-9._,=+-] made a '_'). */
 void httpd_reply_bytes(httpd_reply *out, void *data, size_t len,
                        const char *filename);
+
+/* ---- otlp.c ------------------------------------------------------------------ */
+
+/* POST /v1development/profiles: called with the headers (refuses a body
+** that is not protobuf, 415), then with the whole body (stores each
+** profile, answers an ExportProfilesServiceResponse). */
+void httpd_otlp_begin(httpd_req *r);
+void httpd_otlp_export(httpd_req *r, httpd_reply *out);
 
 /* ---- metrics.c --------------------------------------------------------------- */
 

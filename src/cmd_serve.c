@@ -203,6 +203,7 @@ int cmd_serve(int argc, char **argv) {
 
   hopts.addr = cfg.addr;
   hopts.max_body = cfg.max_body;
+  hopts.max_inflate = cfg.max_inflate;
   hopts.budget = mem;
   hopts.quiet = cfg.quiet;
   hopts.version = cli_version;
