@@ -58,6 +58,7 @@ static int dropped(const char *key) {
 static int otlp_type(const char *sample, const char *period) {
   static const struct { const char *name; meta_type type; } names[] = {
     {"cpu", META_CPU}, {"samples", META_CPU}, {"process_cpu", META_CPU},
+    {"wall", META_WALL},
     {"alloc_objects", META_HEAP}, {"alloc_space", META_HEAP},
     {"inuse_objects", META_HEAP}, {"inuse_space", META_HEAP},
     {"memory", META_HEAP},

@@ -33,8 +33,10 @@ assert_eq "export: 200" 200 "$HTTP_STATUS"
 assert_eq "no partial success" "0 " "$($PY "$GEN" response "$T/answer")"
 assert_eq "two cpu profiles of otlp-app" 2 "$(count otlp-app cpu)"
 assert_eq "alloc_space is heap" 1 "$(count otlp-app heap)"
-assert_eq "no service.name: unknown_service, wall kept as sample_type" 1 \
-    "$(count unknown_service other 'sample_type=wall,host.name=h2')"
+assert_eq "no service.name: unknown_service; sample type wall: type wall" 1 \
+    "$(count unknown_service wall host.name=h2)"
+assert_eq "off_cpu maps to none: other, with its name as a label" 1 \
+    "$(count otlp-app other sample_type=off_cpu)"
 assert_eq "the same request again (gzip): stored once" 200 \
     "$(gzip -c "$T/good.bin" > "$T/good.gz"; post "$T/good.gz" -H 'Content-Encoding: gzip'; echo "$HTTP_STATUS")"
 assert_eq "still two cpu profiles" 2 "$(count otlp-app cpu)"

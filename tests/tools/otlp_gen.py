@@ -170,6 +170,7 @@ def build(case):
         sp = resource(req, {"service.name": "otlp-app", "host.name": "h1",
                             "process.pid": 4242, "k8s.pod.name": "app-7f9c"})
         sp.profiles.append(profile(dic, HEAP, "alloc_space", "bytes"))
+        sp.profiles.append(profile(dic, WALL, "off_cpu", "nanoseconds"))
         sp = resource(req, {"host.name": "h2"})
         sp.profiles.append(profile(dic, WALL, "wall", "nanoseconds"))
     elif case == "dangling":
