@@ -64,6 +64,20 @@ curl -s -o "$T/heap.pb.gz" "$URL/api/0/profiles/$(json 'j["body"][0]["id"]')"
 assert_contains "the heap profile opens in go tool pprof" \
     "$(go tool pprof -top -sample_index=alloc_space "$T/heap.pb.gz" 2>/dev/null)" "alloc"
 
+# ---- real Go profiles through OTLP: the merge is go tool pprof's ----------------------------
+for i in 003 004 005; do
+    $PY "$GEN" from-pprof "$FIXTURES/cpu_$i.pb.gz" "$T/go$i.bin" gosvc
+    post "$T/go$i.bin"
+    assert_eq "Go cpu_$i as OTLP: 200" 200 "$HTTP_STATUS"
+done
+curl -s -o "$T/gomerged.pb.gz" "$URL/api/0/profiles/merge?service=gosvc&type=cpu&from=0&to=now"
+go tool pprof -proto -sample_index=cpu "$FIXTURES"/cpu_00[345].pb.gz > "$T/goref.pb.gz" 2>/dev/null
+assert_eq "merge of 3 Go profiles sent as OTLP: go tool pprof -top equals the originals'" \
+    "$(go tool pprof -top -sample_index=cpu "$T/goref.pb.gz" 2>&1 | sed -n '/flat%/,$p')" \
+    "$(go tool pprof -top "$T/gomerged.pb.gz" 2>&1 | sed -n '/flat%/,$p')"
+assert_eq "and their folded stacks" "$($PY "$GEN" folded "$T/goref.pb.gz")" \
+    "$($PY "$GEN" folded "$T/gomerged.pb.gz")"
+
 # ---- some profiles bad: the others stored, the count and first reason answered -----------
 post "$T/dangling.bin"
 assert_eq "partly bad: 200" 200 "$HTTP_STATUS"

@@ -11,6 +11,9 @@ the checks of what comes back.
                                    "root;...;leaf VALUE", sorted, one per line
   otlp_gen.py response FILE        "REJECTED MESSAGE" of an ExportProfilesServiceResponse
   otlp_gen.py status FILE          "CODE MESSAGE" of a google.rpc.Status
+  otlp_gen.py from-pprof IN OUT SERVICE [SHIFT]
+                                   a request holding the pprof IN (its last
+                                   sample type), its time moved SHIFT seconds
 """
 import gzip
 import importlib
@@ -232,6 +235,70 @@ def folded(path):
     return sorted(f"{k} {v}" for k, v in tot.items() if v != 0)
 
 
+def from_pprof(path, service, shift=0):
+    """The request an OTLP exporter would send for the pprof at path: one
+    profile of its last sample type, every table moved into the dictionary."""
+    data = open(path, "rb").read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    p = P.Profile()
+    p.ParseFromString(data)
+    st = [x.decode() if isinstance(x, bytes) else x for x in p.string_table]
+    dic = Dict()
+    maps = {}
+    for m in p.mapping:
+        o = dic.d.mapping_table.add()
+        o.memory_start, o.memory_limit, o.file_offset = m.memory_start, m.memory_limit, m.file_offset
+        o.filename_strindex = dic.s(st[m.filename])
+        maps[m.id] = len(dic.d.mapping_table) - 1
+    fns = {}
+    for f in p.function:
+        o = dic.d.function_table.add()
+        o.name_strindex = dic.s(st[f.name])
+        o.system_name_strindex = dic.s(st[f.system_name])
+        o.filename_strindex = dic.s(st[f.filename])
+        o.start_line = f.start_line
+        fns[f.id] = len(dic.d.function_table) - 1
+    locs = {}
+    for l in p.location:
+        o = dic.d.location_table.add()
+        o.mapping_index = maps.get(l.mapping_id, 0)
+        o.address = l.address
+        for line in l.line:
+            x = o.lines.add()
+            x.function_index = fns[line.function_id]
+            x.line = line.line
+        locs[l.id] = len(dic.d.location_table) - 1
+    req = O.ExportProfilesServiceRequest()
+    sp = resource(req, {"service.name": service})
+    q = sp.profiles.add()
+    last = len(p.sample_type) - 1
+    q.sample_type.type_strindex = dic.s(st[p.sample_type[last].type])
+    q.sample_type.unit_strindex = dic.s(st[p.sample_type[last].unit])
+    q.period_type.type_strindex = dic.s(st[p.period_type.type])
+    q.period_type.unit_strindex = dic.s(st[p.period_type.unit])
+    q.period = p.period
+    q.time_unix_nano = p.time_nanos + shift * 10**9
+    q.duration_nano = p.duration_nanos
+    stacks = {}
+    for smp in p.sample:
+        key = tuple(smp.location_id)
+        if key not in stacks:
+            x = dic.d.stack_table.add()
+            x.location_indices.extend(locs[i] for i in key)
+            stacks[key] = len(dic.d.stack_table) - 1
+        o = q.samples.add()
+        o.stack_index = stacks[key]
+        o.values.append(smp.value[last])
+        for lab in smp.label:
+            if lab.str:
+                o.attribute_indices.append(dic.attr(st[lab.key], st[lab.str]))
+            else:
+                o.attribute_indices.append(dic.attr(st[lab.key], lab.num, st[lab.num_unit]))
+    req.dictionary.CopyFrom(dic.d)
+    return req.SerializeToString()
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "request":
@@ -240,6 +307,9 @@ def main():
         print("\n".join(expect(sys.argv[2])))
     elif cmd == "folded":
         print("\n".join(folded(sys.argv[2])))
+    elif cmd == "from-pprof":
+        shift = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        open(sys.argv[3], "wb").write(from_pprof(sys.argv[2], sys.argv[4], shift))
     elif cmd == "response":
         r = O.ExportProfilesServiceResponse()
         r.ParseFromString(open(sys.argv[2], "rb").read())
