@@ -14,8 +14,15 @@
 ** answer came, on 5xx and on SlowDown; a failure after that is
 ** STORE_UNAVAILABLE (503 over HTTP, EIO on the mount).
 **
+** Connections: every handle, single requests and the multi of a merge
+** alike, uses the pool's share (CURL_LOCK_DATA_CONNECT), so one cache of
+** connections per store serves all of them and a merge reuses what the
+** last one opened (a multi of its own closed its 16 connections at each
+** merge: TIME_WAIT sockets, and TLS handshakes on AWS).
+**
 ** Invariants (pool, under mu): idle[0..nidle) are easy handles no thread
-** uses; a borrowed handle belongs to one request until given back.
+** uses; a borrowed handle belongs to one request until given back.  The
+** share outlives every handle (freed last); lock[d] guards its data d.
 */
 #include <pthread.h>
 #include <stdio.h>
@@ -30,22 +37,54 @@
 #define POOL_MAX 16
 #define CONNECT_MAX_MS 3000L
 #define ATTEMPTS 3
+/* Idle connections the share keeps: a merge's 16 plus the single requests
+** of the other threads (libcurl's default, 4 per handle of the multi that
+** gives one back, would close a merge's connections at the next GET). */
+#define CONNS_MAX 64L
 
 struct s3_pool {
   pthread_mutex_t mu;
   CURL *idle[POOL_MAX];
   size_t nidle;
+  CURLSH *share;
+  pthread_mutex_t lock[CURL_LOCK_DATA_LAST];
 };
+
+static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *arg) {
+  s3_pool *p = arg;
+  (void)c;
+  (void)a;
+  pthread_mutex_lock(&p->lock[d]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data d, void *arg) {
+  s3_pool *p = arg;
+  (void)c;
+  pthread_mutex_unlock(&p->lock[d]);
+}
 
 s3_pool *store_s3_pool_new(void) {
   s3_pool *p = calloc(1, sizeof *p);
-  if (p != NULL) pthread_mutex_init(&p->mu, NULL);
+  if (p == NULL) return NULL;
+  pthread_mutex_init(&p->mu, NULL);
+  for (int d = 0; d < CURL_LOCK_DATA_LAST; d++) pthread_mutex_init(&p->lock[d], NULL);
+  if ((p->share = curl_share_init()) == NULL ||
+      curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+      curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+      curl_share_setopt(p->share, CURLSHOPT_USERDATA, p) != CURLSHE_OK ||
+      curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+      curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+    store_s3_pool_free(p);
+    return NULL;
+  }
   return p;
 }
 
 void store_s3_pool_free(s3_pool *p) {
   if (p == NULL) return;
   for (size_t i = 0; i < p->nidle; i++) curl_easy_cleanup(p->idle[i]);
+  curl_share_cleanup(p->share); /* closes the pooled connections */
+  for (int d = 0; d < CURL_LOCK_DATA_LAST; d++) pthread_mutex_destroy(&p->lock[d]);
   pthread_mutex_destroy(&p->mu);
   free(p);
 }
@@ -182,6 +221,8 @@ static int setup(store_s3 *s, CURL *c, const char *method, const char *url,
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, k);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "profefs");
+  curl_easy_setopt(c, CURLOPT_SHARE, s->pool->share);
+  curl_easy_setopt(c, CURLOPT_MAXCONNECTS, CONNS_MAX);
   if (strcmp(method, "HEAD") == 0) {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (strcmp(method, "PUT") == 0) {
@@ -361,6 +402,7 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
     goto out;
   }
   curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)nslots);
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, CONNS_MAX);
   for (size_t j = 0; j < nslots; j++) {
     slots[j].k.max = max_len;
     if ((slots[j].c = borrow(s->pool)) == NULL) {

@@ -5,6 +5,8 @@
 #     in the labels, in a service name): find, merge, services and labels
 #     still answer, each key is logged once and skipped, and retention
 #     goes on past them to the services after;
+#   - connections are pooled per node: a series of merges leaves (almost)
+#     no socket to radosgw in TIME_WAIT (each merge closed its 16);
 . "$TESTS_DIR/lib.sh"
 t_init
 s3_start
@@ -59,8 +61,29 @@ for ((i = 0; i < 100; i++)); do
     sleep 0.2
 done
 assert_eq "retention pruned zzz, after aaa and its foreign key" 404 "$(status_of "$A/api/0/profiles/$(esc "$OLDZ")")"
-stop_server
+stop_server; URL=$A
 assert_eq "no retention error" "" "$(grep "retention:" "$RLOG" | grep -v "retention: deleted")"
 assert_eq "the foreign old key is left alone" 200 "$(s3curl GET "/t1/P0.aaa/2/$OXID,k=x"$'\x03' -o /dev/null -w '%{http_code}')"
+
+# ---- one pool of connections per node --------------------------------------------------------
+RGW_PORT=${EP##*:}
+tw() { ss -tanH state time-wait "( dport = :$RGW_PORT )" | wc -l; }
+# the last 15 seconds: a slot not over, no rollup, 15 GETs per merge
+NOW=$(date +%s)
+for k in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do
+    f=$(printf "%s/cpu_%03d.pb.gz" "$FIXTURES" $((k % 10)))
+    retime "$f" "$T/pool$k.pb.gz" $((NOW - k))
+    ingest "$T/pool$k.pb.gz" pool cpu "k=$k" >/dev/null
+done
+QP="service=pool&type=cpu&from=$(utc $((NOW - 20)))&to=$(utc $((NOW + 1)))"
+http GET "$A/api/0/profiles?$QP"
+assert_eq "15 profiles to merge" 15 "$(json 'len(j["body"])')"
+tw0=$(tw)
+for i in 1 2 3 4 5; do
+    assert_eq "merge $i" 200 "$(curl -s -o "$T/merge$i.pb.gz" -w "%{http_code}" "$A/api/0/profiles/merge?$QP")"
+done
+tw1=$(tw)
+check "5 merges of 15 profiles: sockets to radosgw in TIME_WAIT $tw0 -> $tw1 (was +75)" test $((tw1 - tw0)) -le 5
+check "the 5 merges gave the same bytes" cmp -s "$T/merge1.pb.gz" "$T/merge5.pb.gz"
 
 t_done
