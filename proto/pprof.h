@@ -191,4 +191,80 @@ int pprof_prep_ready(const pprof_prep *p);
 pprof_rc pprof_merge_commit_prep(pprof_merge *m, pprof_prep *p,
                                  char err[PPROF_ERRMAX]);
 
+/* ---- the sample types alone ------------------------------------------------------ */
+
+/* The sample types of the profile in buf (gzip or plain) as
+** pprof_check_types writes them, read from its top-level fields only:
+** nothing else is decoded or validated (store_ingest does that), so this
+** costs the inflation and a walk over the fields.  The inflated copy is
+** taken from budget b (NULL: none) while it exists.  Fails with
+** PPROF_EGZIP, PPROF_ETOOBIG, PPROF_EDECODE (not protobuf), PPROF_EINVALID
+** (no sample type, or one naming a missing string), PPROF_EBUSY or
+** PPROF_ENOMEM, types then unchanged. */
+pprof_rc pprof_peek_types(const void *buf, size_t len, size_t max_inflate,
+                          budget *b, char types[PPROF_TYPES_MAX],
+                          char err[PPROF_ERRMAX]);
+
+/* ---- building a profile from call stacks ------------------------------------------
+**
+** For the ingest doors whose input is stacks of frame names rather than a
+** pprof (Pyroscope's folded and lines formats; a converter of another
+** format may use it too).  The result is a real pprof: one Function per
+** distinct (name, file), one Location with one Line per distinct
+** (function, line), one Sample per distinct stack with the values added
+** for it summed; ids in first-seen order, so the same input gives the
+** same bytes.  Memory grows with the distinct strings, frames and stacks,
+** and is taken from the budget given at creation. */
+
+typedef struct pprof_builder pprof_builder;
+
+/* One frame of a stack; name (name_len > 0 bytes, not NUL-terminated) is
+** required, file may be NULL with file_len 0, line 0 when unknown. */
+typedef struct pprof_frame {
+  const char *name;
+  size_t name_len;
+  const char *file;
+  size_t file_len;
+  int64_t line;
+} pprof_frame;
+
+/* An empty profile whose memory is taken from b (NULL: none; b must
+** outlive the builder).  NULL when out of memory or b has no room. */
+pprof_builder *pprof_builder_new(budget *b);
+
+/* Frees b and gives its memory back to the budget; accepts NULL. */
+void pprof_builder_free(pprof_builder *b);
+
+/* Appends a sample type (at most 8), before any sample is added.
+** PPROF_EINVALID past 8; PPROF_ENOMEM / PPROF_EBUSY. */
+pprof_rc pprof_builder_sample_type(pprof_builder *b, const char *type,
+                                   const char *unit);
+
+/* Sets the period type and period.  PPROF_ENOMEM / PPROF_EBUSY. */
+pprof_rc pprof_builder_period(pprof_builder *b, const char *type,
+                              const char *unit, int64_t period);
+
+/* Sets time_nanos and duration_nanos (0: unset). */
+void pprof_builder_time(pprof_builder *b, int64_t time_nanos,
+                        int64_t duration_nanos);
+
+/* Adds one stack of n frames, frames[0] the root (the order of folded
+** stacks), with one value per sample type; a stack seen before has its
+** values added to the earlier ones.  Fails with PPROF_EINVALID (no sample
+** type yet, no frame, an empty name), PPROF_ETOOBIG, PPROF_ENOMEM or
+** PPROF_EBUSY (the budget had no room) and err says why; the samples
+** added before are kept either way. */
+pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
+                           size_t n, const int64_t *values,
+                           char err[PPROF_ERRMAX]);
+
+/* Number of distinct stacks added. */
+size_t pprof_builder_count(const pprof_builder *b);
+
+/* Encodes the profile as gzip protobuf into *out (malloc'd, caller frees)
+** and *len; PPROF_EEMPTY when no stack was added, PPROF_ENOMEM; on failure
+** *out and *len are unchanged.  b stays as it was. */
+pprof_rc pprof_builder_encode(const pprof_builder *b, void **out, size_t *len,
+                              char err[PPROF_ERRMAX]);
+
 #endif /* PROFEFS_PPROF_H */

@@ -1,0 +1,412 @@
+/*
+** build.c — pprof_builder: a real pprof profile made from call stacks given
+** as frame names (the folded and lines formats of Pyroscope's /ingest, and
+** any other door whose input is stacks rather than a pprof).
+**
+** Every distinct (name, file) is one Function, every distinct (function,
+** line) one Location with one Line, every distinct stack one Sample whose
+** values are the sums of what was added for it.  Ids are 1 + the index, in
+** first-seen order, so the same input gives the same bytes.
+**
+** Invariants:
+**   - string 0 is "", strings are unique (str_idx indexes every one);
+**   - fn.idx, loc.idx and smp_idx index every function, location and
+**     sample by their key; a sample's key is its location sequence;
+**   - val holds nstype values per sample, in sample order;
+**   - held is what is taken from the budget: the capacity of every array
+**     and hash table, in bytes, rounded up by charge() after each growth.
+*/
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "profile.pb-c.h"
+
+#define MAX_STYPES 8
+
+typedef struct bstr {
+  size_t off, len;
+} bstr;
+
+/* A function (a = name, b = file) or a location (a = function, b =
+** line), indexed by the pair. */
+typedef struct bpair {
+  uint32_t a;
+  int64_t b;
+} bpair;
+
+typedef struct bpairs {
+  bpair *v;
+  size_t n, cap;
+  pprof_htab idx;
+  uint64_t seed; /* tells the two tables' hashes apart */
+} bpairs;
+
+typedef struct bsample {
+  size_t loc0;
+  uint32_t nloc;
+} bsample;
+
+struct pprof_builder {
+  budget *bud;
+  size_t held;
+  char *chars;
+  size_t nchars, capchars;
+  bstr *str;
+  size_t nstr, capstr;
+  pprof_htab str_idx;
+  bpairs fn, loc;
+  bsample *smp;
+  size_t nsmp, capsmp;
+  pprof_htab smp_idx;
+  uint32_t *locs; /* each sample's locations, leaf first */
+  size_t nlocs, caplocs;
+  int64_t *val;
+  size_t nval, capval;
+  uint32_t stype[MAX_STYPES][2];
+  size_t nstype;
+  uint32_t ptype[2];
+  int64_t period, time_nanos, duration_nanos;
+};
+
+/* Takes from the budget what the arrays and tables now occupy. */
+static pprof_rc charge(pprof_builder *b) {
+  size_t now = b->capchars + b->capstr * sizeof(bstr) +
+               (b->fn.cap + b->loc.cap) * sizeof(bpair) +
+               b->capsmp * sizeof(bsample) + b->caplocs * sizeof(uint32_t) +
+               b->capval * sizeof(int64_t);
+  const pprof_htab *t[] = {&b->str_idx, &b->fn.idx, &b->loc.idx, &b->smp_idx};
+  for (size_t i = 0; i < 4; i++)
+    if (t[i]->slot != NULL)
+      now += (t[i]->mask + 1) * sizeof(pprof_htab_slot);
+  if (now <= b->held)
+    return PPROF_OK;
+  if (budget_reserve(b->bud, now - b->held) != 0)
+    return PPROF_EBUSY;
+  b->held = now;
+  return PPROF_OK;
+}
+
+pprof_builder *pprof_builder_new(budget *bud) {
+  pprof_builder *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return NULL;
+  b->bud = bud;
+  b->loc.seed = 1;
+  /* string 0 is "" (pprof's rule); room for it cannot be short */
+  if (PPROF_ROOM(b->str, b->nstr, b->capstr, 1) ||
+      pprof_htab_reserve(&b->str_idx, 1) || charge(b) != PPROF_OK) {
+    pprof_builder_free(b);
+    return NULL;
+  }
+  b->str[0].off = 0;
+  b->str[0].len = 0;
+  b->nstr = 1;
+  pprof_htab_insert(&b->str_idx, pprof_htab_start(&b->str_idx,
+                                                  pprof_hash_bytes("", 0)),
+                    pprof_hash_bytes("", 0), 0);
+  return b;
+}
+
+void pprof_builder_free(pprof_builder *b) {
+  if (b == NULL)
+    return;
+  free(b->chars);
+  free(b->str);
+  free(b->fn.v);
+  free(b->loc.v);
+  free(b->smp);
+  free(b->locs);
+  free(b->val);
+  pprof_htab_free(&b->str_idx);
+  pprof_htab_free(&b->fn.idx);
+  pprof_htab_free(&b->loc.idx);
+  pprof_htab_free(&b->smp_idx);
+  budget_release(b->bud, b->held);
+  free(b);
+}
+
+/* The index of string p[0..len) in *ix, interned if new. */
+static pprof_rc intern(pprof_builder *b, const char *p, size_t len,
+                       uint32_t *ix) {
+  uint32_t h, i;
+  size_t pos;
+
+  if (len == 0) {
+    *ix = 0;
+    return PPROF_OK;
+  }
+  h = pprof_hash_bytes(p, len);
+  pos = pprof_htab_start(&b->str_idx, h);
+  while ((i = pprof_htab_next(&b->str_idx, h, &pos)) != PPROF_NONE)
+    if (b->str[i].len == len && memcmp(b->chars + b->str[i].off, p, len) == 0) {
+      *ix = i;
+      return PPROF_OK;
+    }
+  if (b->nstr >= UINT32_MAX - 1 ||
+      PPROF_ROOM(b->str, b->nstr, b->capstr, 1) ||
+      PPROF_ROOM(b->chars, b->nchars, b->capchars, len) ||
+      pprof_htab_reserve(&b->str_idx, b->nstr + 1))
+    return PPROF_ENOMEM;
+  if (charge(b) != PPROF_OK)
+    return PPROF_EBUSY;
+  pos = pprof_htab_start(&b->str_idx, h);
+  while (pprof_htab_next(&b->str_idx, h, &pos) != PPROF_NONE) {
+  }
+  memcpy(b->chars + b->nchars, p, len);
+  b->str[b->nstr].off = b->nchars;
+  b->str[b->nstr].len = len;
+  b->nchars += len;
+  pprof_htab_insert(&b->str_idx, pos, h, (uint32_t)b->nstr);
+  *ix = (uint32_t)b->nstr++;
+  return PPROF_OK;
+}
+
+static pprof_rc intern_pair(pprof_builder *b, const char *type,
+                            const char *unit, uint32_t out[2]) {
+  pprof_rc rc = intern(b, type, strlen(type), &out[0]);
+  return rc != PPROF_OK ? rc : intern(b, unit, strlen(unit), &out[1]);
+}
+
+pprof_rc pprof_builder_sample_type(pprof_builder *b, const char *type,
+                                   const char *unit) {
+  assert(b != NULL && type != NULL && unit != NULL && b->nsmp == 0);
+  if (b->nstype >= MAX_STYPES)
+    return PPROF_EINVALID;
+  pprof_rc rc = intern_pair(b, type, unit, b->stype[b->nstype]);
+  if (rc == PPROF_OK)
+    b->nstype++;
+  return rc;
+}
+
+pprof_rc pprof_builder_period(pprof_builder *b, const char *type,
+                              const char *unit, int64_t period) {
+  assert(b != NULL && type != NULL && unit != NULL);
+  pprof_rc rc = intern_pair(b, type, unit, b->ptype);
+  if (rc == PPROF_OK)
+    b->period = period;
+  return rc;
+}
+
+void pprof_builder_time(pprof_builder *b, int64_t time_nanos,
+                        int64_t duration_nanos) {
+  assert(b != NULL);
+  b->time_nanos = time_nanos;
+  b->duration_nanos = duration_nanos;
+}
+
+/* The index of the pair (a, b) in t in *ix, added if new. */
+static pprof_rc pair_of(pprof_builder *pb, bpairs *t, uint32_t a, int64_t b,
+                        uint32_t *ix) {
+  uint32_t h = pprof_hfinal(pprof_hmix(pprof_hmix(t->seed, a), (uint64_t)b)),
+           i;
+  size_t pos = pprof_htab_start(&t->idx, h);
+
+  if (t->idx.slot != NULL)
+    while ((i = pprof_htab_next(&t->idx, h, &pos)) != PPROF_NONE)
+      if (t->v[i].a == a && t->v[i].b == b) {
+        *ix = i;
+        return PPROF_OK;
+      }
+  if (t->n >= UINT32_MAX - 1 || PPROF_ROOM(t->v, t->n, t->cap, 1) ||
+      pprof_htab_reserve(&t->idx, t->n + 1))
+    return PPROF_ENOMEM;
+  if (charge(pb) != PPROF_OK)
+    return PPROF_EBUSY;
+  pos = pprof_htab_start(&t->idx, h);
+  while (pprof_htab_next(&t->idx, h, &pos) != PPROF_NONE) {
+  }
+  t->v[t->n].a = a;
+  t->v[t->n].b = b;
+  pprof_htab_insert(&t->idx, pos, h, (uint32_t)t->n);
+  *ix = (uint32_t)t->n++;
+  return PPROF_OK;
+}
+
+pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
+                           size_t n, const int64_t *values,
+                           char err[PPROF_ERRMAX]) {
+  uint32_t name, file, fn, lx, h, i;
+  size_t k, base, pos;
+  pprof_rc rc;
+  uint64_t hh = 2;
+
+  assert(b != NULL && (frames != NULL || n == 0) && values != NULL);
+  if (b->nstype == 0)
+    return pprof_fail(PPROF_EINVALID, err, "no sample type");
+  if (n == 0)
+    return pprof_fail(PPROF_EINVALID, err, "empty stack");
+  if (n > UINT32_MAX / 2 || b->nlocs > SIZE_MAX / 2 - n)
+    return pprof_fail(PPROF_ETOOBIG, err, "stack too deep");
+  /* the stack goes at the end of locs, leaf first; it stays only if it
+  ** is a new sample */
+  if (PPROF_ROOM(b->locs, b->nlocs, b->caplocs, n))
+    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  if ((rc = charge(b)) != PPROF_OK)
+    return pprof_fail(rc, err, "memory budget exhausted");
+  base = b->nlocs;
+  for (k = 0; k < n; k++) {
+    const pprof_frame *f = &frames[n - 1 - k];
+    if (f->name_len == 0)
+      return pprof_fail(PPROF_EINVALID, err, "empty frame name");
+    if ((rc = intern(b, f->name, f->name_len, &name)) != PPROF_OK ||
+        (rc = intern(b, f->file, f->file_len, &file)) != PPROF_OK ||
+        (rc = pair_of(b, &b->fn, name, file, &fn)) != PPROF_OK ||
+        (rc = pair_of(b, &b->loc, fn, f->line, &lx)) != PPROF_OK)
+      return pprof_fail(rc, err, "%s", pprof_strerror(rc));
+    b->locs[base + k] = lx;
+    hh = pprof_hmix(hh, lx);
+  }
+  h = pprof_hfinal(hh);
+  pos = pprof_htab_start(&b->smp_idx, h);
+  if (b->smp_idx.slot != NULL)
+    while ((i = pprof_htab_next(&b->smp_idx, h, &pos)) != PPROF_NONE)
+      if (b->smp[i].nloc == n &&
+          memcmp(b->locs + b->smp[i].loc0, b->locs + base,
+                 n * sizeof *b->locs) == 0) {
+        for (k = 0; k < b->nstype; k++)
+          b->val[i * b->nstype + k] += values[k];
+        return PPROF_OK;
+      }
+  if (b->nsmp >= UINT32_MAX - 1 ||
+      PPROF_ROOM(b->smp, b->nsmp, b->capsmp, 1) ||
+      PPROF_ROOM(b->val, b->nval, b->capval, b->nstype) ||
+      pprof_htab_reserve(&b->smp_idx, b->nsmp + 1))
+    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  if ((rc = charge(b)) != PPROF_OK)
+    return pprof_fail(rc, err, "memory budget exhausted");
+  pos = pprof_htab_start(&b->smp_idx, h);
+  while (pprof_htab_next(&b->smp_idx, h, &pos) != PPROF_NONE) {
+  }
+  b->smp[b->nsmp].loc0 = base;
+  b->smp[b->nsmp].nloc = (uint32_t)n;
+  memcpy(b->val + b->nval, values, b->nstype * sizeof *values);
+  b->nval += b->nstype;
+  b->nlocs += n;
+  pprof_htab_insert(&b->smp_idx, pos, h, (uint32_t)b->nsmp++);
+  return PPROF_OK;
+}
+
+size_t pprof_builder_count(const pprof_builder *b) {
+  assert(b != NULL);
+  return b->nsmp;
+}
+
+/* The parts of the Profile message that point into b, allocated in one
+** go per kind; freed by pack_free. */
+typedef struct packed {
+  Perftools__Profiles__ValueType st[MAX_STYPES], pt;
+  Perftools__Profiles__ValueType *stp[MAX_STYPES];
+  Perftools__Profiles__Sample *smp, **smpp;
+  Perftools__Profiles__Location *loc, **locp;
+  Perftools__Profiles__Line *line, **linep;
+  Perftools__Profiles__Function *fn, **fnp;
+  uint64_t *locid;
+  ProtobufCBinaryData *strs;
+} packed;
+
+static void pack_free(packed *k) {
+  free(k->smp);
+  free(k->smpp);
+  free(k->loc);
+  free(k->locp);
+  free(k->line);
+  free(k->linep);
+  free(k->fn);
+  free(k->fnp);
+  free(k->locid);
+  free(k->strs);
+}
+
+pprof_rc pprof_builder_encode(const pprof_builder *b, void **out, size_t *len,
+                              char err[PPROF_ERRMAX]) {
+  Perftools__Profiles__Profile msg = PERFTOOLS__PROFILES__PROFILE__INIT;
+  packed k;
+  size_t i;
+  pprof_rc rc;
+
+  assert(b != NULL && out != NULL && len != NULL);
+  memset(&k, 0, sizeof k);
+  if (b->nsmp == 0)
+    return pprof_fail(PPROF_EEMPTY, err, "no samples");
+  k.smp = calloc(b->nsmp, sizeof *k.smp);
+  k.smpp = calloc(b->nsmp, sizeof *k.smpp);
+  k.loc = calloc(b->loc.n, sizeof *k.loc);
+  k.locp = calloc(b->loc.n, sizeof *k.locp);
+  k.line = calloc(b->loc.n, sizeof *k.line);
+  k.linep = calloc(b->loc.n, sizeof *k.linep);
+  k.fn = calloc(b->fn.n, sizeof *k.fn);
+  k.fnp = calloc(b->fn.n, sizeof *k.fnp);
+  k.locid = calloc(b->nlocs, sizeof *k.locid);
+  k.strs = calloc(b->nstr, sizeof *k.strs);
+  if (!k.smp || !k.smpp || !k.loc || !k.locp || !k.line || !k.linep ||
+      !k.fn || !k.fnp || !k.locid || !k.strs) {
+    rc = pprof_fail(PPROF_ENOMEM, err, "out of memory");
+    goto out;
+  }
+  for (i = 0; i < b->nstype; i++) {
+    perftools__profiles__value_type__init(&k.st[i]);
+    k.st[i].type = b->stype[i][0];
+    k.st[i].unit = b->stype[i][1];
+    k.stp[i] = &k.st[i];
+  }
+  msg.n_sample_type = b->nstype;
+  msg.sample_type = k.stp;
+  perftools__profiles__value_type__init(&k.pt);
+  k.pt.type = b->ptype[0];
+  k.pt.unit = b->ptype[1];
+  if (b->ptype[0] != 0 || b->ptype[1] != 0)
+    msg.period_type = &k.pt;
+  msg.period = b->period;
+  msg.time_nanos = b->time_nanos;
+  msg.duration_nanos = b->duration_nanos;
+  for (i = 0; i < b->nlocs; i++)
+    k.locid[i] = (uint64_t)b->locs[i] + 1;
+  for (i = 0; i < b->nsmp; i++) {
+    perftools__profiles__sample__init(&k.smp[i]);
+    k.smp[i].n_location_id = b->smp[i].nloc;
+    k.smp[i].location_id = k.locid + b->smp[i].loc0;
+    k.smp[i].n_value = b->nstype;
+    k.smp[i].value = b->val + i * b->nstype;
+    k.smpp[i] = &k.smp[i];
+  }
+  msg.n_sample = b->nsmp;
+  msg.sample = k.smpp;
+  for (i = 0; i < b->loc.n; i++) {
+    perftools__profiles__line__init(&k.line[i]);
+    k.line[i].function_id = (uint64_t)b->loc.v[i].a + 1;
+    k.line[i].line = b->loc.v[i].b;
+    k.linep[i] = &k.line[i];
+    perftools__profiles__location__init(&k.loc[i]);
+    k.loc[i].id = i + 1;
+    k.loc[i].n_line = 1;
+    k.loc[i].line = &k.linep[i];
+    k.locp[i] = &k.loc[i];
+  }
+  msg.n_location = b->loc.n;
+  msg.location = k.locp;
+  for (i = 0; i < b->fn.n; i++) {
+    perftools__profiles__function__init(&k.fn[i]);
+    k.fn[i].id = i + 1;
+    k.fn[i].name = k.fn[i].system_name = b->fn.v[i].a;
+    k.fn[i].filename = b->fn.v[i].b;
+    k.fnp[i] = &k.fn[i];
+  }
+  msg.n_function = b->fn.n;
+  msg.function = k.fnp;
+  for (i = 0; i < b->nstr; i++) {
+    /* chars is NULL while every string is "" */
+    k.strs[i].data = b->str[i].len ? (uint8_t *)b->chars + b->str[i].off
+                                   : (uint8_t *)"";
+    k.strs[i].len = b->str[i].len;
+  }
+  msg.n_string_table = b->nstr;
+  msg.string_table = k.strs;
+  rc = pprof_pack_gzip(&msg, out, len);
+  if (rc != PPROF_OK)
+    pprof_fail(rc, err, "%s", pprof_strerror(rc));
+out:
+  pack_free(&k);
+  return rc;
+}
