@@ -94,6 +94,11 @@ static void reply_store_error(httpd_reply *out, store_rc rc, const char *err)
   }
 }
 
+void httpd_reply_store_error(httpd_reply *out, store_rc rc, const char *err)
+{
+  reply_store_error(out, rc, err);
+}
+
 /* ---- query parameters ------------------------------------------------------- */
 
 /* The non-empty argument key, or NULL after replying 400. */
@@ -548,6 +553,10 @@ static const route routes[] = {
   {"/debug/metrics", 0, api_metrics, NULL, NULL, NULL, "GET, HEAD"},
   {"/v1development/profiles", 0, NULL, httpd_otlp_export, httpd_otlp_begin,
    NULL, "POST"},
+  /* the doors of other agents (pyroscope.c) */
+  {"/ingest", 0, NULL, httpd_pyroscope_ingest, NULL, NULL, "POST"},
+  {"/push.v1.PusherService/Push", 0, NULL, httpd_pyroscope_push,
+   httpd_pyroscope_push_begin, NULL, "POST"},
 };
 
 static const route *find_route(const char *path)

@@ -266,6 +266,8 @@ static enum MHD_Result queue_reply(httpd_req *r)
   int closing;
 
   assert(rep->status != 0);
+  if (rep->status >= 400 && r->shape_error != NULL)
+    r->shape_error(rep);
   if (rep->len > 0)
     resp = MHD_create_response_from_buffer(rep->len, rep->body,
                                            MHD_RESPMEM_MUST_FREE);

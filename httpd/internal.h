@@ -9,6 +9,7 @@
 **   json.c     JSON replies and the JSON form of a profile's metadata
 **   metrics.c  counters and the Prometheus text of /debug/metrics
 **   otlp.c     POST /v1development/profiles (OTLP/HTTP profiles export)
+**   pyroscope.c  Pyroscope's /ingest and Connect push (onto store_ingest)
 **
 ** A request is handled in the thread of its connection (libmicrohttpd's
 ** thread-per-connection mode), so handlers may block on the store.  The only
@@ -57,6 +58,9 @@ struct httpd_req {
   char *path;          /* the unescaped path, without trailing '/' */
   httpd_handler handler;
   int wants_body;      /* the handler reads the body (POST ingest) */
+  /* rewrites an error reply into the shape of the route's protocol
+  ** (Connect), also for the errors httpd.c decides; NULL: profefe's */
+  void (*shape_error)(httpd_reply *rep);
   httpd_reply reply;   /* a reply decided before the body ended (errors) */
   /* request body; invariant: len <= cap <= held <= h->max_body, held
   ** being what is taken from the memory budget for it */
@@ -110,6 +114,20 @@ void httpd_api_route(httpd_req *r);
 
 /* The HTTP status of a store_rc (the one place that maps them). */
 unsigned httpd_status_of(store_rc rc);
+
+/* The error reply of a failed store call (rc != STORE_OK, err its reason),
+** phrased like profefe's; the reason of a 5xx goes to the log only. */
+void httpd_reply_store_error(httpd_reply *out, store_rc rc, const char *err);
+
+/* ---- pyroscope.c ------------------------------------------------------------- */
+
+/* POST /ingest (Pyroscope's HTTP ingest), called with the whole body. */
+void httpd_pyroscope_ingest(httpd_req *r, httpd_reply *out);
+
+/* POST /push.v1.PusherService/Push (Connect): with the headers (sets the
+** Connect error shape), then with the whole body. */
+void httpd_pyroscope_push_begin(httpd_req *r);
+void httpd_pyroscope_push(httpd_req *r, httpd_reply *out);
 
 /* ---- json.c ------------------------------------------------------------------ */
 
