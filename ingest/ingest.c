@@ -2,10 +2,8 @@
 ** ingest.c — type mapping, label sets, Pyroscope names and stacks -> pprof
 ** for the ingest doors of other agents (see ingest.h).
 **
-** Labels are collected raw and made canonical by escaping the bytes that
-** meta_labels_parse would read as syntax ('%', ',', '=', '+' and control
-** characters) and parsing the result: one definition of the canonical
-** form, meta's.
+** Labels are collected raw and made canonical by meta_labels_from_pairs:
+** one definition of the canonical form, meta's.
 */
 #include "internal.h"
 
@@ -109,64 +107,52 @@ meta_type ingest_type_of_types(const char *types, const ingest_display *disp,
 
 /* ---- labels -------------------------------------------------------------------- */
 
+/* The pairs as sent, copied; made canonical by meta_labels_from_pairs. */
 struct ingest_labels {
-  char *buf; /* "k=v,k=v" with every syntax byte %-escaped */
-  size_t len, cap;
+  char **keys, **values;
+  size_t n, cap, bytes;
 };
 
 ingest_labels *ingest_labels_new(void) { return calloc(1, sizeof(ingest_labels)); }
 
 void ingest_labels_free(ingest_labels *l) {
   if (l == NULL) return;
-  free(l->buf);
-  free(l);
-}
-
-/* Makes room for n more bytes and a NUL. */
-static int room(ingest_labels *l, size_t n) {
-  if (l->len + n + 1 <= l->cap) return 0;
-  size_t cap = l->cap ? l->cap : 128;
-  while (cap < l->len + n + 1) cap *= 2;
-  char *p = realloc(l->buf, cap);
-  if (p == NULL) return -1;
-  l->buf = p;
-  l->cap = cap;
-  return 0;
-}
-
-/* Appends s (n bytes) to l, each syntax byte escaped when escape is set. */
-static int put(ingest_labels *l, const char *s, size_t n, int escape) {
-  static const char hex[] = "0123456789ABCDEF";
-  if (room(l, 3 * n) != 0) return -1;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (escape && (c == '%' || c == ',' || c == '=' || c == '+' || c < 0x20 ||
-                   c == 0x7f)) {
-      l->buf[l->len++] = '%';
-      l->buf[l->len++] = hex[c >> 4];
-      l->buf[l->len++] = hex[c & 15];
-    } else {
-      l->buf[l->len++] = (char)c;
-    }
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->keys[i]);
+    free(l->values[i]);
   }
-  l->buf[l->len] = '\0';
-  return 0;
+  free(l->keys);
+  free(l->values);
+  free(l);
 }
 
 int ingest_labels_add(ingest_labels *l, const char *key, size_t klen,
                       const char *value, size_t vlen) {
-  size_t len0;
+  char *k, *v;
   assert(l != NULL && (key != NULL || klen == 0) &&
          (value != NULL || vlen == 0));
   if (klen == 0 || (klen >= 2 && key[0] == '_' && key[1] == '_')) return 0;
-  if (klen + vlen > LABELS_MAX || l->len > LABELS_MAX) return -1;
-  len0 = l->len;
-  if ((l->len > 0 && put(l, ",", 1, 0) != 0) || put(l, key, klen, 1) != 0 ||
-      put(l, "=", 1, 0) != 0 || put(l, value, vlen, 1) != 0) {
-    l->len = len0;
-    if (l->buf != NULL) l->buf[len0] = '\0';
+  if (l->bytes + klen + vlen > LABELS_MAX) return -1;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 8;
+    char **nk = realloc(l->keys, cap * sizeof *nk);
+    if (nk == NULL) return -1;
+    l->keys = nk;
+    char **nv = realloc(l->values, cap * sizeof *nv);
+    if (nv == NULL) return -1;
+    l->values = nv;
+    l->cap = cap;
+  }
+  k = strndup(key ? key : "", klen);
+  v = strndup(value ? value : "", vlen);
+  if (k == NULL || v == NULL) {
+    free(k);
+    free(v);
     return -1;
   }
+  l->keys[l->n] = k;
+  l->values[l->n++] = v;
+  l->bytes += klen + vlen;
   return 0;
 }
 
@@ -174,8 +160,11 @@ int ingest_labels_canonical(const ingest_labels *l, char **out,
                             char err[INGEST_ERRMAX]) {
   char why[META_ERRMAX] = "";
   assert(l != NULL && out != NULL);
-  if (meta_labels_parse(l->len ? l->buf : "", out, why) != 0)
-    return ingest_fail(err, "invalid labels: %s", why[0] ? why : "out of memory");
+  if (meta_labels_from_pairs((const char *const *)l->keys,
+                             (const char *const *)l->values, l->n, out,
+                             why) != 0)
+    return ingest_fail(err, "invalid labels: %s",
+                       why[0] ? why : "out of memory");
   return 0;
 }
 

@@ -70,16 +70,16 @@ ingest_labels *ingest_labels_new(void);
 void ingest_labels_free(ingest_labels *l);
 
 /* Adds the pair (key, value) as sent (raw bytes, no escapes: ',', '=' and
-** '%' are taken literally).  Keys that start with "__" (Pyroscope's and
+** '%' are taken literally; a NUL ends a key or value).  Keys that start with "__" (Pyroscope's and
 ** Prometheus' reserved labels: __name__, __session_id__, __delta__, ...)
 ** and empty keys are dropped.  Returns 0, or -1 when out of memory or past
 ** 64 KiB in all. */
 int ingest_labels_add(ingest_labels *l, const char *key, size_t klen,
                       const char *value, size_t vlen);
 
-/* The canonical label string (meta.h) of what was added, malloc'd in *out
-** (caller frees).  Returns 0, or -1 with a reason in err (a key or value
-** that is not UTF-8, too long, out of memory) and *out unchanged. */
+/* The canonical label string (meta.h, meta_labels_from_pairs) of what was
+** added, malloc'd in *out (caller frees).  Returns 0, or -1 with a reason
+** in err (too long, out of memory) and *out unchanged. */
 int ingest_labels_canonical(const ingest_labels *l, char **out,
                             char err[INGEST_ERRMAX]);
 
