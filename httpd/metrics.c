@@ -168,6 +168,15 @@ static void print_store(FILE *f, store *st)
     {"profefs_store_cache_bytes", "gauge",
      "Bytes the local object cache holds (at most --cache-size).",
      offsetof(store_stats, cache_bytes)},
+    {"profefs_store_rollups", "gauge",
+     "Rollup objects in the bucket (S3: at the node's last upkeep pass).",
+     offsetof(store_stats, rollups)},
+    {"profefs_store_rollup_bytes", "gauge",
+     "Bytes of those rollup objects.",
+     offsetof(store_stats, rollup_bytes)},
+    {"profefs_store_s3_lists_total", "counter",
+     "List requests sent to S3 since the store was opened.",
+     offsetof(store_stats, lists)},
   };
   store_stats s;
   size_t i;

@@ -208,3 +208,8 @@ uint64_t store_rollup_digest(uint64_t d, const char *id) {
   d *= UINT64_C(1099511628211);
   return d;
 }
+
+int store_rollup_filter_kept(const char *filter, int whole_set) {
+  assert(filter != NULL);
+  return filter[0] == '\0' || strchr(filter, ',') == NULL || whole_set;
+}

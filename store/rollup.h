@@ -83,6 +83,14 @@ store_rc store_rollup_filters(const char *const *sets, const int64_t *counts,
                               size_t n, char ***out, int64_t **out_counts,
                               size_t *nout, char *err);
 
+/* 1 when a backend that keeps rollups for the filters of the queries it
+** answers (S3) should use or build one for filter: "", a single pair, or
+** a whole label set that a profile of the range carries (whole_set != 0)
+** -- the filters store_rollup_filters picks.  Any other filter merges
+** the profiles themselves, so that a client cannot multiply the rollups
+** stored by asking for merges with new filters. */
+int store_rollup_filter_kept(const char *filter, int whole_set);
+
 /* A digest of the members of a rollup, fed each profile id in order:
 ** two filters of one slot with equal (count, digest) hold the same
 ** profiles, hence the same bytes.  Start from STORE_ROLLUP_DIGEST0. */

@@ -232,6 +232,9 @@ typedef struct store_stats {
   int64_t cache_hits;    /* objects read from the local cache (S3 --cache) */
   int64_t cache_misses;  /* objects the cache did not have */
   int64_t cache_bytes;   /* bytes the cache holds now */
+  int64_t rollups;       /* rollup objects (S3: at its last upkeep pass) */
+  int64_t rollup_bytes;  /* ... and their bytes */
+  int64_t lists;         /* S3: list requests sent since open */
 } store_stats;
 store_rc store_get_stats(store *st, store_stats *out);
 
@@ -240,8 +243,10 @@ store_rc store_get_stats(store *st, store_stats *out);
 ** hour of one service/type/label set) that make merges of long ranges
 ** fast; *built (may be NULL) gets how many were written.  Never needed for
 ** correctness (merges give the same profile with or without rollups); for
-** tests, benchmarks and tools.  STORE_READONLY on a read-only local store,
-** STORE_UNSUPPORTED on a remote one. */
+** tests, benchmarks and tools.  S3: the rollups' upkeep pass (old
+** versions deleted, counted for store_get_stats), which retention also
+** runs every hour.  STORE_READONLY on a read-only store, STORE_UNSUPPORTED
+** on a remote one. */
 store_rc store_maintain(store *st, size_t *built, char err[STORE_ERRMAX]);
 
 #endif /* PROFEFS_STORE_H */

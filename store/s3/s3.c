@@ -9,9 +9,11 @@
 **
 ** Retention deletes keys older than the cutoff one by one; DELETE of a key
 ** that another node already deleted answers 204 too, so any number of
-** nodes may run it at once.  A bucket lifecycle rule is the alternative
-** (README).  Rollups (s3_rollup.c) of slots that ended before the cutoff
-** go in the same pass.
+** nodes may run it at once.  It lists only what it may delete: the types a
+** service has (a delimiter list), and per type the keys from the oldest up
+** to the first younger than the cutoff.  A bucket lifecycle rule is the
+** alternative (README).  The rollups' upkeep pass (s3_rollup.c: expired
+** slots, superseded versions, the count) runs at most hourly per node.
 **
 ** The generation (store.h) is the own-write count plus a one-second time
 ** bucket: other nodes' writes cannot be seen without asking S3, so caches
@@ -27,6 +29,8 @@
 #define LIST_MAX (16u << 20)  /* one ListObjectsV2 page is far smaller */
 #define PAGE_MAX 1000         /* keys in a ListObjectsV2 page, at most */
 #define PAGE_FIRST 100        /* ... in the first page of a time range */
+#define RETAIN_FIRST 20       /* ... in the first page of a retention list */
+#define ROLLUP_UPKEEP_EVERY 3600 /* seconds between a node's rollup passes */
 
 static char *env_first(const char *a, const char *b) {
   const char *v = getenv(a);
@@ -58,7 +62,8 @@ static store_rc s3_stats(void *impl, store_stats *out) {
   *out = (store_stats){.profiles = -1, .bytes = -1, .disk_bytes = -1,
                        .ingests = s->ingests, .commits = -1,
                        .cache_hits = c.hits, .cache_misses = c.misses,
-                       .cache_bytes = c.bytes};
+                       .cache_bytes = c.bytes, .rollups = s->rollups,
+                       .rollup_bytes = s->rollup_bytes, .lists = s->lists};
   pthread_mutex_unlock(&s->mu);
   return STORE_OK;
 }
@@ -100,6 +105,9 @@ static store_rc list_page(store_s3 *s, const char *token, const char *delim,
   s3_resp r = {0};
   store_rc rc;
   if (q == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
+  pthread_mutex_lock(&s->mu);
+  s->lists++;
+  pthread_mutex_unlock(&s->mu);
   rc = store_s3_request(s, "GET", NULL, q, NULL, 0, NULL, LIST_MAX, &r, err);
   free(q);
   if (rc != STORE_OK) return rc;
@@ -123,14 +131,15 @@ static char *full(store_s3 *s, const char *k) {
 }
 
 typedef int (*list_fn)(const char *key, int64_t size, void *arg);
+typedef int (*obj_fn)(const s3_obj *o, void *arg);
 
 /* Lists keys (or, with delim, common prefixes: size -1) under prefix,
 ** first_max keys in the first page, four times more in each next one up
 ** to S3's 1000: a query of a short range seeks into a long history, and
 ** the keys a page holds beyond its end cost radosgw about 20 us each. */
-static store_rc list_all(store_s3 *s, const char *prefix, const char *after,
-                         const char *delim, int first_max, list_fn fn,
-                         void *arg, char *err) {
+static store_rc list_objs(store_s3 *s, const char *prefix, const char *after,
+                          const char *delim, int first_max, obj_fn fn,
+                          void *arg, char *err) {
   char *fp = full(s, prefix), *fa = after ? full(s, after) : NULL;
   size_t plen = strlen(s->prefix);
   s3_list l = {0};
@@ -153,15 +162,41 @@ static store_rc list_all(store_s3 *s, const char *prefix, const char *after,
     max_keys = max_keys < PAGE_MAX / 4 ? 4 * max_keys : PAGE_MAX;
     if (rc != STORE_OK) break;
     for (size_t i = 0; !stop && i < l.nkeys; i++)
-      if (strlen(l.keys[i]) >= plen) stop = fn(l.keys[i] + plen, l.sizes[i], arg);
+      if (strlen(l.keys[i]) >= plen)
+        stop = fn(&(s3_obj){l.keys[i] + plen, l.sizes[i], l.mtimes[i]}, arg);
     for (size_t i = 0; !stop && i < l.nprefixes; i++)
-      if (strlen(l.prefixes[i]) >= plen) stop = fn(l.prefixes[i] + plen, -1, arg);
+      if (strlen(l.prefixes[i]) >= plen)
+        stop = fn(&(s3_obj){l.prefixes[i] + plen, -1, -1}, arg);
   } while (!stop && l.truncated && l.next_token != NULL);
 out:
   store_s3_list_clear(&l);
   free(fp);
   free(fa);
   return rc;
+}
+
+store_rc store_s3_list_objs(store_s3 *s, const char *prefix,
+                            const char *start_after, const char *delim,
+                            int first_max, obj_fn fn, void *arg, char *err) {
+  return list_objs(s, prefix, start_after, delim, first_max, fn, arg, err);
+}
+
+/* list_all's callers want the key and size only. */
+typedef struct key_fn_ctx {
+  list_fn fn;
+  void *arg;
+} key_fn_ctx;
+
+static int key_fn(const s3_obj *o, void *arg) {
+  key_fn_ctx *c = arg;
+  return c->fn(o->key, o->size, c->arg);
+}
+
+static store_rc list_all(store_s3 *s, const char *prefix, const char *after,
+                         const char *delim, int first_max, list_fn fn,
+                         void *arg, char *err) {
+  key_fn_ctx c = {fn, arg};
+  return list_objs(s, prefix, after, delim, first_max, key_fn, &c, err);
 }
 
 store_rc store_s3_list(store_s3 *s, const char *prefix, const char *start_after,
@@ -514,17 +549,16 @@ static int old_one(const char *key, int64_t size, void *arg) {
   return names_add(&o->keys, key, strlen(key));
 }
 
-/* Deletes the keys of one service and type older than cutoff; *deleted
-** counts them.  A key that cannot be deleted is skipped, the first error
-** kept: the others still go. */
-static store_rc retain_dir(store_s3 *s, const char *service, meta_type t,
-                           int64_t cutoff, size_t *deleted, char *err) {
-  char *dir = store_s3_key_dir(service, t);
+/* Deletes the keys of dir ("P0.<service>/<num>/") older than cutoff;
+** *deleted counts them.  Keys sort by created_at, so the list starts at
+** the oldest and stops at the first younger one, after a small first page
+** (RETAIN_FIRST keys).  A key that cannot be deleted is skipped, the first
+** error kept: the others still go. */
+static store_rc retain_dir(store_s3 *s, const char *dir, int64_t cutoff,
+                           size_t *deleted, char *err) {
   old_ctx o = {.cutoff = cutoff, .keys = {.s = s}};
   char kerr[STORE_ERRMAX];
-  store_rc rc;
-  if (dir == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
-  rc = store_s3_list(s, dir, NULL, old_one, &o, err);
+  store_rc rc = list_all(s, dir, NULL, NULL, RETAIN_FIRST, old_one, &o, err);
   if (rc == STORE_OK && o.keys.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
   for (size_t k = 0; rc == STORE_OK && k < o.keys.n; k++) {
     s3_resp r = {0};
@@ -540,27 +574,59 @@ static store_rc retain_dir(store_s3 *s, const char *service, meta_type t,
   }
   if (o.keys.n > 0) store_s3_count_write(s, 0);
   store_names_free(o.keys.v, o.keys.n);
+  return rc;
+}
+
+static int dir_one(const char *prefix, int64_t size, void *arg) {
+  (void)size;
+  return names_add(arg, prefix, strlen(prefix));
+}
+
+/* The types of service ("P0.<service>/<num>/", the ones it has: one
+** delimiter list), each pruned by retain_dir; the first failure kept. */
+static store_rc retain_service(store_s3 *s, const char *service,
+                               int64_t cutoff, size_t *deleted, char *err) {
+  names_ctx types = {.s = s};
+  char *dir = NULL, derr[STORE_ERRMAX];
+  store_rc rc, drc;
+  if (asprintf(&dir, "P0.%s/", service) < 0) return store_seterr(err, STORE_NOMEM, "out of memory");
+  rc = list_all(s, dir, NULL, "/", PAGE_MAX, dir_one, &types, err);
+  if (rc == STORE_OK && types.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
+  for (size_t t = 0; rc == STORE_OK && t < types.n; t++) {
+    drc = retain_dir(s, types.v[t], cutoff, deleted, derr);
+    if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
+  }
+  store_names_free(types.v, types.n);
   free(dir);
   return rc;
 }
 
 /* Every service and type is pruned even when one fails (a key S3 refuses,
-** a listing that errs): the first failure is what the pass answers. */
+** a listing that errs): the first failure is what the pass answers.  A
+** pass costs one list of the services, one of each service's types and
+** one small page per type when nothing expired; the rollups' upkeep (a
+** list of all of them) runs at most every ROLLUP_UPKEEP_EVERY, since
+** their slots are hours. */
 static store_rc s3_retain(void *impl, int64_t cutoff, size_t *deleted,
                           char *err) {
   store_s3 *s = impl;
   char **svcs = NULL, derr[STORE_ERRMAX];
   size_t nsvc = 0, total = 0;
+  int64_t now = (int64_t)time(NULL);
+  int upkeep;
   store_rc rc = s3_services(impl, &svcs, &nsvc, err), drc;
   for (size_t i = 0; rc != STORE_NOMEM && svcs != NULL && i < nsvc; i++) {
-    for (int t = 0; t < META_NTYPES; t++) {
-      drc = retain_dir(s, svcs[i], (meta_type)t, cutoff, &total, derr);
-      if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
-    }
+    drc = retain_service(s, svcs[i], cutoff, &total, derr);
+    if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
   }
   store_names_free(svcs, nsvc);
-  drc = store_s3_rollup_retain(s, cutoff, derr);
-  if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
+  pthread_mutex_lock(&s->mu);
+  if ((upkeep = now >= s->next_upkeep)) s->next_upkeep = now + ROLLUP_UPKEEP_EVERY;
+  pthread_mutex_unlock(&s->mu);
+  if (upkeep) {
+    drc = store_s3_rollup_upkeep(s, cutoff, derr);
+    if (drc != STORE_OK && rc == STORE_OK) rc = store_seterr(err, drc, "%s", derr);
+  }
   if (rc != STORE_OK) {
     snprintf(derr, sizeof derr, "%s", err != NULL ? err : "");
     return store_seterr(err, rc, "%s (the rest of the pass went on: %zu deleted)",
@@ -568,6 +634,13 @@ static store_rc s3_retain(void *impl, int64_t cutoff, size_t *deleted,
   }
   if (deleted != NULL) *deleted = total;
   return STORE_OK;
+}
+
+/* Upkeep on demand: the rollups' pass without retention. */
+static store_rc s3_maintain(void *impl, size_t *built, char *err) {
+  store_rc rc = store_s3_rollup_upkeep(impl, 0, err);
+  if (rc == STORE_OK && built != NULL) *built = 0;
+  return rc;
 }
 
 /* ---- opening ----------------------------------------------------------------------- */
@@ -606,6 +679,7 @@ static const store_backend_ops s3_ops = {
   .retain = s3_retain,
   .generation = s3_generation,
   .stats = s3_stats,
+  .maintain = s3_maintain,
   .stat_named = s3_stat_named,
   .id_valid = store_s3_id_valid,
 };
@@ -697,6 +771,10 @@ store_rc store_s3_open(const char *url, const store_options *opts,
 
   if (s == NULL) return store_seterr(err, STORE_NOMEM, "out of memory");
   pthread_mutex_init(&s->mu, NULL);
+  s->rollups = s->rollup_bytes = -1;
+  s->superseded_grace = 600;
+  if (getenv("PROFEFS_TEST_SUPERSEDED_GRACE") != NULL) /* tests only */
+    s->superseded_grace = strtoll(getenv("PROFEFS_TEST_SUPERSEDED_GRACE"), NULL, 10);
   if (region == NULL) region = "us-east-1";
   s->read_only = opts != NULL && opts->read_only;
   s->max_inflate = opts && opts->max_inflate ? opts->max_inflate : (256u << 20);

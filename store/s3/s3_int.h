@@ -60,6 +60,11 @@ typedef struct store_s3 {
   int64_t ingests;
   uint64_t unread[16]; /* hashes of unreadable keys already logged */
   size_t nunread;      /* how many were logged (the ring's next slot) */
+  int64_t rollups;       /* rollup objects and their bytes at the last */
+  int64_t rollup_bytes;  /* upkeep pass; -1 before one */
+  int64_t next_upkeep;   /* retention runs that pass from then on */
+  int64_t lists;         /* ListObjectsV2 requests sent */
+  int64_t superseded_grace; /* seconds (s3_rollup.c); 600 but in tests */
 } store_s3;
 
 /* ---- s3_http.c ------------------------------------------------------------ */
@@ -124,6 +129,7 @@ int store_s3_buf_enc(s3_buf *b, const char *s, int keep_slash);
 typedef struct s3_list {
   char **keys;          /* Contents/Key, in order */
   int64_t *sizes;       /* Contents/Size */
+  int64_t *mtimes;      /* Contents/LastModified, unix seconds; -1 unknown */
   size_t nkeys;
   char **prefixes;      /* CommonPrefixes/Prefix */
   size_t nprefixes;
@@ -187,6 +193,23 @@ store_rc store_s3_list(store_s3 *s, const char *prefix, const char *start_after,
                        int (*fn)(const char *key, int64_t size, void *arg),
                        void *arg, char *err);
 
+/* One listed object: key without the store's prefix (or, with a
+** delimiter, a common prefix: size and mtime -1), size, LastModified. */
+typedef struct s3_obj {
+  const char *key;
+  int64_t size;
+  int64_t mtime; /* unix seconds; -1 when S3 did not say */
+} s3_obj;
+
+/* store_s3_list with a delimiter (may be NULL), first_max keys in the
+** first page (more in each next one: a list that stops early costs one
+** small page) and each object's LastModified. */
+store_rc store_s3_list_objs(store_s3 *s, const char *prefix,
+                            const char *start_after, const char *delim,
+                            int first_max,
+                            int (*fn)(const s3_obj *o, void *arg), void *arg,
+                            char *err);
+
 void store_s3_count_write(store_s3 *s, int ingest);
 
 store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
@@ -215,7 +238,17 @@ store_rc store_s3_rollup_merge(store_s3 *s, const store_query *q,
                                const store_meta_list *l, void **out,
                                size_t *len, char *err);
 
-/* Deletes the rollups of every slot that ended before cutoff. */
-store_rc store_s3_rollup_retain(store_s3 *s, int64_t cutoff, char *err);
+/* One pass over every rollup of the store: deletes those of slots that
+** ended before cutoff (0: none) and the old versions of a slot once the
+** newest is 10 minutes old, and counts what stays into s->rollups and
+** s->rollup_bytes.  A failed listing is returned; a failed delete only
+** leaves that object to the next pass. */
+store_rc store_s3_rollup_upkeep(store_s3 *s, int64_t cutoff, char *err);
+
+/* Drops the rollups of the slots of m (every level, every filter that m's
+** labels match): they hold a profile that was just deleted.  Best effort:
+** what S3 refuses stays, stale, and is never used (merges check rollups
+** against their listing). */
+void store_s3_rollup_forget(store_s3 *s, const store_meta *m);
 
 #endif /* PROFEFS_STORE_S3_INT_H */

@@ -211,15 +211,19 @@ store_rc store_s3_del(void *impl, const char *id, char *err) {
   int64_t size;
   s3_resp r = {0};
   store_rc rc = parse_id(id, &m, err);
-  store_meta_clear(&m);
   /* S3 answers 204 for a key that is not there: ask first, for a 404 */
   if (rc == STORE_OK) rc = head(s, id, &size, err);
   if (rc == STORE_OK)
     rc = store_s3_request(s, "DELETE", id, NULL, NULL, 0, NULL, 1 << 16, &r, err);
   if (rc == STORE_OK && r.status / 100 != 2)
     rc = store_s3_status_rc(s, "deleting the profile", &r, err);
-  if (rc == STORE_OK) store_s3_count_write(s, 0);
+  if (rc == STORE_OK) {
+    store_s3_count_write(s, 0);
+    /* the rollups of its slots hold it: stale from now on, gone */
+    store_s3_rollup_forget(s, &m);
+  }
   if (rc == STORE_OK || rc == STORE_NOTFOUND) store_s3_cache_del(s->cache, id);
+  store_meta_clear(&m);
   store_s3_resp_clear(&r);
   return rc;
 }

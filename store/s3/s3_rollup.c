@@ -31,8 +31,27 @@
 ** local store).  A builder whose count comes out different from its
 ** listing (a profile that failed to merge) stores nothing.
 **
-** Retention deletes the rollups of slots that ended before its cutoff; a
-** slot it emptied only in part keeps stale rollups, which are not used.
+** Which filters: only those of rollup.h's policy (store_rollup_filter_kept:
+** none, one pair, or a whole label set of a listed profile); a merge by any
+** other filter reads the profiles, so that new filters in queries do not
+** multiply the objects.  A day or week whose profiles all fall in one of
+** its hours or days gets no rollup of its own (it would be a byte-identical
+** copy of that one's).
+**
+** Old versions: a late arrival makes a slot's rollup stale and the next
+** merge builds another under a new name.  A merge that lists a stale
+** version beside a valid one of the same slot that is 10 minutes old
+** deletes the stale one: a node that may still use it listed the slot
+** before the valid one was built, longer ago than any merge lasts (and a
+** merge that meets a rollup deleted under it plans again).  The upkeep
+** pass (store_s3_rollup_upkeep) does the same over the whole namespace:
+** of the versions of one slot it keeps the newest and deletes the others
+** once the newest is 10 minutes old.  Deleting a profile drops the
+** rollups of its slots (every filter it matches) at once.
+**
+** Retention deletes the rollups of slots that ended before its cutoff, in
+** the upkeep pass, which also counts the rollups and their bytes for
+** /debug/metrics.
 */
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,6 +65,7 @@
 
 #define ROLLUP_INFLIGHT 16
 #define START_DIGITS 11
+#define PAGE_MAX 1000
 
 static const char *const level_names[STORE_ROLLUP_LEVELS] = {
   "rollup of hour", "rollup of day", "rollup of week"};
@@ -55,8 +75,15 @@ typedef struct cand {
   int level;
   int64_t start, count;
   uint64_t digest;
+  int64_t mtime; /* LastModified; -1 unknown */
+  int64_t size;  /* of the object */
   char *key;
 } cand;
+
+typedef struct cands {
+  cand *v;
+  size_t n, cap;
+} cands;
 
 /* One row of the merge: a raw profile (level -1) or a rollup. */
 typedef struct item {
@@ -82,6 +109,7 @@ typedef struct run {
   const char *dir;   /* "R0.<service>/<num>/<filter>/" */
   cand *valid;       /* rollups that cover their slot's current keys */
   size_t nvalid;
+  cands stale;       /* the other versions of the range's slots */
   item *items;
   store_mergepipe *main;
   int main_failed;
@@ -155,36 +183,48 @@ static int64_t slot_end(int level, int64_t start) {
   return start + store_rollup_span(level) - 1;
 }
 
+static void cands_free(cands *c) {
+  for (size_t i = 0; i < c->n; i++) free(c->v[i].key);
+  free(c->v);
+  *c = (cands){0};
+}
+
+/* Appends k with a copy of key; -1 when out of memory. */
+static int cands_add(cands *c, cand k, const char *key) {
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 32;
+    cand *v = realloc(c->v, cap * sizeof *v);
+    if (v == NULL) return -1;
+    c->v = v;
+    c->cap = cap;
+  }
+  if ((k.key = strdup(key)) == NULL) return -1;
+  c->v[c->n++] = k;
+  return 0;
+}
+
 typedef struct cand_ctx {
   run *r;
   size_t plen;
-  cand *v;
-  size_t n, cap;
+  cands valid;
   int oom;
 } cand_ctx;
 
-/* Keeps the rollups of the range that match the listing. */
-static int cand_one(const char *key, int64_t size, void *arg) {
+/* Keeps the rollups of the range that match the listing (the others of
+** the range in r->stale). */
+static int cand_one(const s3_obj *o, void *arg) {
   cand_ctx *c = arg;
   const store_query *q = c->r->q;
   cand k;
   uint64_t d;
-  (void)size;
-  if (strlen(key) <= c->plen || parse_name(key + c->plen, &k) != 0) return 0;
+  int ok;
+  if (strlen(o->key) <= c->plen || parse_name(o->key + c->plen, &k) != 0) return 0;
   if (k.start > q->to) return 1;
   if (k.start < q->from || slot_end(k.level, k.start) > q->to) return 0;
-  if (members(c->r->l, k.start, slot_end(k.level, k.start), &d) != k.count ||
-      d != k.digest)
-    return 0; /* stale: its slot's keys changed since */
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? 2 * c->cap : 32;
-    cand *v = realloc(c->v, cap * sizeof *v);
-    if (v == NULL) return c->oom = 1;
-    c->v = v;
-    c->cap = cap;
-  }
-  if ((k.key = strdup(key)) == NULL) return c->oom = 1;
-  c->v[c->n++] = k;
+  k.mtime = o->mtime;
+  ok = members(c->r->l, k.start, slot_end(k.level, k.start), &d) == k.count &&
+       d == k.digest; /* else stale: its slot's keys changed since */
+  if (cands_add(ok ? &c->valid : &c->r->stale, k, o->key) != 0) return c->oom = 1;
   return 0;
 }
 
@@ -193,17 +233,39 @@ static store_rc list_valid(run *r, char *err) {
   cand_ctx c = {.r = r, .plen = strlen(r->dir)};
   snprintf(after, sizeof after, "%s%0*lld", r->dir, START_DIGITS,
            (long long)r->q->from);
-  store_rc rc = store_s3_list(r->s, r->dir, after, cand_one, &c, err);
+  store_rc rc = store_s3_list_objs(r->s, r->dir, after, NULL, PAGE_MAX,
+                                   cand_one, &c, err);
   if (rc == STORE_OK && c.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
-  r->valid = c.v;
-  r->nvalid = c.n;
+  r->valid = c.valid.v;
+  r->nvalid = c.valid.n;
   return rc;
+}
+
+/* DELETE of one rollup; 1 when S3 took it (or it was gone already). */
+static int delete_rollup(store_s3 *s, const char *key) {
+  char err[STORE_ERRMAX];
+  s3_resp resp = {0};
+  int ok = store_s3_request(s, "DELETE", key, NULL, NULL, 0, NULL, 1 << 16,
+                            &resp, err) == STORE_OK &&
+           (resp.status / 100 == 2 || resp.status == 404);
+  store_s3_resp_clear(&resp);
+  return ok;
 }
 
 static const cand *valid_at(const run *r, int level, int64_t start) {
   for (size_t i = 0; i < r->nvalid; i++)
     if (r->valid[i].level == level && r->valid[i].start == start) return &r->valid[i];
   return NULL;
+}
+
+/* Deletes the stale versions listed beside a valid one of their slot
+** that is 10 minutes old (see the top of the file). */
+static void drop_superseded(run *r) {
+  for (size_t i = 0; i < r->stale.n; i++) {
+    const cand *st = &r->stale.v[i], *v = valid_at(r, st->level, st->start);
+    if (v != NULL && v->mtime >= 0 && v->mtime <= r->now - r->s->superseded_grace)
+      delete_rollup(r->s, st->key);
+  }
 }
 
 /* ---- builders ------------------------------------------------------------------------ */
@@ -218,6 +280,13 @@ static int worth_building(const run *r, int level, int64_t start,
       valid_at(r, level, start) != NULL)
     return 0;
   *want = members(r->l, start, end, digest);
+  if (*want >= 2 && level > 0) {
+    /* all in one hour (day): that one's rollup has the same bytes */
+    size_t first = first_at(r->l, start), last = first + (size_t)*want - 1;
+    if (store_rollup_slot(level - 1, r->l->v[first].created_at) ==
+        store_rollup_slot(level - 1, r->l->v[last].created_at))
+      return 0;
+  }
   return *want >= 2;
 }
 
@@ -375,6 +444,7 @@ static store_rc merge_once(run *r, void **out, size_t *len, int *used,
     free(r->valid);
     r->valid = NULL;
     r->nvalid = 0;
+    cands_free(&r->stale);
     r->no_build = 1;
     rc = STORE_OK;
   }
@@ -395,6 +465,7 @@ static store_rc merge_once(run *r, void **out, size_t *len, int *used,
     close_before(r, INT64_MAX);
     rc = store_mergepipe_finish(r->main, out, len, err);
   }
+  if (rc == STORE_OK) drop_superseded(r);
 out:
   builders_free(r);
   store_mergepipe_free(r->main);
@@ -407,6 +478,7 @@ out:
   free(r->valid);
   r->valid = NULL;
   r->nvalid = 0;
+  cands_free(&r->stale);
   return rc;
 }
 
@@ -419,6 +491,14 @@ static int may_have_rollups(const store_query *q, int64_t now) {
          store_rollup_slot_valid(0, h) && store_rollup_due(0, h, now);
 }
 
+/* 1 when the policy keeps rollups for q's filter (rollup.h). */
+static int filter_kept(const store_query *q, const store_meta_list *l) {
+  const char *f = q->labels ? q->labels : "";
+  int whole = 0;
+  for (size_t i = 0; !whole && i < l->n; i++) whole = strcmp(l->v[i].labels, f) == 0;
+  return store_rollup_filter_kept(f, whole);
+}
+
 store_rc store_s3_rollup_merge(store_s3 *s, const store_query *q,
                                const store_meta_list *l, void **out,
                                size_t *len, char *err) {
@@ -426,7 +506,7 @@ store_rc store_s3_rollup_merge(store_s3 *s, const store_query *q,
   char *dir = NULL;
   store_rc rc;
   int used = 0;
-  if (may_have_rollups(q, r.now))
+  if (may_have_rollups(q, r.now) && filter_kept(q, l))
     dir = rollup_dir(q->service, q->type, q->labels ? q->labels : "");
   if (dir == NULL || strlen(s->prefix) + strlen(dir) + 64 > S3_KEY_MAX) {
     const char **keys = malloc((l->n ? l->n : 1) * sizeof *keys);
@@ -448,50 +528,148 @@ store_rc store_s3_rollup_merge(store_s3 *s, const store_query *q,
   return rc;
 }
 
-/* ---- retention ------------------------------------------------------------------------ */
+/* ---- upkeep: retention, old versions, the count ----------------------------------------- */
 
-typedef struct old_ctx {
-  int64_t cutoff;
-  char **keys;
+typedef struct keyv {
+  char **v;
   size_t n, cap;
   int oom;
-} old_ctx;
+} keyv;
 
-/* Rollup keys are R0.<service>/<num>/<filter>/<name>. */
-static int old_one(const char *key, int64_t size, void *arg) {
-  old_ctx *o = arg;
-  const char *slash = strrchr(key, '/');
-  cand c;
-  (void)size;
-  if (slash == NULL || parse_name(slash + 1, &c) != 0 ||
-      slot_end(c.level, c.start) >= o->cutoff)
-    return 0;
-  if (o->n == o->cap) {
-    size_t cap = o->cap ? 2 * o->cap : 32;
-    char **v = realloc(o->keys, cap * sizeof *v);
-    if (v == NULL) return o->oom = 1;
-    o->keys = v;
-    o->cap = cap;
+static int keyv_add(keyv *k, const char *key) {
+  if (k->n == k->cap) {
+    size_t cap = k->cap ? 2 * k->cap : 32;
+    char **v = realloc(k->v, cap * sizeof *v);
+    if (v == NULL) return k->oom = 1;
+    k->v = v;
+    k->cap = cap;
   }
-  if ((o->keys[o->n] = strdup(key)) == NULL) return o->oom = 1;
-  o->n++;
+  if ((k->v[k->n] = strdup(key)) == NULL) return k->oom = 1;
+  k->n++;
   return 0;
 }
 
-/* One pass over every rollup of the store (they are few next to the
-** profiles), so that those of services that have no profile left go too. */
-store_rc store_s3_rollup_retain(store_s3 *s, int64_t cutoff, char *err) {
-  old_ctx o = {.cutoff = cutoff};
-  store_rc rc = store_s3_list(s, "R0.", NULL, old_one, &o, err);
-  if (rc == STORE_OK && o.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
-  for (size_t i = 0; rc == STORE_OK && i < o.n; i++) {
-    s3_resp r = {0};
-    rc = store_s3_request(s, "DELETE", o.keys[i], NULL, NULL, 0, NULL, 1 << 16,
-                          &r, err);
-    if (rc == STORE_OK && r.status / 100 != 2 && r.status != 404)
-      rc = store_s3_status_rc(s, "retention of rollups", &r, err);
-    store_s3_resp_clear(&r);
+/* Deletes every key of k (a failure only leaves one for the next pass);
+** how many S3 took. */
+static int64_t delete_all(store_s3 *s, const keyv *k) {
+  int64_t n = 0;
+  for (size_t i = 0; i < k->n; i++) n += delete_rollup(s, k->v[i]);
+  return n;
+}
+
+typedef struct upkeep_ctx {
+  int64_t cutoff, now, grace;
+  char group[S3_KEY_MAX + 32]; /* "<dir><start>.<level>." of vers */
+  cands vers;                  /* the versions of one slot, listed */
+  keyv del;                    /* to delete */
+  int64_t count, bytes;        /* what stays */
+} upkeep_ctx;
+
+/* Decides on the versions of one slot: all go when the slot expired;
+** else the newest stays, and the others go once it is 10 minutes
+** old. */
+static void upkeep_group(upkeep_ctx *u) {
+  size_t newest = 0;
+  int expired, superseded;
+  if (u->vers.n == 0) return;
+  for (size_t i = 1; i < u->vers.n; i++)
+    if (u->vers.v[i].mtime > u->vers.v[newest].mtime) newest = i;
+  expired = slot_end(u->vers.v[0].level, u->vers.v[0].start) < u->cutoff;
+  superseded = u->vers.v[newest].mtime >= 0 &&
+               u->vers.v[newest].mtime <= u->now - u->grace;
+  for (size_t i = 0; i < u->vers.n; i++) {
+    if (expired || (i != newest && superseded)) {
+      keyv_add(&u->del, u->vers.v[i].key);
+    } else {
+      u->count++;
+      u->bytes += u->vers.v[i].size;
+    }
   }
-  store_names_free(o.keys, o.n);
+  cands_free(&u->vers);
+}
+
+/* Rollup keys are R0.<service>/<num>/<filter>/<name>; versions of one
+** slot list one after the other. */
+static int upkeep_one(const s3_obj *o, void *arg) {
+  upkeep_ctx *u = arg;
+  const char *slash = strrchr(o->key, '/');
+  size_t glen;
+  cand c;
+  if (slash == NULL || parse_name(slash + 1, &c) != 0) return 0;
+  glen = (size_t)(slash + 1 - o->key) + START_DIGITS + 3; /* "<start>.<level>." */
+  if (glen >= sizeof u->group) return 0;
+  if (strncmp(u->group, o->key, glen) != 0 || u->group[glen] != '\0') {
+    upkeep_group(u);
+    memcpy(u->group, o->key, glen);
+    u->group[glen] = '\0';
+  }
+  c.mtime = o->mtime;
+  c.size = o->size > 0 ? o->size : 0;
+  if (cands_add(&u->vers, c, o->key) != 0) u->del.oom = 1;
+  return u->del.oom;
+}
+
+store_rc store_s3_rollup_upkeep(store_s3 *s, int64_t cutoff, char *err) {
+  upkeep_ctx u = {.cutoff = cutoff, .now = (int64_t)time(NULL),
+                  .grace = s->superseded_grace};
+  store_rc rc = store_s3_list_objs(s, "R0.", NULL, NULL, PAGE_MAX, upkeep_one,
+                                   &u, err);
+  upkeep_group(&u);
+  if (rc == STORE_OK && u.del.oom) rc = store_seterr(err, STORE_NOMEM, "out of memory");
+  if (rc == STORE_OK) {
+    int64_t gone = delete_all(s, &u.del);
+    pthread_mutex_lock(&s->mu);
+    s->rollups = u.count + (int64_t)u.del.n - gone; /* failed deletes stay */
+    s->rollup_bytes = u.bytes;
+    pthread_mutex_unlock(&s->mu);
+  }
+  cands_free(&u.vers);
+  store_names_free(u.del.v, u.del.n);
   return rc;
+}
+
+/* ---- a deleted profile's slots ------------------------------------------------------- */
+
+static int prefix_one(const s3_obj *o, void *arg) {
+  keyv *k = arg;
+  size_t n = strlen(o->key);
+  if (o->size >= 0 || n == 0 || o->key[n - 1] != '/') return 0; /* a key */
+  return keyv_add(k, o->key);
+}
+
+static int key_one(const s3_obj *o, void *arg) {
+  return o->size < 0 ? 0 : keyv_add(arg, o->key);
+}
+
+void store_s3_rollup_forget(store_s3 *s, const store_meta *m) {
+  char *pdir = store_s3_key_dir(m->service, m->type), *rdir = NULL;
+  char err[STORE_ERRMAX], prefix[S3_KEY_MAX + 64];
+  keyv dirs = {0}, keys = {0};
+  if (pdir == NULL || asprintf(&rdir, "R0.%s", pdir + 3) < 0) rdir = NULL;
+  if (rdir == NULL ||
+      store_s3_list_objs(s, rdir, NULL, "/", PAGE_MAX, prefix_one, &dirs, err) != STORE_OK)
+    goto out;
+  for (size_t i = 0; i < dirs.n; i++) {
+    /* "R0.<service>/<num>/<filter or _>/" */
+    size_t n = strlen(dirs.v[i]) - 1, rl = strlen(rdir);
+    char filter[S3_KEY_MAX];
+    if (n <= rl || n - rl >= sizeof filter) continue;
+    memcpy(filter, dirs.v[i] + rl, n - rl);
+    filter[n - rl] = '\0';
+    if (strcmp(filter, "_") == 0) filter[0] = '\0';
+    if (!meta_labels_match(filter, m->labels)) continue;
+    for (int lv = 0; lv < STORE_ROLLUP_LEVELS; lv++) {
+      int64_t start = store_rollup_slot(lv, m->created_at);
+      if (!store_rollup_slot_valid(lv, start)) continue;
+      snprintf(prefix, sizeof prefix, "%s%0*lld.%d.", dirs.v[i], START_DIGITS,
+               (long long)start, lv);
+      (void)store_s3_list_objs(s, prefix, NULL, NULL, PAGE_MAX, key_one, &keys, err);
+    }
+  }
+  delete_all(s, &keys);
+out:
+  store_names_free(dirs.v, dirs.n);
+  store_names_free(keys.v, keys.n);
+  free(pdir);
+  free(rdir);
 }

@@ -1,6 +1,6 @@
 /*
 ** s3_xml.c — the XML of S3 answers, read with expat: ListObjectsV2 pages
-** (keys, sizes, common prefixes, continuation) and error bodies (Code,
+** (keys, sizes, LastModified, common prefixes, continuation) and error bodies (Code,
 ** Message).  Element names are matched without their namespace.
 **
 ** Lists are asked with encoding-type=url, so keys and common prefixes
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <expat.h>
 
@@ -27,7 +28,7 @@ typedef struct xstate {
   char path[4][32];   /* the last elements opened, innermost last */
   int depth;
   s3_buf text;        /* character data of the current element */
-  int64_t size;
+  int64_t size, mtime;
   char *key;
   int encoded;        /* <EncodingType>url</EncodingType> was seen */
   int failed;
@@ -72,6 +73,20 @@ static void copy_to(char *dst, size_t cap, const char *s) {
   dst[cap - 1] = '\0';
 }
 
+/* Unix seconds of an ISO 8601 UTC time as S3 writes LastModified
+** ("2026-12-06T04:22:33.000Z"); -1 when it is not one. */
+static int64_t parse_time(const char *t) {
+  struct tm tm = {0};
+  int n = 0;
+  if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+             &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+      n == 0)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm);
+}
+
 static void on_end(void *ud, const char *name) {
   xstate *x = ud;
   const char *n = local_name(name);
@@ -92,6 +107,8 @@ static void on_end(void *ud, const char *name) {
       if ((x->key = strdup(t)) == NULL) x->failed = 1;
     } else if (strcmp(n, "Size") == 0) {
       x->size = strtoll(t, NULL, 10);
+    } else if (strcmp(n, "LastModified") == 0) {
+      x->mtime = parse_time(t);
     }
   } else if (strcmp(n, "Contents") == 0) {
     s3_list *l = x->l;
@@ -103,12 +120,19 @@ static void on_end(void *ud, const char *name) {
     }
     l->sizes = ns;
     l->sizes[l->nkeys] = x->size;
+    if ((ns = realloc(l->mtimes, (l->nkeys + 1) * sizeof *ns)) == NULL) {
+      x->failed = 1;
+      return;
+    }
+    l->mtimes = ns;
+    l->mtimes[l->nkeys] = x->mtime;
     if (push(&l->keys, &l->nkeys, x->key) != 0) {
       x->failed = 1;
       return;
     }
     x->key = NULL;
     x->size = -1;
+    x->mtime = -1;
   } else if (strcmp(parent, "CommonPrefixes") == 0 && strcmp(n, "Prefix") == 0) {
     char *p = strdup(t);
     if (p == NULL || push(&x->l->prefixes, &x->l->nprefixes, p) != 0) {
@@ -147,6 +171,7 @@ void store_s3_list_clear(s3_list *l) {
   for (size_t i = 0; i < l->nprefixes; i++) free(l->prefixes[i]);
   free(l->keys);
   free(l->sizes);
+  free(l->mtimes);
   free(l->prefixes);
   free(l->next_token);
   memset(l, 0, sizeof *l);
@@ -250,9 +275,10 @@ static int url_decode(char *s) {
   return 0;
 }
 
-/* Drops from v[from..*n) (and sizes, when not NULL) the strings that do
-** not decode: a NUL no C string can carry. */
-static void decode_all(char **v, int64_t *sizes, size_t from, size_t *n) {
+/* Drops from v[from..*n) (and sizes and mtimes, when not NULL) the strings
+** that do not decode: a NUL no C string can carry. */
+static void decode_all(char **v, int64_t *sizes, int64_t *mtimes, size_t from,
+                       size_t *n) {
   size_t w = from;
   for (size_t i = from; i < *n; i++) {
     if (url_decode(v[i]) != 0) {
@@ -260,6 +286,7 @@ static void decode_all(char **v, int64_t *sizes, size_t from, size_t *n) {
       continue;
     }
     if (sizes != NULL) sizes[w] = sizes[i];
+    if (mtimes != NULL) mtimes[w] = mtimes[i];
     v[w++] = v[i];
   }
   *n = w;
@@ -270,14 +297,14 @@ static void decode_all(char **v, int64_t *sizes, size_t from, size_t *n) {
 ** keeps the '/' of prefixes raw, which decodes the same). */
 static void decode_page(s3_list *l, size_t k0, size_t p0, int encoded) {
   if (encoded) {
-    decode_all(l->keys, l->sizes, k0, &l->nkeys);
-    decode_all(l->prefixes, NULL, p0, &l->nprefixes);
+    decode_all(l->keys, l->sizes, l->mtimes, k0, &l->nkeys);
+    decode_all(l->prefixes, NULL, NULL, p0, &l->nprefixes);
   }
   restore(l->next_token);
 }
 
 int store_s3_xml_list(const char *xml, size_t len, s3_list *l) {
-  xstate x = {.l = l, .size = -1};
+  xstate x = {.l = l, .size = -1, .mtime = -1};
   size_t k0 = l->nkeys, p0 = l->nprefixes, n = 0;
   char *clean = sanitize(xml, len, &n);
   int rc;

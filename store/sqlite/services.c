@@ -205,6 +205,7 @@ store_rc store_local_stats(void *impl, store_stats *out) {
     .ingests = atomic_load(&l->ingests),
     .commits = atomic_load(&l->commits),
     .cache_hits = -1, .cache_misses = -1, .cache_bytes = -1,
+    .rollups = -1, .rollup_bytes = -1, .lists = -1,
   };
 out:
   store_local_reader_put(l, r);
