@@ -28,6 +28,7 @@
 
 #include <microhttpd.h>
 
+#include "ingest.h"
 #include "internal.h"
 #include "otlp.h"
 #include "pprof.h"
@@ -56,25 +57,18 @@ static int dropped(const char *key) {
 ** when none fits (type other).  OpenTelemetry's eBPF profiler sends
 ** samples/count with period type cpu; runtimes send pprof's names. */
 static int otlp_type(const char *sample, const char *period) {
-  static const struct { const char *name; meta_type type; } names[] = {
-    {"cpu", META_CPU}, {"samples", META_CPU}, {"process_cpu", META_CPU},
-    {"wall", META_WALL},
-    {"alloc_objects", META_HEAP}, {"alloc_space", META_HEAP},
-    {"inuse_objects", META_HEAP}, {"inuse_space", META_HEAP},
-    {"memory", META_HEAP},
-    {"contentions", META_MUTEX}, {"delay", META_MUTEX}, {"mutex", META_MUTEX},
-    {"lock_count", META_MUTEX}, {"lock_time", META_MUTEX},
-    {"block", META_BLOCK},
-    {"goroutine", META_GOROUTINE}, {"goroutines", META_GOROUTINE},
-    {"threadcreate", META_THREADCREATE},
-  };
   /* "samples" alone says nothing; with a period type it is that kind. */
   if (strcmp(sample, "samples") == 0 && period[0] != '\0' &&
       strcmp(period, "cpu") != 0 && strcmp(period, "samples") != 0)
     sample = period;
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcmp(names[i].name, sample) == 0) return (int)names[i].type;
-  return -1;
+  /* OTel's own names beside the table all doors share (ingest.h): a bare
+  ** sample count is the profiler's cpu samples, and Go's contention
+  ** profiles (contentions, delay) come as mutex */
+  if (strcmp(sample, "samples") == 0) return META_CPU;
+  if (strcmp(sample, "contentions") == 0 || strcmp(sample, "delay") == 0 ||
+      strcmp(sample, "lock_time") == 0)
+    return META_MUTEX;
+  return ingest_type_of_name(sample);
 }
 
 /* Replies status with a google.rpc.Status of code and the message; the
