@@ -166,10 +166,11 @@ char *store_s3_key_dir(const char *service, meta_type type);
 ** 0, or -1 when it is not a profile key of profefe's layout. */
 int store_s3_key_parse(const char *key, store_meta *m);
 
-/* The digest of a profile: created_at's seconds, then 8 bytes of a hash of
-** (bytes, service, type, labels, created_at), so the same profile ingested
-** twice gets the same key. */
-void store_s3_digest(int64_t created_at, const char *service, meta_type type,
+/* The digest of a profile: created_at's seconds, then the first 8 bytes of
+** the SHA-256 of (bytes, service, type, labels, created_at), so the same
+** profile ingested twice gets the same key.  0, or -1 (out untouched) when
+** OpenSSL fails (out of memory). */
+int store_s3_digest(int64_t created_at, const char *service, meta_type type,
                      const char *labels, const void *data, size_t len,
                      char out[META_ID_LEN + 1]);
 

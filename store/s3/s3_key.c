@@ -7,11 +7,15 @@
 ** The digest is a 20-character xid whose first 4 bytes are created_at, so
 ** keys of one service/type sort by time and a list can seek to a time with
 ** start-after.  profefe fills the other 8 bytes with machine/pid/counter;
-** we fill them with a hash of (bytes, service, type, labels, created_at):
-** the same profile ingested twice (a client retry, two nodes behind a load
-** balancer) gets the same key, and the second PUT rewrites identical bytes
-** and answers with the same id.  That is how ingest is idempotent here
-** without any coordination between nodes.
+** we fill them with the first 8 bytes of the SHA-256 of (bytes, service,
+** type, labels, created_at): the same profile ingested twice (a client
+** retry, two nodes behind a load balancer) gets the same key, and the
+** second PUT (If-None-Match, s3_obj.c) finds it there and answers with the
+** same id.  That is how ingest is idempotent here without any
+** coordination between nodes.  A cryptographic hash, so that no one can
+** craft a profile with another's key (the FNV-1a of before was invertible
+** byte by byte: about 2^32 work); keys written with it stay valid ids
+** (only the shape of a key is checked), they just never come again.
 **
 ** Labels are written raw (k=v sorted by key, joined by ','), as profefe
 ** does; we read them back through meta_labels_parse, so a label value that
@@ -21,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "s3_int.h"
 
@@ -137,31 +143,31 @@ int store_s3_id_valid(const char *id) {
   return 1;
 }
 
-/* FNV-1a, 64 bits: the digest needs spread, not secrecy. */
-static uint64_t fnv(uint64_t h, const void *data, size_t len) {
-  const unsigned char *p = data;
-  for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h;
-}
-
 static void put_be(uint8_t *out, uint64_t v, int n) {
   for (int i = 0; i < n; i++) out[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
 }
 
-void store_s3_digest(int64_t created_at, const char *service, meta_type type,
+int store_s3_digest(int64_t created_at, const char *service, meta_type type,
                      const char *labels, const void *data, size_t len,
                      char out[META_ID_LEN + 1]) {
-  uint8_t raw[12], t = (uint8_t)type, when[8];
-  uint64_t h = 0xcbf29ce484222325ULL;
+  uint8_t raw[12], t = (uint8_t)type, when[8], h[EVP_MAX_MD_SIZE];
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  int ok;
   put_be(when, (uint64_t)created_at, 8);
-  h = fnv(h, service, strlen(service) + 1);
-  h = fnv(h, &t, 1);
-  h = fnv(h, labels, strlen(labels) + 1);
-  h = fnv(h, when, sizeof when);
-  h = fnv(h, data, len);
+  /* the NULs end service and labels: no two field lists hash the same */
+  ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+       EVP_DigestUpdate(c, service, strlen(service) + 1) == 1 &&
+       EVP_DigestUpdate(c, &t, 1) == 1 &&
+       EVP_DigestUpdate(c, labels, strlen(labels) + 1) == 1 &&
+       EVP_DigestUpdate(c, when, sizeof when) == 1 &&
+       EVP_DigestUpdate(c, data, len) == 1 &&
+       EVP_DigestFinal_ex(c, h, NULL) == 1;
+  EVP_MD_CTX_free(c);
+  if (!ok) return -1;
   put_be(raw, (uint64_t)(uint32_t)created_at, 4);
-  put_be(raw + 4, h, 8);
+  memcpy(raw + 4, h, 8);
   meta_id_encode(raw, out);
+  return 0;
 }
 
 void store_s3_digest_floor(int64_t t, char out[META_ID_LEN + 1]) {

@@ -8,7 +8,15 @@
 ** created_at already resolved from them: nothing here inflates them again
 ** (a second, unbudgeted inflate doubled an S3 node's peak).  Its metadata
 ** (x-amz-meta-service, -type, -labels, -created_at) is what profefe writes;
-** we never read it back, since the key says everything.
+** we never read it back, since the key says everything.  A value that is
+** not printable ASCII (a UTF-8 service name) is sent RFC 2047-encoded, as
+** AWS itself returns such values: raw, AWS refuses the request.
+**
+** The PUT carries If-None-Match: *, so an object is never replaced: when
+** the key exists (412), the stored bytes are read back and compared.  The
+** same bytes are a repeat (a retry, another node) and answer with the
+** key; other bytes under the same key (a crafted collision, or a foreign
+** writer) are refused and the stored object stays as it was.
 **
 ** Merges fetch up to MERGE_INFLIGHT objects at once (curl multi) and add
 ** each to the merge pipeline (store/mergepipe.h: a second thread decodes)
@@ -26,16 +34,49 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "mergepipe.h"
 #include "s3_int.h"
 
 #define MERGE_INFLIGHT 16
 
-/* "x-amz-meta-NAME: VALUE" (malloc'd), NULL when out of memory. */
+/* "x-amz-meta-NAME: VALUE" (malloc'd), NULL when out of memory; a VALUE
+** with bytes outside printable ASCII as "=?UTF-8?B?<base64>?=". */
 static char *header(const char *name, const char *value) {
-  char *h;
-  if (asprintf(&h, "x-amz-meta-%s: %s", name, value) < 0) return NULL;
+  size_t n = strlen(value);
+  unsigned char *b64 = NULL;
+  char *h = NULL;
+  int plain = 1;
+  for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+    plain &= *p >= 0x20 && *p < 0x7f;
+  if (plain) {
+    if (asprintf(&h, "x-amz-meta-%s: %s", name, value) < 0) h = NULL;
+    return h;
+  }
+  if ((b64 = malloc(4 * (n / 3 + 1) + 1)) == NULL) return NULL;
+  EVP_EncodeBlock(b64, (const unsigned char *)value, (int)n);
+  if (asprintf(&h, "x-amz-meta-%s: =?UTF-8?B?%s?=", name, b64) < 0) h = NULL;
+  free(b64);
   return h;
+}
+
+/* After a 412 to the conditional PUT of key: STORE_OK when the object
+** there holds exactly data, else why not (other bytes: STORE_INVALID). */
+static store_rc same_stored(store_s3 *s, const char *key, const void *data,
+                            size_t len, char *err) {
+  s3_resp r = {0};
+  store_rc rc = store_s3_request(s, "GET", key, NULL, NULL, 0, NULL, len + 1,
+                                 &r, err);
+  if (rc == STORE_TOOBIG || (rc == STORE_OK && r.status == 200 &&
+                             (r.len != len || memcmp(r.body, data, len) != 0)))
+    rc = store_seterr(err, STORE_INVALID,
+                      "another profile is already stored under key %s%s: "
+                      "not overwritten", s->prefix, key);
+  else if (rc == STORE_OK && r.status != 200)
+    rc = store_s3_status_rc(s, "reading back the stored profile", &r, err);
+  store_s3_resp_clear(&r);
+  return rc;
 }
 
 /* 1 when key parses back to the canonical labels it was made of. */
@@ -56,14 +97,14 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
                          char *err) {
   store_s3 *s = impl;
   char digest[META_ID_LEN + 1], when[META_TIME_MAX];
-  char *key = NULL, *h[5] = {0};
+  char *key = NULL, *h[6] = {0};
   int64_t created_at = created_at_hint > 0 ? created_at_hint : (int64_t)time(NULL);
   store_meta m = {0};
   s3_resp r = {0};
   store_rc rc;
 
-  store_s3_digest(created_at, service, type, labels, data, len, digest);
-  if ((key = store_s3_key(service, type, digest, labels)) == NULL) {
+  if (store_s3_digest(created_at, service, type, labels, data, len, digest) != 0 ||
+      (key = store_s3_key(service, type, digest, labels)) == NULL) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
   }
@@ -86,16 +127,20 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
   meta_time_format(created_at, when);
   /* canonical labels: printable ASCII only, safe in a header */
   /* no labels: no header (curl would sign an empty one it does not send) */
-  if ((h[0] = header("service", service)) == NULL ||
-      (h[1] = header("type", meta_type_name(type))) == NULL ||
-      (h[2] = header("created_at", when)) == NULL ||
-      (labels[0] && (h[3] = header("labels", labels)) == NULL)) {
+  if ((h[0] = strdup("If-None-Match: *")) == NULL ||
+      (h[1] = header("service", service)) == NULL ||
+      (h[2] = header("type", meta_type_name(type))) == NULL ||
+      (h[3] = header("created_at", when)) == NULL ||
+      (labels[0] && (h[4] = header("labels", labels)) == NULL)) {
     rc = store_seterr(err, STORE_NOMEM, "out of memory");
     goto out;
   }
   rc = store_s3_request(s, "PUT", key, NULL, data, len, (const char *const *)h,
                         1 << 16, &r, err);
-  if (rc == STORE_OK && r.status != 200)
+  /* 412: the key is there; 409: AWS saw a concurrent conditional PUT of it */
+  if (rc == STORE_OK && (r.status == 412 || r.status == 409))
+    rc = same_stored(s, key, data, len, err);
+  else if (rc == STORE_OK && r.status != 200)
     rc = store_s3_status_rc(s, "storing the profile", &r, err);
   if (rc != STORE_OK) goto out;
   store_s3_count_write(s, 1);
@@ -109,7 +154,7 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
     *out = m;
   }
 out:
-  for (int i = 0; i < 4; i++) free(h[i]);
+  for (int i = 0; i < 5; i++) free(h[i]);
   free(key);
   store_s3_resp_clear(&r);
   return rc;

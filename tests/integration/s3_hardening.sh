@@ -7,6 +7,12 @@
 #     goes on past them to the services after;
 #   - connections are pooled per node: a series of merges leaves (almost)
 #     no socket to radosgw in TIME_WAIT (each merge closed its 16);
+#   - content keys: the digest is SHA-256 (its value checked against
+#     Python's hashlib), the PUT is conditional (If-None-Match: *): other
+#     bytes under an existing key are refused and never overwrite it, the
+#     same bytes again answer with the same id; keys written with the old
+#     FNV-1a digest are listed, read, merged and deleted; a UTF-8 service
+#     name goes RFC 2047-encoded into x-amz-meta-service;
 . "$TESTS_DIR/lib.sh"
 t_init
 s3_start
@@ -85,5 +91,55 @@ done
 tw1=$(tw)
 check "5 merges of 15 profiles: sockets to radosgw in TIME_WAIT $tw0 -> $tw1 (was +75)" test $((tw1 - tw0)) -le 5
 check "the 5 merges gave the same bytes" cmp -s "$T/merge1.pb.gz" "$T/merge5.pb.gz"
+
+# ---- content keys: SHA-256, conditional PUT, old ids -------------------------------------------
+TS=$((NOW - 100))
+retime "$FIXTURES/cpu_003.pb.gz" "$T/sha.pb.gz" $TS
+digest() { # digest SERVICE TYPENUM LABELS TIME FILE sha|fnv: the 20-character xid
+    python3 - "$@" <<'PY'
+import base64, hashlib, sys
+svc, t, labels, when, path, how = sys.argv[1:]
+msg = svc.encode() + b"\0" + bytes([int(t)]) + labels.encode() + b"\0" + int(when).to_bytes(8, "big") + open(path, "rb").read()
+if how == "sha":
+    tail = hashlib.sha256(msg).digest()[:8]
+else:
+    h = 0xcbf29ce484222325
+    for b in msg: h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+    tail = h.to_bytes(8, "big")
+print(base64.b32hexencode(int(when).to_bytes(4, "big") + tail).decode().lower()[:20])
+PY
+}
+SHA_ID=$(ingest "$T/sha.pb.gz" sha cpu "k=v")
+assert_eq "the id's digest is SHA-256 of (service, type, labels, created_at, bytes)" \
+    "P0.sha/1/$(digest sha 0 k=v $TS "$T/sha.pb.gz" sha),k=v" "$SHA_ID"
+assert_eq "the same bytes again: the same id" "$SHA_ID" "$(ingest "$T/sha.pb.gz" sha cpu "k=v")"
+s3curl GET "/t1/$SHA_ID" -o "$T/got.pb.gz"
+check "the object holds the profile" cmp -s "$T/sha.pb.gz" "$T/got.pb.gz"
+# other bytes under that key (what a crafted collision would be): refused, kept
+code=$(s3curl PUT "/t1/$SHA_ID" -o /dev/null -w '%{http_code}' --data-binary @"$FIXTURES/cpu_009.pb.gz")
+assert_eq "a foreign writer puts other bytes under the key" 200 "$code"
+http POST "$A/api/0/profiles?service=sha&type=cpu&labels=k=v" --data-binary @"$T/sha.pb.gz"
+assert_eq "ingest onto a key holding other bytes: refused" 400 "$HTTP_STATUS"
+assert_contains "refused: the reason" "$HTTP_BODY" "another profile is already stored under key t1/$SHA_ID: not overwritten"
+s3curl GET "/t1/$SHA_ID" -o "$T/got2.pb.gz"
+check "the stored object was not overwritten" cmp -s "$FIXTURES/cpu_009.pb.gz" "$T/got2.pb.gz"
+# a key written with the old FNV-1a digest: listed, read, merged, deleted
+retime "$FIXTURES/cpu_004.pb.gz" "$T/fnv.pb.gz" $((TS + 1))
+FNV_ID="P0.sha/1/$(digest sha 0 k=v $((TS + 1)) "$T/fnv.pb.gz" fnv),k=v"
+code=$(s3curl PUT "/t1/$FNV_ID" -o /dev/null -w '%{http_code}' --data-binary @"$T/fnv.pb.gz")
+assert_eq "an object under an old FNV-1a key" 200 "$code"
+QS="service=sha&type=cpu&from=$(utc $((TS + 1)))&to=$(utc $((TS + 1)))"
+http GET "$A/api/0/profiles?$QS"
+assert_eq "old key listed" "$FNV_ID" "$(ids_of)"
+curl -s -o "$T/fnvget.pb.gz" "$A/api/0/profiles/$(esc "$FNV_ID")"
+check "old key read" cmp -s "$T/fnv.pb.gz" "$T/fnvget.pb.gz"
+assert_eq "old key merged" 200 "$(status_of "$A/api/0/profiles/merge?$QS")"
+assert_eq "old key deleted" 200 "$(status_of -X DELETE "$A/api/0/profiles/$(esc "$FNV_ID")")"
+assert_eq "old key gone" 404 "$(status_of "$A/api/0/profiles/$(esc "$FNV_ID")")"
+# UTF-8 in the service: RFC 2047 in the header, the key as is
+U_ID=$(ingest "$T/sha.pb.gz" "caf%C3%A9" cpu)
+assert_eq "UTF-8 service ingested" "P0.café" "${U_ID%%/1/*}"
+s3curl GET "/t1/$U_ID" -D "$T/uhdr" -o /dev/null
+assert_contains "x-amz-meta-service RFC 2047-encoded" "$(tr -d '\r' <"$T/uhdr" | grep -i '^x-amz-meta-service:')" "=?UTF-8?B?Y2Fmw6k=?="
 
 t_done

@@ -85,7 +85,11 @@ static void test_round_trip(void) {
 
 static void test_digest(void) {
   char a[META_ID_LEN + 1], b[META_ID_LEN + 1], f[META_ID_LEN + 1];
-  store_s3_digest(1795556966, "web", META_CPU, "k=v", "bytes", 5, a);
+  CHECK(store_s3_digest(1795556966, "web", META_CPU, "k=v", "bytes", 5, a) == 0);
+  /* SHA-256, as Python's hashlib computes it: the time's 4 bytes, then the
+  ** first 8 of sha256(b"web\0" + bytes([0]) + b"k=v\0" + the time's 8
+  ** bytes big-endian + b"bytes"), in xid's base32hex */
+  CHECK_STR(a, "dc30cpguq755l8al44m0");
   store_s3_digest(1795556966, "web", META_CPU, "k=v", "bytes", 5, b);
   CHECK_STR(a, b); /* same profile, same key: idempotent ingest */
   CHECK(meta_id_valid(a) && meta_id_time(a) == 1795556966);
