@@ -267,4 +267,76 @@ size_t pprof_builder_count(const pprof_builder *b);
 pprof_rc pprof_builder_encode(const pprof_builder *b, void **out, size_t *len,
                               char err[PPROF_ERRMAX]);
 
+/* ---- stacks: a profile read back for views (stacks.c) ------------------------
+**
+** What flame graphs, folded stacks and top tables need of a profile: its
+** sample types, and per sample its values and its stack as function names,
+** root first, the lines of inlined functions as frames of their own
+** (outermost first, as `go tool pprof -traces` shows them).  A location
+** without lines, or whose function has no name, is the frame "0x<address>"
+** (lowercase hex).  Frame names are deduplicated: equal names have one
+** number.  A pprof_stacks owns copies of everything (the input buffer may
+** be freed); it is read-only once decoded, so threads may share it. */
+
+typedef struct pprof_stacks pprof_stacks;
+
+/* Inflates, decodes and validates buf as pprof_decode does (an empty
+** profile is accepted).  On success *out is set (free with
+** pprof_stacks_free); on failure *out is unchanged and err says why. */
+pprof_rc pprof_stacks_decode(const void *buf, size_t len, size_t max_inflate,
+                             pprof_stacks **out, char err[PPROF_ERRMAX]);
+
+/* Frees s; accepts NULL. */
+void pprof_stacks_free(pprof_stacks *s);
+
+/* Number of sample types, and type i's name and unit ("cpu",
+** "nanoseconds"); the strings belong to s. */
+size_t pprof_stacks_ntypes(const pprof_stacks *s);
+const char *pprof_stacks_type(const pprof_stacks *s, size_t i);
+const char *pprof_stacks_unit(const pprof_stacks *s, size_t i);
+
+/* The sample type pprof shows by default: the one named by
+** default_sample_type, else the last.  Precondition: ntypes > 0. */
+size_t pprof_stacks_default_type(const pprof_stacks *s);
+
+/* Header fields (0 when unset). */
+int64_t pprof_stacks_time_nanos(const pprof_stacks *s);
+/* The file and build id of the first mapping, and comment i ("" / NULL
+** when missing; the strings belong to s). */
+const char *pprof_stacks_main_file(const pprof_stacks *s);
+const char *pprof_stacks_build_id(const pprof_stacks *s);
+const char *pprof_stacks_comment(const pprof_stacks *s, size_t i);
+int64_t pprof_stacks_duration_nanos(const pprof_stacks *s);
+
+/* A frame number with this bit set is a line of an inlined call (not the
+** outermost line of its location); mask it off for pprof_stacks_name. */
+#define PPROF_FRAME_INLINED 0x80000000u
+
+/* Number of samples; sample i's frames (numbers for pprof_stacks_name,
+** root first) in *n and the returned array (belongs to s); its value of
+** sample type t; 1 when it carries the label pprof::base (a sample of the
+** base side of a diff, whose values are negated). */
+size_t pprof_stacks_nsamples(const pprof_stacks *s);
+const uint32_t *pprof_stacks_frames(const pprof_stacks *s, size_t i,
+                                    size_t *n);
+int64_t pprof_stacks_value(const pprof_stacks *s, size_t i, size_t t);
+int pprof_stacks_is_base(const pprof_stacks *s, size_t i);
+
+/* Number of distinct frame names, and name k (NUL-terminated, belongs to
+** s). */
+size_t pprof_stacks_nnames(const pprof_stacks *s);
+const char *pprof_stacks_name(const pprof_stacks *s, uint32_t k);
+
+/* ---- diff (diff.c) -----------------------------------------------------------
+**
+** The profile `go tool pprof -diff_base BASE TARGET` reads: target's
+** samples, then base's with their values negated and the label
+** pprof::base=true (which pprof uses for the total of percentages), merged
+** with pprof_merge's semantics.  Sample and period types must match
+** (PPROF_EMISMATCH naming both).  On success *out (malloc'd gzip pprof,
+** caller frees) and *len are set; else they are unchanged. */
+pprof_rc pprof_diff(const void *base, size_t blen, const void *target,
+                    size_t tlen, size_t max_inflate, void **out, size_t *len,
+                    char err[PPROF_ERRMAX]);
+
 #endif /* PROFEFS_PPROF_H */
