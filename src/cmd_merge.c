@@ -1,7 +1,8 @@
 /*
 ** cmd_merge.c — `profefs merge FILE... > merged.pb.gz`: the server's merge
 ** (proto/pprof.h), offline.  Files are added one at a time, so memory grows
-** with distinct stacks, not with the number of files.
+** with distinct stacks, not with the number of files.  --format renders
+** the merge as the server's views do (view/view.h).
 */
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 
 #include "cli.h"
 #include "pprof.h"
+#include "view.h"
 
 static const char usage[] =
   "Usage: profefs merge [-o OUT] FILE...\n"
@@ -22,6 +24,9 @@ static const char usage[] =
   "it is not a terminal. FILE may be - for standard input.\n"
   "\n"
   "  -o, --output OUT      write the merged profile to OUT\n"
+  "      --format F        pprof (default), folded, svg, top or json: the\n"
+  "                        views of the server's format= parameter\n"
+  "      --sample NAME     sample type of the views (default: pprof's)\n"
   "      --max-inflate N   limit on each file's inflated size (default 256M)\n"
   "  -h, --help            show this help\n";
 
@@ -44,10 +49,15 @@ int cmd_merge(int argc, char **argv) {
   static const struct option longopts[] = {
     { "output", required_argument, NULL, 'o' },
     { "max-inflate", required_argument, NULL, 'I' },
+    { "format", required_argument, NULL, 'F' },
+    { "sample", required_argument, NULL, 'S' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *output = NULL;
+  const char *output = NULL, *sample = NULL;
+  view_format fmt = VIEW_PPROF;
+  char verr[VIEW_ERRMAX];
+  void *rendered = NULL;
   size_t max_inflate = 0;
   pprof_merge *m = NULL;
   void *out = NULL;
@@ -63,12 +73,17 @@ int cmd_merge(int argc, char **argv) {
         if (cli_parse_size(optarg, &max_inflate) != 0)
           return cli_usage_error("merge", "invalid size '%s'", optarg);
         break;
+      case 'F':
+        if (view_format_parse(optarg, &fmt) != 0)
+          return cli_usage_error("merge", "unknown format '%s'", optarg);
+        break;
+      case 'S': sample = optarg; break;
       case 'h': fputs(usage, stdout); return 0;
       default: return cli_usage_error("merge", "unknown option");
     }
   }
   if (optind >= argc) return cli_usage_error("merge", "no input files");
-  if (output == NULL && isatty(STDOUT_FILENO))
+  if (output == NULL && fmt == VIEW_PPROF && isatty(STDOUT_FILENO))
     return cli_usage_error("merge", "refusing to write a binary profile to a "
                            "terminal; redirect standard output or use -o");
 
@@ -97,6 +112,15 @@ int cmd_merge(int argc, char **argv) {
   if (pprof_merge_result(m, &out, &outlen, err) != PPROF_OK) {
     merge_error("%s", err);
     goto out;
+  }
+  if (fmt != VIEW_PPROF) {
+    if (view_render(out, outlen, fmt, sample, NULL, &rendered, &outlen,
+                    verr) != VIEW_OK) {
+      merge_error("%s", verr);
+      goto out;
+    }
+    free(out);
+    out = rendered;
   }
   f = output ? fopen(output, "wb") : stdout;
   if (f == NULL) {
