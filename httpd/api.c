@@ -312,16 +312,18 @@ static store_rc timed_merge(httpd_req *r, const store_query *q,
   return rc;
 }
 
-/* GET /api/0/profiles/merge?service&type&from&to[&labels][&limit] */
+/* GET /api/0/profiles/merge?service&type&from&to[&labels][&limit]
+** [&format][&sample] */
 static void api_merge(httpd_req *r, httpd_reply *out)
 {
-  char err[STORE_ERRMAX] = "", *labels = NULL;
+  char err[STORE_ERRMAX] = "", *labels = NULL, *title = NULL;
   void *data = NULL;
   size_t len = 0;
   store_query q;
   store_rc rc;
+  view_format f;
 
-  if (query_args(r, &q, &labels, out))
+  if (httpd_view_format(r, &f, out) || query_args(r, &q, &labels, out))
     goto out;
   if (q.type == META_TRACE) {
     httpd_reply_error(out, 405, "tracing profiles are not mergeable");
@@ -332,8 +334,10 @@ static void api_merge(httpd_req *r, httpd_reply *out)
     reply_store_error(out, rc, err);
     goto out;
   }
-  httpd_reply_bytes(out, data, len, meta_type_name(q.type));
+  title = f == VIEW_SVG ? httpd_view_title(r) : NULL;
+  httpd_reply_view(r, out, f, data, len, meta_type_name(q.type), title);
 out:
+  free(title);
   free(labels);
 }
 
@@ -426,7 +430,8 @@ fail:
 }
 
 /* GET /api/0/profiles/<id>: the stored bytes;
-** GET /api/0/profiles/<id1>+<id2>+...: those profiles merged. */
+** GET /api/0/profiles/<id1>+<id2>+...: those profiles merged;
+** either with [&format][&sample]. */
 static void api_get(httpd_req *r, httpd_reply *out)
 {
   const char *rest = r->path + strlen(PROFILES_PATH "/");
@@ -434,8 +439,9 @@ static void api_get(httpd_req *r, httpd_reply *out)
   void *data = NULL;
   size_t n = 0, len = 0;
   store_rc rc;
+  view_format f;
 
-  if (split_ids(r, &ids, &n, out))
+  if (httpd_view_format(r, &f, out) || split_ids(r, &ids, &n, out))
     return;
   if (n == 1)
     rc = store_get(httpd_store(r->h), ids[0], NULL, &data, &len, err);
@@ -447,7 +453,7 @@ static void api_get(httpd_req *r, httpd_reply *out)
   else if (rc != STORE_OK)
     reply_store_error(out, rc, err);
   else
-    httpd_reply_bytes(out, data, len, rest);
+    httpd_reply_view(r, out, f, data, len, rest, rest);
   store_names_free(ids, n);
 }
 
@@ -529,6 +535,27 @@ static void api_metrics(httpd_req *r, httpd_reply *out)
   out->len = len;
 }
 
+/* ---- shared with views.c (internal.h) ------------------------------------------ */
+
+int httpd_query_args(httpd_req *r, store_query *q, char **labels,
+                     httpd_reply *out)
+{
+  return query_args(r, q, labels, out);
+}
+
+int httpd_time_arg(httpd_req *r, const char *key, int required,
+                   int64_t *out_t, httpd_reply *out)
+{
+  return time_arg(r, key, required, out_t, out);
+}
+
+store_rc httpd_timed_merge(httpd_req *r, const store_query *q,
+                           const char *const *ids, size_t n, void **data,
+                           size_t *len, char *err)
+{
+  return timed_merge(r, q, ids, n, data, len, err);
+}
+
 /* ---- routing ----------------------------------------------------------------- */
 
 typedef struct route {
@@ -546,6 +573,7 @@ static const route routes[] = {
   {PROFILES_PATH, 0, api_find, api_ingest, ingest_begin, NULL,
    "GET, HEAD, POST"},
   {PROFILES_PATH "/merge", 0, api_merge, NULL, NULL, NULL, "GET, HEAD"},
+  {PROFILES_PATH "/diff", 0, httpd_api_diff, NULL, NULL, NULL, "GET, HEAD"},
   {PROFILES_PATH "/", 1, api_get, NULL, NULL, api_delete,
    "GET, HEAD, DELETE"},
   {"/api/0/services", 0, api_services, NULL, NULL, NULL, "GET, HEAD"},

@@ -10,6 +10,7 @@
 **   metrics.c  counters and the Prometheus text of /debug/metrics
 **   otlp.c     POST /v1development/profiles (OTLP/HTTP profiles export)
 **   pyroscope.c  Pyroscope's /ingest and Connect push (onto store_ingest)
+**   views.c    format= / sample= (view/view.h) and GET /api/0/profiles/diff
 **
 ** A request is handled in the thread of its connection (libmicrohttpd's
 ** thread-per-connection mode), so handlers may block on the store.  The only
@@ -26,6 +27,7 @@
 #include <jansson.h>
 
 #include "httpd.h"
+#include "view.h"
 
 typedef struct httpd_metrics httpd_metrics;
 typedef struct httpd_req httpd_req;
@@ -119,6 +121,18 @@ unsigned httpd_status_of(store_rc rc);
 ** phrased like profefe's; the reason of a 5xx goes to the log only. */
 void httpd_reply_store_error(httpd_reply *out, store_rc rc, const char *err);
 
+/* For views.c: api.c's parsing of the query of a merge (service, type,
+** from, to, labels, limit; q->labels points to *labels, caller frees) and
+** of one time argument, and its timed merge (q, or the n ids).  The
+** parsers return 0, or -1 after replying 400. */
+int httpd_query_args(httpd_req *r, store_query *q, char **labels,
+                     httpd_reply *out);
+int httpd_time_arg(httpd_req *r, const char *key, int required,
+                   int64_t *out_t, httpd_reply *out);
+store_rc httpd_timed_merge(httpd_req *r, const store_query *q,
+                           const char *const *ids, size_t n, void **data,
+                           size_t *len, char *err);
+
 /* ---- pyroscope.c ------------------------------------------------------------- */
 
 /* POST /ingest (Pyroscope's HTTP ingest), called with the whole body. */
@@ -128,6 +142,27 @@ void httpd_pyroscope_ingest(httpd_req *r, httpd_reply *out);
 ** Connect error shape), then with the whole body. */
 void httpd_pyroscope_push_begin(httpd_req *r);
 void httpd_pyroscope_push(httpd_req *r, httpd_reply *out);
+
+/* ---- views.c ----------------------------------------------------------------- */
+
+/* The format= argument of r in *f (pprof when absent): 0, or -1 after
+** replying 400 naming the formats. */
+int httpd_view_format(httpd_req *r, view_format *f, httpd_reply *out);
+
+/* Replies the view f (with r's sample=) of the profile data (malloc'd,
+** ownership taken): pprof as httpd_reply_bytes(filename), the others
+** inline with their content type; a bad sample type or profile is a 400
+** with the reason (logged). title heads an svg (may be NULL). */
+void httpd_reply_view(httpd_req *r, httpd_reply *out, view_format f,
+                      void *data, size_t len, const char *filename,
+                      const char *title);
+
+/* "service type [labels] from..to" of a merge request (malloc'd, caller
+** frees; NULL when out of memory). */
+char *httpd_view_title(httpd_req *r);
+
+/* GET /api/0/profiles/diff. */
+void httpd_api_diff(httpd_req *r, httpd_reply *out);
 
 /* ---- json.c ------------------------------------------------------------------ */
 
