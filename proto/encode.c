@@ -23,7 +23,7 @@ pprof_rc pprof_pack_gzip(const Perftools__Profiles__Profile *msg, void **out,
   if (raw == NULL)
     return PPROF_ENOMEM;
   perftools__profiles__profile__pack(msg, raw);
-  rc = pprof_gzip(raw, n, out, len);
+  rc = pprof_gzip(raw, n, PPROF_GZIP_MERGE, out, len);
   free(raw);
   return rc;
 }
@@ -31,7 +31,7 @@ pprof_rc pprof_pack_gzip(const Perftools__Profiles__Profile *msg, void **out,
 pprof_rc pprof_compress(const void *in, size_t len, void **out,
                         size_t *outlen) {
   assert((in != NULL || len == 0) && out != NULL && outlen != NULL);
-  return pprof_gzip(in, len, out, outlen);
+  return pprof_gzip(in, len, PPROF_GZIP_FAST, out, outlen);
 }
 
 pprof_rc pprof_decompress(const void *in, size_t len, size_t limit, budget *b,

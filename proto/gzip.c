@@ -22,7 +22,6 @@
 
 #define GZIP_MIN 18 /* 10-byte header + empty deflate block + 8-byte trailer */
 #define DEFLATE_MAX_RATIO 1032
-#define GZIP_LEVEL 6
 
 int pprof_is_gzip(const void *buf, size_t len) {
   const unsigned char *b = buf;
@@ -119,13 +118,14 @@ pprof_rc pprof_gunzip(struct libdeflate_decompressor *d, const void *in,
   return PPROF_OK;
 }
 
-pprof_rc pprof_gzip(const void *in, size_t len, void **out, size_t *outlen) {
+pprof_rc pprof_gzip(const void *in, size_t len, int level, void **out,
+                    size_t *outlen) {
   struct libdeflate_compressor *c;
   size_t bound, n;
   void *buf;
 
   assert(out != NULL && outlen != NULL);
-  c = libdeflate_alloc_compressor(GZIP_LEVEL);
+  c = libdeflate_alloc_compressor(level);
   if (c == NULL)
     return PPROF_ENOMEM;
   bound = libdeflate_gzip_compress_bound(c, len);
