@@ -2,8 +2,9 @@
 ** otlp.c — OTLP profiles (v1development) to pprof; see otlp.h for the
 ** mapping of the tables.
 **
-** A request is decoded whole by protobuf-c through a counting allocator (the
-** arena), which takes the memory from the budget and stops at max_mem.
+** A request is decoded whole by protobuf-c into an arena (bump allocation
+** in chunks taken from the budget, at most max_mem), and each profile is
+** converted in a second arena, emptied after it (also at most max_mem).
 ** Each profile is then converted in two passes over its samples:
 **   1. check every index against its table and number, in order of first
 **      use, the strings, mappings, functions and locations the profile
@@ -35,53 +36,79 @@ typedef Perftools__Profiles__Line PLine;
 typedef Perftools__Profiles__Label PLabel;
 typedef Perftools__Profiles__ValueType PValueType;
 
-/* ---- the arena: protobuf-c's allocator, bounded and budgeted ------------- */
+/* ---- arenas: bump allocation, bounded and budgeted -------------------------
+**
+** protobuf-c makes one allocation per message and array of a request (a
+** few hundred for one CPU profile); malloc and free of each were a third
+** of the door's CPU.  An arena hands out slices of chunks it takes from
+** the budget and frees nothing until arena_reset. */
 
-#define ARENA_HDR 16            /* keeps malloc's alignment; holds the size */
-#define ARENA_STEP ((size_t)1 << 20)
+#define ARENA_ALIGN 16
+#define ARENA_MIN ((size_t)16 << 10)   /* first chunk; doubling to ARENA_MAX */
+#define ARENA_MAX ((size_t)1 << 20)
+
+typedef struct chunk {
+  struct chunk *next;
+  size_t size, used;                  /* bytes of data[] */
+  _Alignas(ARENA_ALIGN) unsigned char data[];
+} chunk;
 
 typedef struct arena {
   budget *b;
-  size_t used, held, max;
+  size_t held, max;             /* bytes of chunks (taken from b); bound */
+  chunk *head;                  /* the chunk being filled, then older ones */
   otlp_rc fail;                 /* why an allocation failed; OTLP_OK: none did */
 } arena;
 
 static void *arena_alloc(void *data, size_t n) {
   arena *a = data;
-  size_t total = n + ARENA_HDR, want;
-  unsigned char *p;
+  chunk *c = a->head;
+  size_t size;
 
-  if (n > a->max || a->used + total > a->max) {
-    a->fail = OTLP_ETOOBIG;
-    return NULL;
-  }
-  if (a->used + total > a->held) {
-    want = (a->used + total - a->held + ARENA_STEP - 1) / ARENA_STEP * ARENA_STEP;
-    if (budget_reserve(a->b, want) != 0) {
+  n = (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+  if (c == NULL || c->size - c->used < n) {
+    size = c == NULL ? ARENA_MIN : c->size * 2;
+    if (size > ARENA_MAX) size = ARENA_MAX;
+    if (size < n) size = n;
+    if (n > a->max || a->held + size > a->max) {
+      a->fail = OTLP_ETOOBIG;
+      return NULL;
+    }
+    if (budget_reserve(a->b, size) != 0) {
       a->fail = OTLP_EBUSY;
       return NULL;
     }
-    a->held += want;
+    if ((c = malloc(sizeof *c + size)) == NULL) {
+      budget_release(a->b, size);
+      a->fail = OTLP_ENOMEM;
+      return NULL;
+    }
+    a->held += size;
+    c->size = size;
+    c->used = 0;
+    c->next = a->head;
+    a->head = c;
   }
-  if ((p = malloc(total)) == NULL) {
-    a->fail = OTLP_ENOMEM;
-    return NULL;
-  }
-  memcpy(p, &total, sizeof total);
-  a->used += total;
-  return p + ARENA_HDR;
+  c->used += n;
+  return c->data + c->used - n;
 }
 
+/* protobuf-c's free: the memory goes back with arena_reset. */
 static void arena_free(void *data, void *ptr) {
-  arena *a = data;
-  unsigned char *p = ptr;
-  size_t total;
+  (void)data;
+  (void)ptr;
+}
 
-  if (p == NULL) return;
-  p -= ARENA_HDR;
-  memcpy(&total, p, sizeof total);
-  a->used -= total;
-  free(p);
+/* Frees every chunk and gives the memory back to the budget. */
+static void arena_reset(arena *a) {
+  chunk *c, *next;
+  for (c = a->head; c != NULL; c = next) {
+    next = c->next;
+    free(c);
+  }
+  a->head = NULL;
+  budget_release(a->b, a->held);
+  a->held = 0;
 }
 
 /* calloc through the arena (arrays of n elements of size sz). */
@@ -106,7 +133,8 @@ typedef struct table {
 } table;
 
 typedef struct conv {
-  arena *a;
+  arena *a;            /* the request's: its decoded form, the marks */
+  arena *p;            /* one profile's conversion, reset after each */
   const Otlp__ProfilesDictionary *d;
   table str, map, fn, loc, attr;
   uint32_t gen;
@@ -120,11 +148,6 @@ static int table_init(conv *c, table *t, size_t n) {
   t->mark = arena_calloc(c->a, n, sizeof *t->mark);
   t->order = arena_calloc(c->a, n, sizeof *t->order);
   return t->mark != NULL && t->order != NULL ? 0 : -1;
-}
-
-static void table_free(conv *c, table *t) {
-  arena_free(c->a, t->mark);
-  arena_free(c->a, t->order);
 }
 
 /* The id of entry i this profile, giving it the next one on first use. */
@@ -277,15 +300,8 @@ typedef struct built {
   char *text;           /* extra strings of numbers formatted as text */
 } built;
 
-static void built_free(conv *c, built *b) {
-  void *v[] = { b->samples, b->samplep, b->locs, b->locp, b->lines, b->linep,
-                b->fns, b->fnp, b->maps, b->mapp, b->labels, b->labelp,
-                b->locids, b->values, b->strs, b->text };
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) arena_free(c->a, v[i]);
-}
-
 static int built_alloc(conv *c, built *b, size_t nsamples) {
-#define ALLOC(f, n) ((b->f = arena_calloc(c->a, (n), sizeof *b->f)) != NULL)
+#define ALLOC(f, n) ((b->f = arena_calloc(c->p, (n), sizeof *b->f)) != NULL)
   return ALLOC(samples, nsamples) && ALLOC(samplep, nsamples) &&
          ALLOC(locs, c->loc.used) && ALLOC(locp, c->loc.used) &&
          ALLOC(lines, c->nlines) && ALLOC(linep, c->nlines) &&
@@ -522,8 +538,8 @@ static int attrs_build(conv *c, attrs *a, const Otlp__Resource *r,
   a->cap = nr + p->n_attribute_indices;
   a->n = 0;
   a->service = NULL;
-  a->v = arena_calloc(c->a, a->cap, sizeof *a->v);
-  a->text = arena_calloc(c->a, a->cap, 32);
+  a->v = arena_calloc(c->p, a->cap, sizeof *a->v);
+  a->text = arena_calloc(c->p, a->cap, 32);
   if (a->v == NULL || a->text == NULL) return -1;
   for (size_t i = 0; i < nr; i++) {
     const Otlp__KeyValue *kv = r->attributes[i];
@@ -573,10 +589,10 @@ static int one_profile(conv *c, const Otlp__Resource *r, const Otlp__Profile *p,
   if (built_alloc(c, &b, p->n_samples) != 0) goto out;
   fill_profile(c, &b, p);
   rawlen = perftools__profiles__profile__get_packed_size(&b.prof);
-  if ((raw = arena_alloc(c->a, rawlen ? rawlen : 1)) == NULL) goto out;
+  if ((raw = arena_alloc(c->p, rawlen ? rawlen : 1)) == NULL) goto out;
   perftools__profiles__profile__pack(&b.prof, raw);
   if (pprof_compress(raw, rawlen, &gz, &gzlen) != PPROF_OK) {
-    c->a->fail = OTLP_ENOMEM;
+    c->p->fail = OTLP_ENOMEM;
     goto out;
   }
   memset(&out, 0, sizeof out);
@@ -594,19 +610,17 @@ static int one_profile(conv *c, const Otlp__Resource *r, const Otlp__Profile *p,
   if (rc == 1 && c->err[0] == '\0') bad(c, "refused");
 out:
   free(gz);
-  arena_free(c->a, raw);
-  arena_free(c->a, at.v);
-  arena_free(c->a, at.text);
-  built_free(c, &b);
+  if (rc >= 0) arena_reset(c->p);  /* else the caller reads p->fail first */
   return rc;
 }
 
 /* ---- the request ------------------------------------------------------------------ */
 
-static int conv_init(conv *c, arena *a, const Otlp__ProfilesDictionary *d,
-                     char *err) {
+static int conv_init(conv *c, arena *a, arena *p,
+                     const Otlp__ProfilesDictionary *d, char *err) {
   memset(c, 0, sizeof *c);
   c->a = a;
+  c->p = p;
   c->d = d;
   c->err = err;
   return table_init(c, &c->str, d->n_string_table) ||
@@ -616,18 +630,10 @@ static int conv_init(conv *c, arena *a, const Otlp__ProfilesDictionary *d,
          table_init(c, &c->attr, d->n_attribute_table) ? -1 : 0;
 }
 
-static void conv_free(conv *c) {
-  table_free(c, &c->str);
-  table_free(c, &c->map);
-  table_free(c, &c->fn);
-  table_free(c, &c->loc);
-  table_free(c, &c->attr);
-}
-
 static otlp_rc arena_error(const arena *a, char *err) {
   switch (a->fail) {
   case OTLP_ETOOBIG:
-    snprintf(err, OTLP_ERRMAX, "request too big: decoding it takes more than "
+    snprintf(err, OTLP_ERRMAX, "request too big: reading it takes more than "
              "%zu bytes", a->max);
     return OTLP_ETOOBIG;
   case OTLP_EBUSY:
@@ -644,6 +650,7 @@ otlp_rc otlp_read(const void *buf, size_t len, size_t max_mem, budget *b,
                   char err[OTLP_ERRMAX]) {
   static const Otlp__ProfilesDictionary empty = OTLP__PROFILES_DICTIONARY__INIT;
   arena a = { .b = b, .max = max_mem, .fail = OTLP_OK };
+  arena p = { .b = b, .max = max_mem, .fail = OTLP_OK };
   ProtobufCAllocator alloc = { arena_alloc, arena_free, &a };
   Otlp__ExportProfilesServiceRequest *req;
   char scratch[OTLP_ERRMAX], perr[OTLP_ERRMAX] = "";
@@ -653,6 +660,7 @@ otlp_rc otlp_read(const void *buf, size_t len, size_t max_mem, budget *b,
   assert(each != NULL && res != NULL);
   memset(res, 0, sizeof *res);
   if (err == NULL) err = scratch;
+  /* Never freed message by message: arena_reset frees it whole. */
   req = otlp__export_profiles_service_request__unpack(&alloc, len, buf);
   if (req == NULL) {
     /* protobuf-c says nothing of why: a failed allocation set a.fail,
@@ -666,9 +674,9 @@ otlp_rc otlp_read(const void *buf, size_t len, size_t max_mem, budget *b,
     }
     goto out;
   }
-  if (conv_init(&c, &a, req->dictionary ? req->dictionary : &empty, perr) != 0) {
+  if (conv_init(&c, &a, &p, req->dictionary ? req->dictionary : &empty,
+                perr) != 0) {
     rc = arena_error(&a, err);
-    conv_free(&c);
     goto out;
   }
   for (size_t i = 0; i < req->n_resource_profiles && rc == OTLP_OK; i++) {
@@ -679,7 +687,7 @@ otlp_rc otlp_read(const void *buf, size_t len, size_t max_mem, budget *b,
         int one = one_profile(&c, rp->resource, sp->profiles[k], each, arg);
         res->profiles++;
         if (one < 0) {
-          rc = arena_error(&a, err);
+          rc = arena_error(p.fail != OTLP_OK ? &p : &a, err);
         } else if (one > 0) {
           if (res->rejected++ == 0)
             snprintf(res->first_error, OTLP_ERRMAX, "profile %zu: %.200s",
@@ -688,11 +696,9 @@ otlp_rc otlp_read(const void *buf, size_t len, size_t max_mem, budget *b,
       }
     }
   }
-  conv_free(&c);
 out:
-  if (req != NULL)
-    otlp__export_profiles_service_request__free_unpacked(req, &alloc);
-  budget_release(b, a.held);
+  arena_reset(&p);
+  arena_reset(&a);
   return rc;
 }
 

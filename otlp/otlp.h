@@ -23,10 +23,10 @@
 **   their unit, other scalars as strings, arrays and maps dropped);
 **   time_unix_nano, duration_nano, period_type and period as in pprof.
 **
-** Memory: decoding takes what protobuf-c allocates for the request from
-** the budget given (in 1 MiB steps) and never more than max_mem bytes, so a
-** request that would expand past it fails with OTLP_ETOOBIG before it is
-** held; one converted profile at a time exists besides.
+** Memory: the decoded request is held in chunks taken from the budget
+** given and never more than max_mem bytes, so a request that would expand
+** past it fails with OTLP_ETOOBIG before it is held; one profile at a time
+** is converted, in at most max_mem bytes more, plus its gzip pprof.
 **
 ** Errors: functions return an otlp_rc and, where they take err, write a
 ** one-line reason for a user there (err may be NULL).
