@@ -22,16 +22,26 @@ typedef struct item {
 struct fs_dirset {
   pthread_mutex_t lock;
   item *head;
+  budget *b;  /* each item's item_cost taken from it */
 };
 
-fs_dirset *fs_dirset_new(void) {
+fs_dirset *fs_dirset_new(budget *b) {
   fs_dirset *ds = calloc(1, sizeof *ds);
 
-  if (ds != NULL) pthread_mutex_init(&ds->lock, NULL);
+  if (ds != NULL) {
+    pthread_mutex_init(&ds->lock, NULL);
+    ds->b = b;
+  }
   return ds;
 }
 
-static void item_free(item *it) {
+/* What an item of key holds, about. */
+static size_t item_cost(const char *key) {
+  return sizeof(item) + strlen(key) + 1;
+}
+
+static void item_free(fs_dirset *ds, item *it) {
+  budget_release(ds->b, item_cost(it->key));
   free(it->key);
   free(it);
 }
@@ -42,7 +52,7 @@ void fs_dirset_free(fs_dirset *ds) {
   if (ds == NULL) return;
   for (it = ds->head; it != NULL; it = next) {
     next = it->next;
-    item_free(it);
+    item_free(ds, it);
   }
   pthread_mutex_destroy(&ds->lock);
   free(ds);
@@ -75,7 +85,12 @@ int fs_dirset_add(fs_dirset *ds, const char *service, const char *type,
   pthread_mutex_lock(&ds->lock);
   pp = find(ds, key);
   if (*pp == NULL) {
-    if ((it = calloc(1, sizeof *it)) == NULL) {
+    /* a wait for room here holds the lock: the set's others wait too, as
+    ** they would for the same budget */
+    if (budget_reserve(ds->b, item_cost(key)) != 0) {
+      rc = -ENOMEM;
+    } else if ((it = calloc(1, sizeof *it)) == NULL) {
+      budget_release(ds->b, item_cost(key));
       rc = -ENOMEM;
     } else {
       it->key = key;
@@ -117,7 +132,7 @@ int fs_dirset_del(fs_dirset *ds, const char *service, const char *type,
   pthread_mutex_unlock(&ds->lock);
   free(key);
   if (it == NULL) return 0;
-  item_free(it);
+  item_free(ds, it);
   return 1;
 }
 
@@ -130,7 +145,7 @@ int fs_dirset_del_service(fs_dirset *ds, const char *service) {
   for (pp = &ds->head; (it = *pp) != NULL;) {
     if (strncmp(it->key, service, n) == 0 && it->key[n] == '/') {
       *pp = it->next;
-      item_free(it);
+      item_free(ds, it);
       count++;
     } else {
       pp = &it->next;

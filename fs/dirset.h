@@ -6,17 +6,24 @@
 ** anything is written into it, so the view remembers it here (in memory,
 ** for this mount only: after a restart it exists again once it holds a
 ** profile).  Keys are "<service>/<type>/<labels>", labels "" for the type
-** directory itself.  Safe to use from many threads.
+** directory itself.  Safe to use from many threads.  What the set holds
+** is taken from a memory budget (budget.h), so that mkdirs cannot grow it
+** past --max-memory.
 */
 #ifndef PROFEFS_FS_DIRSET_H
 #define PROFEFS_FS_DIRSET_H
 
+#include "budget.h"
+
 typedef struct fs_dirset fs_dirset;
 
-fs_dirset *fs_dirset_new(void);         /* NULL on OOM */
+/* A set whose entries take their bytes from b (not owned; NULL: none).
+** NULL on OOM. */
+fs_dirset *fs_dirset_new(budget *b);
 void fs_dirset_free(fs_dirset *ds);     /* accepts NULL */
 
-/* 0, or -ENOMEM.  Adding a present key is a no-op. */
+/* 0, or -ENOMEM (out of memory, or the budget has no room).  Adding a
+** present key is a no-op. */
 int fs_dirset_add(fs_dirset *ds, const char *service, const char *type,
                   const char *labels);
 

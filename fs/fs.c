@@ -198,7 +198,7 @@ int fs_start(store *st, const fs_options *opts, fs **out, char err[FS_ERRMAX]) {
     goto fail;
   f->mc = fs_mcache_new(st, FS_MERGE_TTL_SEC, MCACHE_ENTRIES, MCACHE_BYTES);
   f->pending = fs_wbtab_new(FS_WRITTEN_TTL_SEC);
-  f->mkdirs = fs_dirset_new();
+  f->mkdirs = fs_dirset_new(opts->budget);
   if (f->mc == NULL || f->pending == NULL || f->mkdirs == NULL) {
     snprintf(err, FS_ERRMAX, "out of memory");
     goto fail;

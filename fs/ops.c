@@ -42,6 +42,9 @@ typedef struct fs_handle {
   store_meta meta;
   /* H_MERGE */
   fs_mbuf *mb;
+  /* H_STORED, H_MERGE: the bytes held, taken from held_from (the budget) */
+  size_t held;
+  budget *held_from;
   /* H_WRITE */
   fs_wb *wb;
   int writer;       /* opened for writing: this handle ingests */
@@ -57,6 +60,7 @@ static fs_handle *handle_of(const struct fuse_file_info *fi) {
 
 static void handle_free(fs_handle *h) {
   if (h == NULL) return;
+  budget_release(h->held_from, h->held);
   free(h->data);
   store_meta_clear(&h->meta);
   fs_mbuf_unref(h->mb);
@@ -270,6 +274,16 @@ static int op_rmdir(const char *path) {
 
 /* ---- files ---------------------------------------------------------------- */
 
+/* Takes the n bytes a read handle keeps (a whole profile or merge) from
+** f's budget for as long as it is open: many open files must not add up
+** past --max-memory.  0, or -ENOMEM when the budget has no room. */
+static int handle_hold(fs *f, fs_handle *h, size_t n) {
+  if (budget_reserve(f->budget, n) != 0) return -ENOMEM;
+  h->held = n;
+  h->held_from = f->budget;
+  return 0;
+}
+
 /* A read handle on the stored profile id (whose metadata fs_stored_meta
 ** or a sealed buffer vouched for). */
 static int open_id(fs *f, const char *id, struct fuse_file_info *fi) {
@@ -280,6 +294,7 @@ static int open_id(fs *f, const char *id, struct fuse_file_info *fi) {
   if (h == NULL) return -ENOMEM;
   h->kind = H_STORED;
   err = -fs_errno(store_get(f->st, id, &h->meta, &h->data, &len, NULL));
+  if (err == 0) err = handle_hold(f, h, len);
   if (err != 0) {
     handle_free(h);
     return err;
@@ -297,6 +312,9 @@ static int open_merge(fs *f, const fs_path *p, struct fuse_file_info *fi) {
   if (h == NULL) return -ENOMEM;
   h->kind = H_MERGE;
   err = fs_merge_get(f, p, &h->mb);
+  /* each handle counts the merge it keeps alive, shared with the cache
+  ** or not: an over-count, never an under-count */
+  if (err == 0) err = handle_hold(f, h, fs_mbuf_len(h->mb));
   if (err != 0) {
     handle_free(h);
     return err;

@@ -466,7 +466,11 @@ static store_rc s3_add_service(void *impl, const char *service, char *err) {
   store_rc rc = STORE_OK;
   char **v, *d;
   pthread_mutex_lock(&s->mu);
-  if (added_at(s, service) == s->nadded) {
+  if (added_at(s, service) == s->nadded && s->nadded >= S3_ADDED_MAX) {
+    rc = store_seterr(err, STORE_NOSPACE,
+                      "at most %d empty services made on one node (write a "
+                      "profile into one, or remove one)", S3_ADDED_MAX);
+  } else if (added_at(s, service) == s->nadded) {
     v = realloc(s->added, (s->nadded + 1) * sizeof *v);
     if (v != NULL) s->added = v;
     if (v == NULL || (d = strdup(service)) == NULL) {

@@ -19,7 +19,8 @@
 **     "ENDPOINT/BUCKET", or virtual-hosted "https://BUCKET.s3.REGION...");
 **   - prefix is "" or ends with '/'; every key we send or list starts with it;
 **   - writes only grows (under mu);
-**   - added[0..nadded) are the distinct services made empty on this node
+**   - added[0..nadded), nadded <= S3_ADDED_MAX, are the distinct services
+**     made empty on this node
 **     (FUSE mkdir; under mu): kept in memory only, shown with the listed
 **     ones, until rmdir or the end of the process (a profile in S3 is what
 **     makes a service exist for every node).
@@ -36,6 +37,9 @@
 
 /* Longest key S3 accepts (bytes). */
 #define S3_KEY_MAX 1024
+
+/* Most services made empty (mkdir) that one node keeps in memory. */
+#define S3_ADDED_MAX 1024
 
 typedef struct s3_pool s3_pool;
 

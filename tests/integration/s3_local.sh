@@ -8,7 +8,8 @@
 #     again, the size bound holds, the files survive a restart, one node per
 #     DIR (a second is refused), usage errors;
 #   - mkdir of an empty service on an S3-backed mount: there at once (on
-#     that node, in memory) until a profile arrives, rmdir, ENOTEMPTY;
+#     that node, in memory) until a profile arrives, rmdir, ENOTEMPTY; at
+#     most 1024 of them (ENOSPC beyond);
 #   - `profefs scrape --once` of a real Go program with --data s3://BUCKET
 #     and with --to an S3-backed node.
 . "$TESTS_DIR/lib.sh"
@@ -183,6 +184,28 @@ assert_contains "with ENOTEMPTY" "$(cat "$T/rmdir.err")" "not empty"
 mkdir "$MNT/gone" && rmdir "$MNT/gone"; rc=$?
 assert_eq "mkdir then rmdir of an empty service" 0 "$rc"
 check "it is gone" test ! -e "$MNT/gone"
+# the services made empty live in the node's memory: at most 1024 of them
+# (the old code took any number)
+t0=$(date +%s)
+made=$(python3 - "$MNT" <<'PY'
+import errno, os, sys
+n = 0
+for i in range(1030):
+    try:
+        os.mkdir(os.path.join(sys.argv[1], "e%04d" % i))
+        n += 1
+    except OSError as e:
+        print(n, errno.errorcode.get(e.errno, e.errno))
+        break
+else:
+    print(n, "none")
+PY
+)
+echo "s3_local: 1030 mkdirs of services in $(( $(date +%s) - t0 )) s: $made"
+# (with "fresh", made above, that makes 1024)
+assert_eq "1023 more empty services made, the next one ENOSPC" "1023 ENOSPC" "$made"
+grep -q "at most 1024 empty services" "$SERVER_LOG"
+assert_eq "the refusal is logged with its reason" 0 "$?"
 kill -TERM "$MPID"; wait "$MPID"; assert_eq "the mounting node exits 0" 0 "$?"
 
 # ---- scrape --data s3:// -------------------------------------------------------------------
