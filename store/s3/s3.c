@@ -729,6 +729,14 @@ static store_rc make_base(store_s3 *s, const store_options *opts,
     rc = asprintf(&s->base, "%.*s/%s", (int)n, ep, s->bucket);
     if (rc >= 0) rc = asprintf(&s->endpoint, "%.*s", (int)n, ep);
   } else {
+    /* "a.b" would be a sub-domain the *.s3 certificate does not cover, "a_b"
+    ** no host name at all: AWS serves them path-style only */
+    if (strpbrk(s->bucket, "._") != NULL)
+      return store_seterr(err, STORE_INVALID,
+                          "S3 bucket \"%s\": a name with '.' or '_' cannot be "
+                          "reached virtual-hosted over HTTPS; for path-style "
+                          "addressing pass --s3-endpoint https://s3.%s.amazonaws.com",
+                          s->bucket, region);
     s->vhost = 1;
     rc = asprintf(&s->base, "https://%s.s3.%s.amazonaws.com", s->bucket, region);
     if (rc >= 0) rc = asprintf(&s->endpoint, "https://s3.%s.amazonaws.com", region);

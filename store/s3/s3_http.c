@@ -243,10 +243,18 @@ static int retryable(long status, const sink *k) {
          (status == 400 && k->b.p != NULL && strstr(k->b.p, "<Code>SlowDown<") != NULL);
 }
 
+/* 50 ms, 200 ms: the whole request stays within a few timeouts. */
+static long backoff_ms(int attempt) { return attempt == 0 ? 50L : 200L; }
+
 static void backoff(int attempt) {
-  /* 50 ms, 200 ms: the whole request stays within a few timeouts. */
-  struct timespec ts = {0, (attempt == 0 ? 50L : 200L) * 1000000L};
+  struct timespec ts = {0, backoff_ms(attempt) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 store_rc store_s3_request(store_s3 *s, const char *method, const char *key,
@@ -326,7 +334,8 @@ store_rc store_s3_status_rc(store_s3 *s, const char *what, const s3_resp *r,
   store_s3_xml_error(r->body, r->len, code, sizeof code, msg, sizeof msg);
   if (r->status == 404 && strcmp(code, "NoSuchBucket") != 0)
     return store_seterr(err, STORE_NOTFOUND, "%s: not found", what);
-  if (r->status >= 500)
+  /* throttled past the retries: the client may retry later (503) */
+  if (r->status >= 500 || r->status == 429 || strcmp(code, "SlowDown") == 0)
     return store_seterr(err, STORE_UNAVAILABLE, "%s: S3 at %s answered %ld%s%s%s%s",
                         what, s->endpoint, r->status, code[0] ? " " : "", code,
                         msg[0] ? ": " : "", msg);
@@ -344,6 +353,7 @@ typedef struct slot {
   sink k;
   size_t i;
   int attempts;
+  int64_t retry_at; /* waiting out a back-off until then (now_ms); 0: not */
   int done;         /* finished: answer (or failure) held until delivered */
   CURLcode result;
   long status;
@@ -372,9 +382,9 @@ static store_rc slot_result(store_s3 *s, const slot *sl, const char *key,
                             char *err) {
   s3_resp r;
   char what[S3_KEY_MAX + 32];
-  if (sl->k.over)
-    return store_seterr(err, STORE_TOOBIG, "profile %s is over %zu bytes", key,
-                        sl->k.max);
+  if (sl->k.over) /* stored, so not the client's fault: 500 */
+    return store_seterr(err, STORE_IO, "stored profile %s is over %zu bytes "
+                        "(--max-inflate)", key, sl->k.max);
   if (sl->result != CURLE_OK)
     return store_seterr(err, STORE_UNAVAILABLE, "S3 at %s unavailable: %s",
                         s->endpoint, curl_easy_strerror(sl->result));
@@ -388,7 +398,10 @@ static store_rc slot_result(store_s3 *s, const slot *sl, const char *key,
 /* Key i always lives in slot i % nslots: a slot is given the next key only
 ** once its own answer was delivered, and answers are delivered in key
 ** order, so at most nslots answers are held and the caller sees the same
-** order (and a merge gives the same bytes) every time. */
+** order (and a merge gives the same bytes) every time.  A slot that backs
+** off before a retry only waits for its time (retry_at) while the loop
+** keeps driving the others: a sleep here stalled every transfer in
+** flight, once per failing key. */
 store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
                              size_t inflight, size_t max_len, s3_fetch_fn fn,
                              void *arg, char *err) {
@@ -430,11 +443,24 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
       curl_easy_getinfo(sl->c, CURLINFO_RESPONSE_CODE, &sl->status);
       if (!sl->k.over && (sl->result != CURLE_OK || retryable(sl->status, &sl->k)) &&
           ++sl->attempts < ATTEMPTS) {
-        backoff(sl->attempts - 1);
-        rc = slot_start(s, m, sl, keys[sl->i], err);
+        sl->retry_at = now_ms() + backoff_ms(sl->attempts - 1);
         continue;
       }
       sl->done = 1;
+    }
+    /* restart the slots whose back-off is over; poll until the next one */
+    long wait = 100;
+    int64_t t = now_ms();
+    for (size_t j = 0; rc == STORE_OK && j < nslots; j++) {
+      slot *sl = &slots[j];
+      if (sl->retry_at == 0) continue;
+      if (sl->retry_at <= t) {
+        sl->retry_at = 0;
+        rc = slot_start(s, m, sl, keys[sl->i], err);
+        wait = 0; /* curl_multi_perform starts it */
+      } else if (sl->retry_at - t < wait) {
+        wait = (long)(sl->retry_at - t);
+      }
     }
     /* deliver what is ready, in key order, and reuse those slots */
     while (rc == STORE_OK && deliver < n && slots[deliver % nslots].done) {
@@ -449,7 +475,8 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
         rc = slot_start(s, m, sl, keys[next++], err);
       }
     }
-    if (rc == STORE_OK && deliver < n) curl_multi_poll(m, NULL, 0, 100, NULL);
+    if (rc == STORE_OK && deliver < n && wait > 0)
+      curl_multi_poll(m, NULL, 0, (int)wait, NULL);
   }
 out:
   for (size_t j = 0; slots != NULL && j < nslots; j++) {

@@ -98,7 +98,8 @@ store_rc store_s3_request(store_s3 *s, const char *method, const char *key,
                           s3_resp *out, char *err);
 
 /* The store_rc of a non-2xx answer to `what`, with S3's code and message in
-** err: 404 STORE_NOTFOUND, 5xx STORE_UNAVAILABLE, else STORE_IO. */
+** err: 404 STORE_NOTFOUND, 5xx, 429 and SlowDown STORE_UNAVAILABLE (503
+** with Retry-After over HTTP), else STORE_IO. */
 store_rc store_s3_status_rc(store_s3 *s, const char *what, const s3_resp *r,
                             char *err);
 

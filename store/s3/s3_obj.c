@@ -171,6 +171,9 @@ static store_rc fetch(store_s3 *s, const char *id, void **data, size_t *len,
                       char *err) {
   s3_resp r = {0};
   store_rc rc = store_s3_request(s, "GET", id, NULL, NULL, 0, NULL, s->max_inflate, &r, err);
+  if (rc == STORE_TOOBIG) /* stored, so not the client's fault: 500 */
+    rc = store_seterr(err, STORE_IO, "stored profile %s is over %zu bytes "
+                      "(--max-inflate)", id, s->max_inflate);
   if (rc == STORE_OK && r.status != 200) {
     char what[S3_KEY_MAX + 16];
     snprintf(what, sizeof what, "profile %s", id);

@@ -13,6 +13,12 @@
 #     same bytes again answer with the same id; keys written with the old
 #     FNV-1a digest are listed, read, merged and deleted; a UTF-8 service
 #     name goes RFC 2047-encoded into x-amz-meta-service;
+#   - errors and retries, through a fault-injecting proxy in front of
+#     radosgw (tests/tools/s3_fault.py): throttling (429 SlowDown) that
+#     outlasts the retries is a 503 with Retry-After; a stored object over
+#     --max-inflate is a 500, not a 400; the back-off of retried GETs does
+#     not stall the other GETs of a merge; a bucket name with '.' or '_'
+#     on AWS (virtual-hosted HTTPS) is refused at start with the way out.
 . "$TESTS_DIR/lib.sh"
 t_init
 s3_start
@@ -141,5 +147,56 @@ U_ID=$(ingest "$T/sha.pb.gz" "caf%C3%A9" cpu)
 assert_eq "UTF-8 service ingested" "P0.café" "${U_ID%%/1/*}"
 s3curl GET "/t1/$U_ID" -D "$T/uhdr" -o /dev/null
 assert_contains "x-amz-meta-service RFC 2047-encoded" "$(tr -d '\r' <"$T/uhdr" | grep -i '^x-amz-meta-service:')" "=?UTF-8?B?Y2Fmw6k=?="
+
+# ---- errors and retries -------------------------------------------------------------------------
+RULES="$T/fault.rules"
+python3 "$TESTS_DIR/tools/s3_fault.py" "$EP" "$RULES" "$T/fault.port" 2>"$T/fault.log" &
+T_PIDS+=("$!")
+for ((i = 0; i < 100; i++)); do [ -s "$T/fault.port" ] && break; sleep 0.1; done
+PX="http://127.0.0.1:$(cat "$T/fault.port")"
+start_server --s3-endpoint "$PX" --max-inflate 1M || t_done
+F=$URL
+URL=$A
+SLOW_ID=$(ingest "$T/sha.pb.gz" slow cpu)
+echo "GET /P0.slow/ 429 SlowDown *" >"$RULES"
+curl -s -D "$T/slow.hdr" -o "$T/slow.body" "$F/api/0/profiles/$(esc "$SLOW_ID")"
+hdr=$(tr -d '\r' <"$T/slow.hdr")
+assert_contains "throttled past the retries: 503" "$(head -1 <<<"$hdr")" " 503"
+assert_contains "throttled: Retry-After" "$hdr" "Retry-After: 1"
+: >"$RULES"
+assert_eq "throttling over: 200" 200 "$(status_of "$F/api/0/profiles/$(esc "$SLOW_ID")")"
+
+# a stored object over the node's --max-inflate (1M): the server's limit, 500
+head -c 1200000 /dev/urandom >"$T/big.bin"
+BIG_ID="P0.big/1/$(digest big 0 "" $TS "$T/big.bin" sha)"
+code=$(s3curl PUT "/t1/$BIG_ID" -o /dev/null -w '%{http_code}' --data-binary @"$T/big.bin")
+assert_eq "a 1.2 MB object" 200 "$code"
+assert_eq "GET of a stored object over --max-inflate: 500" 500 "$(status_of "$F/api/0/profiles/$(esc "$BIG_ID")")"
+assert_eq "merge of it: 500" 500 "$(status_of "$F/api/0/profiles/$(esc "$BIG_ID")+$(esc "$SLOW_ID")")"
+
+# every GET of a merge fails twice (500), then succeeds: the back-offs
+# (50 + 200 ms each) overlap instead of adding up (15 x 250 ms before)
+http GET "$A/api/0/profiles?$QP"
+POOL_IDS=$(json "'+'.join(__import__('urllib.parse').parse.quote(p['id'], safe='') for p in j['body'])")
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+curl -s -o /dev/null "$F/api/0/profiles/$POOL_IDS"   # warm: connections, proxy
+t=$(ms); code=$(curl -s -o "$T/clean.pb.gz" -w '%{http_code}' "$F/api/0/profiles/$POOL_IDS"); clean=$(( $(ms) - t ))
+assert_eq "merge of 15 ids through the proxy" 200 "$code"
+echo "GET /P0.pool/ 500 InternalError 2" >"$RULES"
+t=$(ms); code=$(curl -s -o "$T/retried.pb.gz" -w '%{http_code}' "$F/api/0/profiles/$POOL_IDS"); retried=$(( $(ms) - t ))
+: >"$RULES"
+assert_eq "merge with every GET failing twice: 200" 200 "$code"
+check "merge with retries: the same bytes" cmp -s "$T/clean.pb.gz" "$T/retried.pb.gz"
+echo "merge of 15: ${clean} ms clean, ${retried} ms with 2 retries per GET ($(uptime))" >&2
+check "retries' back-offs overlap: ${retried} ms vs ${clean} ms clean (sequential: +3750 ms)" \
+    test "$retried" -lt $((clean + 2000))
+stop_server; URL=$A
+
+# bucket names virtual-hosted HTTPS cannot reach
+for b in my.bucket my_bucket; do
+    out=$(env -u AWS_ENDPOINT_URL_S3 -u AWS_ENDPOINT_URL timeout 30 "$PROFEFS" serve --data "s3://$b" --addr 127.0.0.1:0 2>&1); rc=$?
+    check "bucket $b on AWS: refused at start" test "$rc" -ne 0 -a "$rc" -ne 124
+    assert_contains "bucket $b: the way out" "$out" "S3 bucket \"$b\": a name with '.' or '_' cannot be reached virtual-hosted over HTTPS; for path-style addressing pass --s3-endpoint https://s3.us-east-1.amazonaws.com"
+done
 
 t_done
