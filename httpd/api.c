@@ -585,6 +585,9 @@ static const route routes[] = {
   {"/ingest", 0, NULL, httpd_pyroscope_ingest, NULL, NULL, "POST"},
   {"/push.v1.PusherService/Push", 0, NULL, httpd_pyroscope_push,
    httpd_pyroscope_push_begin, NULL, "POST"},
+  /* the web page (web.c) */
+  {"/", 0, httpd_web_get, NULL, NULL, NULL, "GET, HEAD"},
+  {"/ui/", 1, httpd_web_get, NULL, NULL, NULL, "GET, HEAD"},
 };
 
 static const route *find_route(const char *path)
