@@ -562,9 +562,11 @@ function showLinks(st) {
 async function loadServices(st) {
   try {
     const names = JSON.parse(await getText('/api/0/services')).body || [];
-    const svc = $('service');
+    const svc = $('service'), keep = svc.value;
     svc.length = 0;
     for (const n of names) svc.add(new Option(n, n));
+    if (keep && !names.includes(keep)) svc.add(new Option(keep, keep));
+    if (keep) svc.value = keep;
     if (!st.service && names.length) st.service = names[0];
     return names.length;
   } catch (e) {
@@ -675,12 +677,13 @@ async function main() {
   $('cmd').addEventListener('click', () => getSelection().selectAllChildren($('cmd')));
   window.addEventListener('popstate', () => load(readURL()));
   const st = readURL();
-  try {
-    await loadServices(st);
-  } catch (e) {
-    showMsg('Cannot list the services: ' + e.message);
+  const services = loadServices(st).catch((e) => showMsg('Cannot list the services: ' + e.message));
+  if (st.service) {       /* a link names it: no need to wait for the list */
+    load(st);
+    return;
   }
-  if (st.service && !new URLSearchParams(location.search).get('service'))
+  await services;
+  if (st.service)
     history.replaceState(null, '', '?' + toQuery(st, PARAMS));
   load(st);
 }
