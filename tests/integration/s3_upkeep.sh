@@ -11,10 +11,12 @@
 #     2 s here through PROFEFS_TEST_SUPERSEDED_GRACE);
 #   - deleting a profile drops the rollups of its slots, for every filter it
 #     matches, and no other;
-#   - a retention pass counts the rollups and their bytes into
-#     /debug/metrics (profefs_store_rollups, _rollup_bytes) and lists the
-#     bucket 4 times for one service of one type: services, that service's
-#     types, the type's keys up to the cutoff, the rollups.
+#   - of two nodes with --retention started in one minute, one runs that
+#     minute's pass (a lease object put with If-None-Match) and the other
+#     skips it; the pass lists the bucket 4 times for one service of one
+#     type (services, that service's types, the type's keys up to the
+#     cutoff, the rollups) and counts the rollups and their bytes into
+#     /debug/metrics (profefs_store_rollups, _rollup_bytes).
 . "$TESTS_DIR/lib.sh"
 t_init
 export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
@@ -92,19 +94,32 @@ assert_eq "a merge after the delete" 200 "$(merge $D $((D + 86399)))"
 go tool pprof -proto "$T"/p[0-4].pb.gz >"$T/go.pb.gz" 2>/dev/null
 same_profile "the merge after the delete = go tool pprof of the 5 left" "$T/go.pb.gz" "$T/m.pb.gz"
 
-# ---- a retention pass: few lists, the rollups counted ----------------------------------------
+# ---- a retention pass: one node a minute, few lists, the rollups counted ----------------------
 stop_server
+# two nodes started in one minute: one takes the minute's pass (the lease
+# S0.retention/<minute>, a PUT with If-None-Match: *), the other skips it
+while [ "$(date +%-S)" -gt 45 ]; do sleep 1; done
 start_server --retention 3650d || t_done
+R1=$URL
+start_server --retention 3650d || t_done
+R2=$URL
 for ((i = 0; i < 100; i++)); do
-    [ -n "$(metric "$URL" profefs_store_rollups)" ] && break
+    [ -n "$(metric "$R1" profefs_store_rollups)$(metric "$R2" profefs_store_rollups)" ] && break
     sleep 0.2
 done
+sleep 1
+l1=$(metric "$R1" profefs_store_s3_lists_total); l2=$(metric "$R2" profefs_store_s3_lists_total)
+assert_eq "one node listed the bucket 4 times, the other not at all" "0 4" \
+    "$(printf '%s\n' "$l1" "$l2" | sort -n | tr '\n' ' ' | sed 's/ $//')"
+RAN=$R1; [ "$l2" = 4 ] && RAN=$R2
+assert_eq "the minute's lease" 1 "$(s3keys S0.retention/ | grep -c .)"
 want_n=$(s3keys R0. | grep -c .)
 want_b=$(curl -s -m 30 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
          -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$EP/$B?list-type=2&prefix=R0." |
          python3 -c 'import re, sys; print(sum(map(int, re.findall(r"<Size>(\d+)</Size>", sys.stdin.read()))))')
 check "rollups exist ($want_n)" test "$want_n" -ge 3
-assert_eq "metrics: the rollups counted by the pass" "$want_n" "$(metric "$URL" profefs_store_rollups)"
-assert_eq "metrics: their bytes" "$want_b" "$(metric "$URL" profefs_store_rollup_bytes)"
-assert_eq "the pass listed the bucket 4 times" 4 "$(metric "$URL" profefs_store_s3_lists_total)"
+assert_eq "metrics: the rollups counted by the pass" "$want_n" "$(metric "$RAN" profefs_store_rollups)"
+assert_eq "metrics: their bytes" "$want_b" "$(metric "$RAN" profefs_store_rollup_bytes)"
+http GET "$RAN/api/0/services"
+assert_eq "services: the lease is not one" '["f"]' "$(json 'json.dumps(j["body"]).replace(" ","")')"
 t_done
