@@ -495,8 +495,10 @@ function flameEvents() {
     flame.zoom = flame.nodes[i];
     drawFlame();
   });
-  $('reset').addEventListener('click', () => {
-    if (flame) { flame.zoom = flame.root; drawFlame(); }
+  const reset = () => { if (flame) { flame.zoom = flame.root; drawFlame(); } };
+  $('reset').addEventListener('click', reset);
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && e.target === document.body) reset();
   });
   let timer = null;
   $('search').addEventListener('input', () => {
@@ -578,6 +580,7 @@ async function loadServices(st) {
 async function load(st) {
   const seq = ++loadSeq, now = nowSec();
   fillForm(st);
+  document.title = st.service ? `${st.service} ${st.type}${st.base_from ? ' diff' : ''} — profefs` : 'profefs';
   showMsg('');
   times.start = performance.now();
   if (!st.service) {

@@ -34,6 +34,10 @@ http GET "$URL/ui/style.css"
 assert_eq "GET /ui/style.css status" 200 "$HTTP_STATUS"
 http GET "$URL/ui/nope.js"
 assert_eq "GET /ui/nope.js status" 404 "$HTTP_STATUS"
+http GET "$URL/ui/%2e%2e%2fREADME.md"
+assert_eq "GET /ui/%2e%2e%2fREADME.md status" 404 "$HTTP_STATUS"
+http HEAD "$URL/" -I
+assert_eq "HEAD / status" 200 "$HTTP_STATUS"
 http GET "$URL/index.html"
 assert_eq "GET /index.html (not a route) status" 404 "$HTTP_STATUS"
 http POST "$URL/" --data x
