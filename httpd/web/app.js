@@ -521,9 +521,10 @@ function showTop(text, st) {
   const unit = unitName(t.unit);
   if (flame) flame.unit = unit;
   topUnit = unit;
-  $('topwhat').textContent = `— ${t.sample_type} (${t.unit}), total ${fmtVal(t.total, unit)}, ` +
-    `${rows.length} functions; click one to find it in the flame graph`;
   const diff = !!st.base_from;
+  /* a diff's percentages are of the base's total, as pprof's -diff_base */
+  $('topwhat').textContent = `— ${t.sample_type} (${t.unit}), ${diff ? 'target minus base; % of the base\'s total' : 'total'} ` +
+    `${fmtVal(t.total, unit)}, ${rows.length} functions; click one to find it in the flame graph`;
   const cls = (v) => (diff && v ? (v < 0 ? ' neg' : ' pos') : '');
   let sum = 0;
   const h = ['<thead><tr><th>flat</th><th>flat%</th><th>sum%</th><th>cum</th><th>cum%</th>' +
