@@ -53,28 +53,28 @@ static int add_label(ingest_labels *l, const char *key, const char *value,
   return 0;
 }
 
-/* The type of a pprof from its sample types (peeked), with the label
-** sample_type=NAME added to l when it maps to none.  0, or -1 with the
-** reason in err and the HTTP status in *status. */
-static int type_of_pprof(httpd_req *r, const void *data, size_t len,
-                         const ingest_display *disp, size_t ndisp,
-                         ingest_labels *l, meta_type *type, unsigned *status,
-                         char *err) {
-  char types[PPROF_TYPES_MAX], perr[PPROF_ERRMAX] = "", other[128] = "";
-  pprof_rc rc = pprof_peek_types(data, len, 0, httpd_get_options(r->h)->budget,
-                                 types, perr);
-  if (rc != PPROF_OK) {
-    *status = rc == PPROF_EBUSY ? 503 : rc == PPROF_ENOMEM ? 500 : 400;
-    snprintf(err, INGEST_ERRMAX, "malformed profile (%.200s)",
-             perr[0] ? perr : pprof_strerror(rc));
-    return -1;
-  }
-  *type = ingest_type_of_types(types, disp, ndisp, other, sizeof other);
-  if (*type == META_OTHER && add_label(l, INGEST_OTHER_KEY, other, err) != 0) {
-    *status = 400;
-    return -1;
-  }
-  return 0;
+/* What picks the type of a pprof from its sample types, in store_ingest_
+** picked (the profile is decoded once): Pyroscope's rule with the
+** display names of a sample_type_config, the label sample_type=NAME added
+** to labels when it maps to none. */
+typedef struct pick_arg {
+  const ingest_display *disp;
+  size_t ndisp;
+  const char *labels; /* canonical */
+} pick_arg;
+
+static int pick_type(const char *types, void *arg, meta_type *type,
+                     char **labels) {
+  const pick_arg *a = arg;
+  char other[128] = "", *extra = NULL;
+  const char *key = INGEST_OTHER_KEY, *value = other;
+
+  *type = ingest_type_of_types(types, a->disp, a->ndisp, other, sizeof other);
+  if (*type != META_OTHER) return 0;
+  if (meta_labels_from_pairs(&key, &value, 1, &extra, NULL) != 0) return -1;
+  *labels = meta_labels_union(a->labels, extra);
+  free(extra);
+  return *labels != NULL ? 0 : -1;
 }
 
 /* ---- POST /ingest ---------------------------------------------------------------- */
@@ -140,10 +140,12 @@ static int time_arg(httpd_req *r, const char *key, int64_t *t,
   return 0;
 }
 
-/* Stores one profile and replies as the profefe API does. */
+/* Stores one profile of type type, or of the type its sample types give
+** when pick is not NULL (pick->labels is then set here), and replies as
+** the profefe API does. */
 static void ingest_one(httpd_req *r, const char *service, meta_type type,
-                       ingest_labels *l, int64_t created, const void *data,
-                       size_t len, httpd_reply *out) {
+                       pick_arg *pick, ingest_labels *l, int64_t created,
+                       const void *data, size_t len, httpd_reply *out) {
   char err[STORE_ERRMAX] = "", *canon = NULL;
   store_meta m;
   store_rc rc;
@@ -153,8 +155,14 @@ static void ingest_one(httpd_req *r, const char *service, meta_type type,
     httpd_reply_error(out, 400, "bad request: %s", err);
     return;
   }
-  rc = store_ingest(httpd_store(r->h), service, type, canon, created, data,
-                    len, &m, err);
+  if (pick != NULL) {
+    pick->labels = canon;
+    rc = store_ingest_picked(httpd_store(r->h), service, pick_type, pick,
+                             canon, created, data, len, &m, err);
+  } else {
+    rc = store_ingest(httpd_store(r->h), service, type, canon, created, data,
+                      len, &m, err);
+  }
   free(canon);
   if (rc != STORE_OK) {
     httpd_reply_store_error(out, rc, err);
@@ -175,8 +183,7 @@ static void ingest_pprof(httpd_req *r, ingest_name *n, int64_t from,
   ingest_display *disp = NULL;
   json_t *cfg = NULL;
   char err[INGEST_ERRMAX] = "";
-  meta_type type;
-  unsigned status;
+  pick_arg pick;
   int rc;
 
   if (ingest_multipart_is(ctype)) {
@@ -199,16 +206,10 @@ static void ingest_pprof(httpd_req *r, ingest_name *n, int64_t from,
       }
     }
   }
-  if (len == 0) {
-    httpd_reply_error(out, 400, "malformed profile (empty)");
-    goto out;
-  }
-  if (type_of_pprof(r, data, len, disp, ndisp, n->labels, &type, &status,
-                    err) != 0) {
-    httpd_reply_error(out, status, "%s", err);
-    goto out;
-  }
-  ingest_one(r, n->service, type, n->labels, from, data, len, out);
+  pick.disp = disp;
+  pick.ndisp = ndisp;
+  ingest_one(r, n->service, META_OTHER, &pick, n->labels, from, data, len,
+             out);
 out:
   free(disp);
   json_decref(cfg);
@@ -237,7 +238,7 @@ static void ingest_stacks(httpd_req *r, ingest_name *n, int lines,
       httpd_reply_error(out, 400, "malformed profile (%s)", err);
     return;
   }
-  ingest_one(r, n->service, n->type, n->labels, from, pb, len, out);
+  ingest_one(r, n->service, n->type, NULL, n->labels, from, pb, len, out);
   free(pb);
 }
 
@@ -371,35 +372,16 @@ static int push_series(httpd_req *r, const ingest_push *p, size_t i,
   if (ingest_labels_canonical(l, &canon, err) != 0) goto bad;
   for (j = 0; j < ingest_push_samples(p, i); j++) {
     const void *data = ingest_push_sample(p, i, j, &len);
-    meta_type ty = type;
+    pick_arg pick = {NULL, 0, canon};
     store_meta m;
     store_rc rc;
-    /* no __name__: the sample types say, as for /ingest's pprof */
-    if (tname == NULL && len > 0) {
-      ingest_labels *l2 = ingest_labels_new();
-      char *c2 = NULL;
-      if (l2 == NULL) {
-        httpd_reply_error(out, 500, "out of memory");
-        goto out;
-      }
-      int k = type_of_pprof(r, data, len, NULL, 0, l2, &ty, &status, err);
-      if (k == 0 && ty == META_OTHER &&
-          ingest_labels_canonical(l2, &c2, err) == 0) {
-        char *u = meta_labels_union(canon, c2);
-        free(canon);
-        canon = u;
-      }
-      free(c2);
-      ingest_labels_free(l2);
-      if (k != 0) goto bad_sample;
-      if (canon == NULL) {
-        httpd_reply_error(out, 500, "out of memory");
-        goto out;
-      }
-    }
     memset(&m, 0, sizeof m);
-    rc = store_ingest(httpd_store(r->h), service, ty, canon, 0, data, len, &m,
-                      err);
+    if (tname == NULL) /* the sample types say, as for /ingest's pprof */
+      rc = store_ingest_picked(httpd_store(r->h), service, pick_type, &pick,
+                               canon, 0, data, len, &m, err);
+    else
+      rc = store_ingest(httpd_store(r->h), service, type, canon, 0, data, len,
+                        &m, err);
     store_meta_clear(&m);
     if (rc != STORE_OK) {
       char why[STORE_ERRMAX];

@@ -17,6 +17,8 @@
 #include "pprof.h"
 
 #define LABELS_MAX (64 * 1024)
+/* the most stacks and frames a text ingest makes room for at once */
+#define RESERVE_MAX ((size_t)1 << 16)
 
 int ingest_fail(char *err, const char *fmt, ...) {
   va_list ap;
@@ -418,6 +420,23 @@ int ingest_stacks_to_pprof(const char *text, size_t len,
              pprof_builder_period(pb, k.type, k.unit, 1) != PPROF_OK) {
     goto nomem;
   }
+  /* room for what the text holds, up to a bound: one lines and frames
+  ** count, instead of a dozen growths each taking from the budget */
+  {
+    size_t lines = 1, frames = 1;
+    for (const char *q = text; q < end; q++) {
+      lines += *q == '\n';
+      frames += *q == ';' || *q == '\n';
+    }
+    if (lines > RESERVE_MAX) lines = RESERVE_MAX;
+    if (frames > RESERVE_MAX) frames = RESERVE_MAX;
+    rc = pprof_builder_reserve(pb, lines, frames,
+                               len < RESERVE_MAX * 16 ? len : RESERVE_MAX * 16);
+    if (rc != PPROF_OK) {
+      if (rc == PPROF_EBUSY && busy != NULL) *busy = 1;
+      goto nomem;
+    }
+  }
   if (o->from > 0 && o->from < INT64_MAX / 1000000000)
     pprof_builder_time(pb, o->from * 1000000000,
                        o->until > o->from && o->until < INT64_MAX / 1000000000
@@ -449,7 +468,7 @@ int ingest_stacks_to_pprof(const char *text, size_t len,
     ingest_fail(err, "no stacks");
     goto out;
   }
-  rc = pprof_builder_encode(pb, out, outlen, perr);
+  rc = pprof_builder_encode(pb, o->gzip, out, outlen, perr);
   if (rc != PPROF_OK) {
     ingest_fail(err, "%s", perr);
     goto out;

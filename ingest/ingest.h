@@ -51,7 +51,7 @@ typedef struct ingest_display {
 } ingest_display;
 
 /* The type of a pprof from its sample types ("type/unit,type/unit" as
-** pprof_peek_types writes them), as Pyroscope names a pprof it ingests: a
+** pprof_check_types writes them), as Pyroscope names a pprof it ingests: a
 ** sample type "wall" makes it wall; else the first sample type (renamed by
 ** disp, ndisp entries, may be NULL/0) whose name contains "cpu" (cpu),
 ** "alloc_" or "inuse_" or is "space" or "objects" (heap), "mutex" (mutex),
@@ -118,9 +118,10 @@ typedef struct ingest_stacks_opts {
   long sample_rate;       /* Hz, > 0 */
   int64_t from, until;    /* unix seconds, 0 when unknown */
   size_t max_stacks;      /* 0 = no limit but the budget */
+  int gzip;               /* compress the pprof (else plain protobuf) */
 } ingest_stacks_opts;
 
-/* Turns folded or lines text into a gzip pprof in *out (malloc'd, caller
+/* Turns folded or lines text into a pprof (gzip or plain) in *out (malloc'd, caller
 ** frees) / *len: frames as functions and locations, the sample types that
 ** the type and units give (cpu: samples/count and cpu/nanoseconds, as Go
 ** writes them, with the period 1e9 / sample_rate ns; wall alike; heap,

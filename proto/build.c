@@ -127,6 +127,25 @@ void pprof_builder_free(pprof_builder *b) {
   free(b);
 }
 
+pprof_rc pprof_builder_reserve(pprof_builder *b, size_t stacks,
+                               size_t frames, size_t bytes) {
+  size_t nt = b->nstype ? b->nstype : 2;
+  assert(b != NULL);
+  if (PPROF_ROOM(b->chars, b->nchars, b->capchars, bytes) ||
+      PPROF_ROOM(b->str, b->nstr, b->capstr, frames) ||
+      PPROF_ROOM(b->fn.v, b->fn.n, b->fn.cap, frames) ||
+      PPROF_ROOM(b->loc.v, b->loc.n, b->loc.cap, frames) ||
+      PPROF_ROOM(b->locs, b->nlocs, b->caplocs, frames) ||
+      PPROF_ROOM(b->smp, b->nsmp, b->capsmp, stacks) ||
+      PPROF_ROOM(b->val, b->nval, b->capval, stacks * nt) ||
+      pprof_htab_reserve(&b->str_idx, b->nstr + frames) ||
+      pprof_htab_reserve(&b->fn.idx, b->fn.n + frames) ||
+      pprof_htab_reserve(&b->loc.idx, b->loc.n + frames) ||
+      pprof_htab_reserve(&b->smp_idx, b->nsmp + stacks))
+    return PPROF_ENOMEM;
+  return charge(b);
+}
+
 /* The index of string p[0..len) in *ix, interned if new. */
 static pprof_rc intern(pprof_builder *b, const char *p, size_t len,
                        uint32_t *ix) {
@@ -319,8 +338,8 @@ static void pack_free(packed *k) {
   free(k->strs);
 }
 
-pprof_rc pprof_builder_encode(const pprof_builder *b, void **out, size_t *len,
-                              char err[PPROF_ERRMAX]) {
+pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
+                              size_t *len, char err[PPROF_ERRMAX]) {
   Perftools__Profiles__Profile msg = PERFTOOLS__PROFILES__PROFILE__INIT;
   packed k;
   size_t i;
@@ -403,7 +422,18 @@ pprof_rc pprof_builder_encode(const pprof_builder *b, void **out, size_t *len,
   }
   msg.n_string_table = b->nstr;
   msg.string_table = k.strs;
-  rc = pprof_pack_gzip(&msg, out, len);
+  if (gzip) {
+    rc = pprof_pack_gzip(&msg, out, len);
+  } else {
+    size_t n = perftools__profiles__profile__get_packed_size(&msg);
+    uint8_t *raw = malloc(n ? n : 1);
+    rc = raw != NULL ? PPROF_OK : PPROF_ENOMEM;
+    if (raw != NULL) {
+      perftools__profiles__profile__pack(&msg, raw);
+      *out = raw;
+      *len = n;
+    }
+  }
   if (rc != PPROF_OK)
     pprof_fail(rc, err, "%s", pprof_strerror(rc));
 out:

@@ -192,20 +192,6 @@ int pprof_prep_ready(const pprof_prep *p);
 pprof_rc pprof_merge_commit_prep(pprof_merge *m, pprof_prep *p,
                                  char err[PPROF_ERRMAX]);
 
-/* ---- the sample types alone ------------------------------------------------------ */
-
-/* The sample types of the profile in buf (gzip or plain) as
-** pprof_check_types writes them, read from its top-level fields only:
-** nothing else is decoded or validated (store_ingest does that), so this
-** costs the inflation and a walk over the fields.  The inflated copy is
-** taken from budget b (NULL: none) while it exists.  Fails with
-** PPROF_EGZIP, PPROF_ETOOBIG, PPROF_EDECODE (not protobuf), PPROF_EINVALID
-** (no sample type, or one naming a missing string), PPROF_EBUSY or
-** PPROF_ENOMEM, types then unchanged. */
-pprof_rc pprof_peek_types(const void *buf, size_t len, size_t max_inflate,
-                          budget *b, char types[PPROF_TYPES_MAX],
-                          char err[PPROF_ERRMAX]);
-
 /* ---- building a profile from call stacks ------------------------------------------
 **
 ** For the ingest doors whose input is stacks of frame names rather than a
@@ -236,6 +222,12 @@ pprof_builder *pprof_builder_new(budget *b);
 /* Frees b and gives its memory back to the budget; accepts NULL. */
 void pprof_builder_free(pprof_builder *b);
 
+/* Makes room at once for about stacks distinct stacks of frames frames in
+** all and bytes of names (an estimate: more still fits, growing), so that
+** adding them allocates nothing more.  PPROF_ENOMEM / PPROF_EBUSY. */
+pprof_rc pprof_builder_reserve(pprof_builder *b, size_t stacks,
+                               size_t frames, size_t bytes);
+
 /* Appends a sample type (at most 8), before any sample is added.
 ** PPROF_EINVALID past 8; PPROF_ENOMEM / PPROF_EBUSY. */
 pprof_rc pprof_builder_sample_type(pprof_builder *b, const char *type,
@@ -262,11 +254,12 @@ pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
 /* Number of distinct stacks added. */
 size_t pprof_builder_count(const pprof_builder *b);
 
-/* Encodes the profile as gzip protobuf into *out (malloc'd, caller frees)
-** and *len; PPROF_EEMPTY when no stack was added, PPROF_ENOMEM; on failure
-** *out and *len are unchanged.  b stays as it was. */
-pprof_rc pprof_builder_encode(const pprof_builder *b, void **out, size_t *len,
-                              char err[PPROF_ERRMAX]);
+/* Encodes the profile as protobuf, gzip-compressed when gzip is set, into
+** *out (malloc'd, caller frees) and *len; PPROF_EEMPTY when no stack was
+** added, PPROF_ENOMEM; on failure *out and *len are unchanged.  b stays as
+** it was. */
+pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
+                              size_t *len, char err[PPROF_ERRMAX]);
 
 /* ---- stacks: a profile read back for views (stacks.c) ------------------------
 **

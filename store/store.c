@@ -253,13 +253,12 @@ static int go_kind(const char *types) {
   return 0;
 }
 
-/* Checks a pprof ingest of the declared type and resolves its created_at
-** into *created_at (time_nanos when > 0, else unchanged). */
-static store_rc check_profile(const store *st, meta_type type,
-                              const void *data, size_t len,
-                              int64_t *created_at, char *err) {
-  char perr[PPROF_ERRMAX] = "", types[PPROF_TYPES_MAX] = "";
-  const char *const *want = expected_types(type);
+/* Decodes and validates a pprof for ingest: its sample types into types,
+** its time_nanos in seconds into *created_at (when > 0, else unchanged). */
+static store_rc inspect_profile(const store *st, const void *data, size_t len,
+                                char types[PPROF_TYPES_MAX],
+                                int64_t *created_at, char *err) {
+  char perr[PPROF_ERRMAX] = "";
   int64_t nanos = 0;
   pprof_rc prc = pprof_check_types(data, len, st->max_inflate, st->budget,
                                    &nanos, types, perr);
@@ -277,15 +276,56 @@ static store_rc check_profile(const store *st, meta_type type,
     return store_seterr(err, STORE_BADPROFILE, "malformed profile (%s)",
                         perr[0] ? perr : pprof_strerror(prc));
   }
-  /* Sample types of one of Go's kinds must be the declared kind's; others
-  ** (hand-made or another language's profiles) are taken as they are. */
+  if (nanos > 0) *created_at = nanos / 1000000000;
+  return STORE_OK;
+}
+
+/* Sample types of one of Go's kinds must be the declared kind's; others
+** (hand-made or another language's profiles) are taken as they are. */
+static store_rc check_kind(meta_type type, const char *types, char *err) {
+  const char *const *want = expected_types(type);
   if (want != NULL && !matches(want, types) && go_kind(types))
     return store_seterr(err, STORE_INVALID,
                         "sample types do not match type %s: expected %s, "
                         "found %s (type other takes any profile)",
                         meta_type_name(type), want[0], types);
-  if (nanos > 0) *created_at = nanos / 1000000000;
   return STORE_OK;
+}
+
+/* store_ingest and store_ingest_picked: the type is given (pick NULL) or
+** picked from the sample types once the profile is decoded. */
+static store_rc ingest(store *st, const char *service, meta_type type,
+                       store_pick_fn pick, void *arg, const char *labels,
+                       int64_t created_at_hint, const void *data, size_t len,
+                       store_meta *out, char *err) {
+  char types[PPROF_TYPES_MAX] = "", *picked = NULL;
+  store_rc rc;
+  if ((rc = check_writable(st, err)) != STORE_OK ||
+      (rc = check_service(service, err)) != STORE_OK ||
+      (pick == NULL && (rc = check_type(type, err)) != STORE_OK) ||
+      (rc = check_labels(labels, err)) != STORE_OK)
+    return rc;
+  if (len == 0)
+    return store_seterr(err, STORE_BADPROFILE, "malformed profile (empty)");
+  if (st->ops->ingest == NULL) return unsupported(st, "ingest", err);
+  if (type != META_TRACE || pick != NULL) {
+    if ((rc = inspect_profile(st, data, len, types, &created_at_hint, err)) !=
+        STORE_OK)
+      return rc;
+    if (pick != NULL) {
+      if (pick(types, arg, &type, &picked) != 0)
+        return store_seterr(err, STORE_NOMEM, "out of memory");
+      assert(type != META_TRACE && (unsigned)type < META_NTYPES);
+      if (picked != NULL) labels = picked;
+      if ((rc = check_labels(labels, err)) != STORE_OK) goto out;
+    }
+    if ((rc = check_kind(type, types, err)) != STORE_OK) goto out;
+  }
+  rc = st->ops->ingest(st->impl, service, type, labels ? labels : "",
+                       created_at_hint, data, len, out, err);
+out:
+  free(picked);
+  return rc;
 }
 
 store_rc store_ingest(store *st, const char *service, meta_type type,
@@ -293,20 +333,18 @@ store_rc store_ingest(store *st, const char *service, meta_type type,
                       const void *data, size_t len, store_meta *out,
                       char err[STORE_ERRMAX]) {
   assert(st != NULL && (data != NULL || len == 0));
-  store_rc rc;
-  if ((rc = check_writable(st, err)) != STORE_OK ||
-      (rc = check_service(service, err)) != STORE_OK ||
-      (rc = check_type(type, err)) != STORE_OK ||
-      (rc = check_labels(labels, err)) != STORE_OK)
-    return rc;
-  if (len == 0)
-    return store_seterr(err, STORE_BADPROFILE, "malformed profile (empty)");
-  if (st->ops->ingest == NULL) return unsupported(st, "ingest", err);
-  if (type != META_TRACE &&
-      (rc = check_profile(st, type, data, len, &created_at_hint, err)) != STORE_OK)
-    return rc;
-  return st->ops->ingest(st->impl, service, type, labels ? labels : "",
-                         created_at_hint, data, len, out, err);
+  return ingest(st, service, type, NULL, NULL, labels, created_at_hint, data,
+                len, out, err);
+}
+
+store_rc store_ingest_picked(store *st, const char *service,
+                             store_pick_fn pick, void *arg,
+                             const char *labels, int64_t created_at_hint,
+                             const void *data, size_t len, store_meta *out,
+                             char err[STORE_ERRMAX]) {
+  assert(st != NULL && pick != NULL && (data != NULL || len == 0));
+  return ingest(st, service, META_OTHER, pick, arg, labels, created_at_hint,
+                data, len, out, err);
 }
 
 store_rc store_find(store *st, const store_query *q, store_meta_list *out,

@@ -151,6 +151,24 @@ store_rc store_ingest(store *st, const char *service, meta_type type,
                       const void *data, size_t len, store_meta *out,
                       char err[STORE_ERRMAX]);
 
+/* For store_ingest_picked: given the profile's sample types
+** ("type/unit,type/unit", as pprof_check_types writes them), sets *type
+** (not META_TRACE) and may set *labels to the canonical label set to store
+** instead of the one passed (malloc'd; the store frees it).  Returns 0, or
+** -1 when out of memory. */
+typedef int (*store_pick_fn)(const char *types, void *arg, meta_type *type,
+                             char **labels);
+
+/* store_ingest of a pprof whose type follows from its sample types (the
+** doors of other agents, which send no type): pick chooses it once the
+** profile is decoded, so that it is decoded once.  Fails as store_ingest
+** does, and with STORE_NOMEM when pick does. */
+store_rc store_ingest_picked(store *st, const char *service,
+                             store_pick_fn pick, void *arg,
+                             const char *labels, int64_t created_at_hint,
+                             const void *data, size_t len, store_meta *out,
+                             char err[STORE_ERRMAX]);
+
 /* Finds profiles matching q, sorted by created_at then id.
 ** STORE_OK with an empty list when nothing matches.
 ** *out is owned by the caller (store_meta_list_free). */

@@ -1,13 +1,12 @@
 /*
 ** fuzz_ingest.c — libFuzzer target for the parsers of the Pyroscope doors
-** (ingest/ingest.h, and pprof_peek_types of proto/).
+** (ingest/ingest.h).
 **
 ** Input: one selector byte, then the bytes a client would send:
 **   0  a Pyroscope name (`app.cpu{k=v}`), typed and untyped
 **   1  folded stacks      2  lines stacks
 **   3  a multipart/form-data body (boundary "B")
 **   4  a Connect PushRequest in protobuf    5  the same in JSON
-**   6  a pprof whose sample types are peeked
 ** Beyond "no crash, no sanitizer report" it checks the promises: a
 ** failure says why; stacks that convert are a valid pprof with samples;
 ** a name that parses has a valid service and canonical labels; a found
@@ -102,26 +101,19 @@ static void push(const char *s, size_t n, int json) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char types[PPROF_TYPES_MAX], perr[PPROF_ERRMAX] = "";
   char *s;
   if (size < 1) return 0;
   /* a NUL-terminated copy: names are C strings, and ASan sees overreads */
   if ((s = malloc(size)) == NULL) return 0;
   memcpy(s, data + 1, size - 1);
   s[size - 1] = '\0';
-  switch (data[0] % 7) {
+  switch (data[0] % 6) {
   case 0: names(s); break;
   case 1: stacks(s, size - 1, 0); break;
   case 2: stacks(s, size - 1, 1); break;
   case 3: multipart(s, size - 1); break;
   case 4: push(s, size - 1, 0); break;
   case 5: push(s, size - 1, 1); break;
-  case 6:
-    if (pprof_peek_types(s, size - 1, 1 << 20, NULL, types, perr) != PPROF_OK)
-      FUZZ_CHECK(perr[0] != '\0');
-    else
-      FUZZ_CHECK(memchr(types, '\0', sizeof types) != NULL);
-    break;
   }
   free(s);
   return 0;
