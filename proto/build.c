@@ -70,7 +70,8 @@ struct pprof_builder {
   int64_t period, time_nanos, duration_nanos;
 };
 
-/* Takes from the budget what the arrays and tables now occupy. */
+/* Takes from the budget what the arrays and tables now occupy (called
+** after any may have grown; the sum is cheap next to a reservation). */
 static pprof_rc charge(pprof_builder *b) {
   size_t now = b->capchars + b->capstr * sizeof(bstr) +
                (b->fn.cap + b->loc.cap) * sizeof(bpair) +
@@ -163,12 +164,13 @@ static pprof_rc intern(pprof_builder *b, const char *p, size_t len,
       *ix = i;
       return PPROF_OK;
     }
+  size_t c0 = b->capstr + b->capchars + b->str_idx.mask;
   if (b->nstr >= UINT32_MAX - 1 ||
       PPROF_ROOM(b->str, b->nstr, b->capstr, 1) ||
       PPROF_ROOM(b->chars, b->nchars, b->capchars, len) ||
       pprof_htab_reserve(&b->str_idx, b->nstr + 1))
     return PPROF_ENOMEM;
-  if (charge(b) != PPROF_OK)
+  if (b->capstr + b->capchars + b->str_idx.mask != c0 && charge(b) != PPROF_OK)
     return PPROF_EBUSY;
   pos = pprof_htab_start(&b->str_idx, h);
   while (pprof_htab_next(&b->str_idx, h, &pos) != PPROF_NONE) {
@@ -228,10 +230,11 @@ static pprof_rc pair_of(pprof_builder *pb, bpairs *t, uint32_t a, int64_t b,
         *ix = i;
         return PPROF_OK;
       }
+  size_t c0 = t->cap + t->idx.mask;
   if (t->n >= UINT32_MAX - 1 || PPROF_ROOM(t->v, t->n, t->cap, 1) ||
       pprof_htab_reserve(&t->idx, t->n + 1))
     return PPROF_ENOMEM;
-  if (charge(pb) != PPROF_OK)
+  if (t->cap + t->idx.mask != c0 && charge(pb) != PPROF_OK)
     return PPROF_EBUSY;
   pos = pprof_htab_start(&t->idx, h);
   while (pprof_htab_next(&t->idx, h, &pos) != PPROF_NONE) {
@@ -247,7 +250,7 @@ pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
                            size_t n, const int64_t *values,
                            char err[PPROF_ERRMAX]) {
   uint32_t name, file, fn, lx, h, i;
-  size_t k, base, pos;
+  size_t k, base, pos, c0;
   pprof_rc rc;
   uint64_t hh = 2;
 
@@ -260,9 +263,10 @@ pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
     return pprof_fail(PPROF_ETOOBIG, err, "stack too deep");
   /* the stack goes at the end of locs, leaf first; it stays only if it
   ** is a new sample */
+  c0 = b->caplocs;
   if (PPROF_ROOM(b->locs, b->nlocs, b->caplocs, n))
     return pprof_fail(PPROF_ENOMEM, err, "out of memory");
-  if ((rc = charge(b)) != PPROF_OK)
+  if (b->caplocs != c0 && (rc = charge(b)) != PPROF_OK)
     return pprof_fail(rc, err, "memory budget exhausted");
   base = b->nlocs;
   for (k = 0; k < n; k++) {
@@ -288,12 +292,14 @@ pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
           b->val[i * b->nstype + k] += values[k];
         return PPROF_OK;
       }
+  c0 = b->capsmp + b->capval + b->smp_idx.mask;
   if (b->nsmp >= UINT32_MAX - 1 ||
       PPROF_ROOM(b->smp, b->nsmp, b->capsmp, 1) ||
       PPROF_ROOM(b->val, b->nval, b->capval, b->nstype) ||
       pprof_htab_reserve(&b->smp_idx, b->nsmp + 1))
     return pprof_fail(PPROF_ENOMEM, err, "out of memory");
-  if ((rc = charge(b)) != PPROF_OK)
+  if (b->capsmp + b->capval + b->smp_idx.mask != c0 &&
+      (rc = charge(b)) != PPROF_OK)
     return pprof_fail(rc, err, "memory budget exhausted");
   pos = pprof_htab_start(&b->smp_idx, h);
   while (pprof_htab_next(&b->smp_idx, h, &pos) != PPROF_NONE) {
