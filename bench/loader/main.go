@@ -16,8 +16,11 @@
 //
 // With -body, every request sends a distinct profile: the request's number
 // goes into the gzip header's MTIME field (bytes 4-7), which no decoder
-// checks.  The server's ingest is idempotent, so re-sending identical bytes
-// would time a lookup that stores nothing instead of an ingest.
+// checks (-mark K: of the gzip member at byte K of the body, a profile
+// inside a request; -mark-hex K: as 8 hex digits at byte K of a text
+// body, such as a frame name of folded stacks).  The server's ingest is
+// idempotent, so re-sending identical bytes would time a lookup that
+// stores nothing instead of an ingest.
 //
 // -fetch compares ways of reading the same answer (an http:// URL is a GET,
 // anything else a file read: open, read to EOF, close), -n rounds with the
@@ -104,8 +107,17 @@ func fetchOne(client *http.Client, target string) ([]byte, error) {
 // bodies of every other i by writing i+1 into its header's MTIME; a body
 // that is no gzip is returned as it is.
 func distinct(b []byte, i int64) []byte {
-	if len(b) > 10 && b[0] == 0x1f && b[1] == 0x8b {
-		binary.LittleEndian.PutUint32(b[4:8], uint32(i+1))
+	return distinctAt(b, i, 0, false)
+}
+
+// distinctAt is distinct for a gzip member that starts at byte at of b (a
+// profile inside a request, as in Pyroscope's Connect push), or, with hex,
+// writes i+1 as 8 hex digits at b[at:] (a text body: folded stacks).
+func distinctAt(b []byte, i int64, at int, hex bool) []byte {
+	if hex && at >= 0 && at+8 <= len(b) {
+		copy(b[at:at+8], fmt.Sprintf("%08x", uint32(i+1)))
+	} else if !hex && at >= 0 && len(b) > at+10 && b[at] == 0x1f && b[at+1] == 0x8b {
+		binary.LittleEndian.PutUint32(b[at+4:at+8], uint32(i+1))
 	}
 	return b
 }
@@ -168,6 +180,9 @@ func main() {
 	fetchList := flag.String("fetch", "", "comma-separated URLs / paths to read and time")
 	bump := flag.String("bump", "", "with -fetch: POST -body here before each read")
 	out := flag.String("out", "", "with -fetch: directory for the last answers")
+	ctype := flag.String("type", "application/octet-stream", "Content-Type of the POSTs")
+	mark := flag.Int("mark", 0, "with -body: byte offset of the gzip member whose MTIME makes each body distinct")
+	markHex := flag.Int("mark-hex", -1, "with -body: byte offset of 8 characters replaced by a hex counter instead (text bodies)")
 	flag.Parse()
 	if *fetchList != "" {
 		var b []byte
@@ -230,11 +245,13 @@ func main() {
 					return
 				}
 				b := bodies[i%int64(len(bodies))]
-				if own != nil {
-					b = distinct(own, i)
+				if own != nil && *markHex >= 0 {
+					b = distinctAt(own, i, *markHex, true)
+				} else if own != nil {
+					b = distinctAt(own, i, *mark, false)
 				}
 				t0 := time.Now()
-				resp, err := client.Post(*url, "application/octet-stream", bytes.NewReader(b))
+				resp, err := client.Post(*url, *ctype, bytes.NewReader(b))
 				if err != nil {
 					r.errors++
 					continue

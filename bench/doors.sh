@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/doors.sh — the "other agents' doors" row of scripts/bench, also
+# runnable alone:
+#
+#     bench/doors.sh PROFEFS LOADER WORKDIR [ROUNDS] [SECONDS]
+#
+# The server CPU one profile costs through each ingest door, beside
+# profefe's API with the same profile (tests/fixtures/cpu_001.pb.gz, dated
+# now): POST /api/0/profiles; Pyroscope's /ingest with format=pprof (the
+# type from the peeked sample types); its Connect push (a PushRequest in
+# application/proto carrying the profile); /ingest with the same stacks as
+# folded text (converted into a pprof by the server).  bench/loader sends
+# distinct bodies over 8 connections for SECONDS (default 3) per door; the
+# doors take turns, ROUNDS times (default 3), and each one's figure is the
+# median of its rounds, so that the load of a shared machine falls on all
+# of them alike.  CPU per profile = the server's CPU time (utime + stime
+# from /proc) over the acknowledged ingests.  Prints key=value lines on
+# stdout (doors_<door>_us, doors_<door>_rps, doors_<door>_bad), logs on
+# stderr.
+set -euo pipefail
+BIN=$1 LOADER=$2 W=$3 ROUNDS=${4:-3} SECS=${5:-3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CONNS=8
+mkdir -p "$W"
+log() { printf '[doors %s] %s\n' "$(date +%T)" "$*" >&2; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
+  if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'; }
+kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+
+NOW=$(date +%s)
+BODY=$W/ingest.pb.gz
+python3 "$ROOT/tests/tools/pprof_retime.py" "$ROOT/tests/fixtures/cpu_001.pb.gz" "$BODY" "$NOW"
+# the Connect push: the profile inside a PushRequest; -mark finds its gzip
+PUSH=$W/push.bin
+python3 "$ROOT/tests/tools/pyroscope_push.py" proto "$PUSH" \
+  "__name__=process_cpu,service_name=door-push,region=eu" "$BODY"
+PUSH_MARK=$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read().index(open(sys.argv[2], "rb").read()))' "$PUSH" "$BODY")
+# folded: the profile's stacks (function names, root first) and sample
+# counts; the first frame is 8 characters the loader makes distinct
+FOLDED=$W/ingest.folded
+python3 "$ROOT/tests/canon.py" "$BODY" | python3 -c '
+import sys
+out = []
+for line in sys.stdin:
+    if " | " not in line:
+        continue
+    values, stack = line.split(" | ")[:2]
+    frames = []
+    for loc in stack.split(" < "):
+        for fr in loc.split(" ", 1)[1].split(";"):
+            frames.append(fr.rsplit(":", 2)[0])
+    out.append(";".join(reversed(frames)) + " " + values.split()[0])
+sys.stdout.write("00000000;" + "\n".join(out) + "\n")' > "$FOLDED"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+URL=http://127.0.0.1:$PORT
+rm -rf "$W/data"
+"$BIN" serve --data "$W/data" --addr "127.0.0.1:$PORT" 2>"$W/server.log" &
+SERVER_PID=$!
+trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -s -o /dev/null "$URL/api/0/version" && break; sleep 0.1; done
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+TICKS=$(getconf CLK_TCK)
+
+DOORS="profefe ingest push folded"
+declare -A US RPS BAD
+for ((r = 1; r <= ROUNDS; r++)); do
+  for d in $DOORS; do
+    case $d in
+      profefe) args=(-url "$URL/api/0/profiles?service=door-profefe&type=cpu&labels=region=eu" -body "$BODY") ;;
+      ingest)  args=(-url "$URL/ingest?name=door-ingest%7Bregion%3Deu%7D&format=pprof&spyName=gospy" -body "$BODY") ;;
+      push)    args=(-url "$URL/push.v1.PusherService/Push" -type application/proto -body "$PUSH" -mark "$PUSH_MARK") ;;
+      folded)  args=(-url "$URL/ingest?name=door-folded.cpu%7Bregion%3Deu%7D&from=$NOW&sampleRate=100" -body "$FOLDED" -mark-hex 0) ;;
+    esac
+    c0=$(cpu_ticks)
+    out=$("$LOADER" -c "$CONNS" -d "${SECS}s" "${args[@]}") || log "$d: loader reported failures: $out"
+    us=$(awk -v t="$(( $(cpu_ticks) - c0 ))" -v k="$TICKS" -v n="$(kv ok "$out")" 'BEGIN { printf "%.0f", n ? t / k * 1e6 / n : 0 }')
+    US[$d]+="$us "; RPS[$d]+="$(kv rps "$out") "; BAD[$d]=$(( ${BAD[$d]:-0} + $(kv bad "$out") + $(kv errors "$out") ))
+    log "round $r $d: $out; $us us of server CPU per profile"
+  done
+done
+for d in $DOORS; do
+  # shellcheck disable=SC2086
+  echo "doors_${d}_us=$(median ${US[$d]})"
+  # shellcheck disable=SC2086
+  echo "doors_${d}_rps=$(median ${RPS[$d]} | awk '{ printf "%.0f", $1 }')"
+  echo "doors_${d}_bad=${BAD[$d]}"
+done
