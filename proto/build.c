@@ -428,16 +428,20 @@ pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
   }
   msg.n_string_table = b->nstr;
   msg.string_table = k.strs;
-  if (gzip) {
-    rc = pprof_pack_gzip(&msg, out, len);
-  } else {
+  {
     size_t n = perftools__profiles__profile__get_packed_size(&msg);
     uint8_t *raw = malloc(n ? n : 1);
     rc = raw != NULL ? PPROF_OK : PPROF_ENOMEM;
     if (raw != NULL) {
       perftools__profiles__profile__pack(&msg, raw);
-      *out = raw;
-      *len = n;
+      if (!gzip) {
+        *out = raw;
+        *len = n;
+      } else {
+        /* a converted profile, compressed once on the ingest path */
+        rc = pprof_gzip(raw, n, PPROF_GZIP_FAST, out, len);
+        free(raw);
+      }
     }
   }
   if (rc != PPROF_OK)
