@@ -334,7 +334,9 @@ static void api_merge(httpd_req *r, httpd_reply *out)
     reply_store_error(out, rc, err);
     goto out;
   }
-  title = f == VIEW_SVG ? httpd_view_title(r) : NULL;
+  title = f == VIEW_SVG ? view_title(q.service, meta_type_name(q.type),
+                                     q.labels, 0, 0, 0, q.from, q.to)
+                       : NULL;
   httpd_reply_view(r, out, f, data, len, meta_type_name(q.type), title);
 out:
   free(title);

@@ -158,10 +158,6 @@ void httpd_reply_view(httpd_req *r, httpd_reply *out, view_format f,
                       void *data, size_t len, const char *filename,
                       const char *title);
 
-/* "service type [labels] from..to" of a merge request (malloc'd, caller
-** frees; NULL when out of memory). */
-char *httpd_view_title(httpd_req *r);
-
 /* GET /api/0/profiles/diff. */
 void httpd_api_diff(httpd_req *r, httpd_reply *out);
 

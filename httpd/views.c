@@ -34,6 +34,17 @@ static void refuse(httpd_reply *out, unsigned status, const char *fmt, ...)
   httpd_reply_error(out, status, "%s", msg);
 }
 
+/* Logs the reason of the error reply the query parsers of api.c decided
+** (the "error" of its JSON). */
+static void log_reply(const httpd_reply *out)
+{
+  json_t *j = json_loadb(out->body ? out->body : "", out->len, 0, NULL);
+  const char *why = json_string_value(json_object_get(j, "error"));
+
+  fprintf(stderr, "httpd: %u: %s\n", out->status, why ? why : "?");
+  json_decref(j);
+}
+
 int httpd_view_format(httpd_req *r, view_format *f, httpd_reply *out)
 {
   const char *v = httpd_req_arg(r, "format");
@@ -99,21 +110,6 @@ void httpd_reply_view(httpd_req *r, httpd_reply *out, view_format f,
     reply_rendered(out, f, v, vlen);
 }
 
-/* "service type [labels] from..to" of the request, for the svg's title. */
-static char *title_of(httpd_req *r, const char *base)
-{
-  const char *l = httpd_req_arg(r, "labels");
-  char *t = NULL;
-
-  if (asprintf(&t, "%s %s%s%s %s%s%s..%s", httpd_req_arg(r, "service"),
-               httpd_req_arg(r, "type"), l && *l ? " " : "", l ? l : "",
-               base ? base : "", base ? " -> " : "",
-               httpd_req_arg(r, "from"), httpd_req_arg(r, "to")) < 0)
-    return NULL;
-  return t;
-}
-
-char *httpd_view_title(httpd_req *r) { return title_of(r, NULL); }
 
 /* Merges one side of a diff; 0, or -1 after replying (which side failed
 ** is said). */
@@ -142,19 +138,25 @@ static int merge_side(httpd_req *r, const store_query *q, const char *side,
 ** [&format][&sample] */
 void httpd_api_diff(httpd_req *r, httpd_reply *out)
 {
-  char err[VIEW_ERRMAX] = "", *labels = NULL, *title = NULL, *base = NULL;
+  char err[VIEW_ERRMAX] = "", *labels = NULL, *title = NULL;
   void *bd = NULL, *td = NULL, *v = NULL;
   size_t blen = 0, tlen = 0, vlen = 0;
   store_query q, bq;
   view_format f;
   view_rc rc;
 
-  if (httpd_view_format(r, &f, out) || httpd_query_args(r, &q, &labels, out))
+  if (httpd_view_format(r, &f, out))
     goto out;
+  if (httpd_query_args(r, &q, &labels, out)) {
+    log_reply(out);
+    goto out;
+  }
   bq = q;
   if (httpd_time_arg(r, "base_from", 1, &bq.from, out) ||
-      httpd_time_arg(r, "base_to", 1, &bq.to, out))
+      httpd_time_arg(r, "base_to", 1, &bq.to, out)) {
+    log_reply(out);
     goto out;
+  }
   if (bq.from > bq.to) {
     refuse(out, 400, "bad request: \"base_from\" is after \"base_to\"");
     goto out;
@@ -166,10 +168,8 @@ void httpd_api_diff(httpd_req *r, httpd_reply *out)
   if (merge_side(r, &bq, "base", &bd, &blen, out) ||
       merge_side(r, &q, "target", &td, &tlen, out))
     goto out;
-  if (asprintf(&base, "%s..%s", httpd_req_arg(r, "base_from"),
-               httpd_req_arg(r, "base_to")) < 0)
-    base = NULL;
-  title = title_of(r, base);
+  title = view_title(q.service, meta_type_name(q.type), q.labels, 1,
+                     bq.from, bq.to, q.from, q.to);
   rc = view_diff(bd, blen, td, tlen, f, httpd_req_arg(r, "sample"), title, &v,
                  &vlen, err);
   if (rc != VIEW_OK) {
@@ -182,7 +182,6 @@ void httpd_api_diff(httpd_req *r, httpd_reply *out)
     reply_rendered(out, f, v, vlen);
 out:
   free(title);
-  free(base);
   free(bd);
   free(td);
   free(labels);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -277,4 +278,31 @@ out:
   pprof_stacks_free(st);
   free(d);
   return rc;
+}
+
+/* A unix time as "2006-01-02T15:04:05Z" into out (32 bytes). */
+static void utc(int64_t t, char out[32]) {
+  time_t s = (time_t)t;
+  struct tm tm;
+
+  if (gmtime_r(&s, &tm) == NULL ||
+      strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(out, 32, "%lld", (long long)t);
+}
+
+char *view_title(const char *service, const char *type, const char *labels,
+                 int diff, int64_t base_from, int64_t base_to, int64_t from,
+                 int64_t to) {
+  char bf[32], bt[32], f[32], t[32], *out = NULL;
+  int n;
+
+  utc(base_from, bf);
+  utc(base_to, bt);
+  utc(from, f);
+  utc(to, t);
+  n = asprintf(&out, "%s %s%s%s %s%s%s%s%s..%s", service, type,
+               labels && *labels ? " " : "", labels ? labels : "",
+               diff ? bf : "", diff ? ".." : "", diff ? bt : "",
+               diff ? " -> " : "", f, t);
+  return n < 0 ? NULL : out;
 }

@@ -30,6 +30,7 @@
 #define PROFEFS_VIEW_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define VIEW_ERRMAX 256
 
@@ -78,5 +79,13 @@ view_rc view_diff(const void *base, size_t blen, const void *target,
                   size_t tlen, view_format f, const char *sample,
                   const char *title, void **out, size_t *olen,
                   char err[VIEW_ERRMAX]);
+
+/* The title of a flame graph of a merge, the same for every front end
+** (the mount gives the bytes HTTP gives): "service type [labels]
+** FROM..TO" with UTC times, a diff's "BASE-FROM..BASE-TO -> FROM..TO"
+** when diff is set.  Malloc'd (caller frees); NULL when out of memory. */
+char *view_title(const char *service, const char *type, const char *labels,
+                 int diff, int64_t base_from, int64_t base_to, int64_t from,
+                 int64_t to);
 
 #endif /* PROFEFS_VIEW_H */
