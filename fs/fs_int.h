@@ -26,6 +26,7 @@
 #include "fs.h"
 #include "mergecache.h"
 #include "path.h"
+#include "view.h"
 #include "writebuf.h"
 
 /* Largest file that can be written into the view (as the HTTP body limit). */
@@ -116,6 +117,20 @@ int fs_stored_meta(fs *f, const fs_path *p, store_meta *m);
 
 /* Attributes of a stored profile; m->size must be known (>= 0). */
 void fs_stat_stored(const fs *f, const store_meta *m, struct stat *st);
+
+/* The cache key of the FS_MFILE p (its service, type, labels, range,
+** view and diff base), and its store query (strings point into p). */
+#define FS_MKEY_MAX (FS_PATH_MAX + 128)
+void fs_merge_key(const fs_path *p, char key[FS_MKEY_MAX]);
+void fs_merge_query(const fs_path *p, store_query *q);
+
+/* views.c: the bytes of the FS_MFILE p that is a view (p->view) or a diff
+** (p->diff), under key, through the cache: rendered from the merges of
+** its range(s), which are cached under their own keys.  STORE_OK and a
+** reference in *out, or a store_rc and err (STORE_NOTFOUND when a range
+** is empty, STORE_MISMATCH when a diff's sides differ in type). */
+store_rc fs_view_get(fs *f, const fs_path *p, const char *key, fs_mbuf **out,
+                     char err[STORE_ERRMAX]);
 
 /* The merge that the FS_MFILE path p names, through the cache: 0 and a
 ** reference in *out, or -errno (-ENOENT when nothing matches).  Only open

@@ -206,16 +206,30 @@ fs_mbuf *fs_mcache_peek(fs_mcache *mc, const char *key) {
   return b;
 }
 
+/* fs_mcache_compute of a plain merge: arg is the store_query. */
+static store_rc compute_merge(fs_mcache *mc, void *arg, void **data,
+                              size_t *len, char *err) {
+  return store_merge(mc->st, arg, data, len, NULL, err);
+}
+
 store_rc fs_mcache_get(fs_mcache *mc, const char *key, int relative,
                        const store_query *q, fs_mbuf **out,
                        char err[STORE_ERRMAX]) {
+  assert(q != NULL);
+  return fs_mcache_compute(mc, key, relative, compute_merge, (void *)q, out,
+                           err);
+}
+
+store_rc fs_mcache_compute(fs_mcache *mc, const char *key, int relative,
+                           fs_mcache_fn fn, void *arg, fs_mbuf **out,
+                           char err[STORE_ERRMAX]) {
   entry *e = NULL;
   fs_mbuf *b = NULL;
   store_rc rc;
   void *data = NULL;
   size_t len = 0;
 
-  assert(mc != NULL && key != NULL && q != NULL && out != NULL);
+  assert(mc != NULL && key != NULL && fn != NULL && out != NULL);
   pthread_mutex_lock(&mc->lock);
   if (lookup_or_claim(mc, key, relative, &b, &rc, &e)) {
     pthread_mutex_unlock(&mc->lock);
@@ -223,7 +237,7 @@ store_rc fs_mcache_get(fs_mcache *mc, const char *key, int relative,
   }
   pthread_mutex_unlock(&mc->lock);
 
-  rc = store_merge(mc->st, q, &data, &len, NULL, err);
+  rc = fn(mc, arg, &data, &len, err);
   if (rc == STORE_OK) {
     b = calloc(1, sizeof *b);
     if (b == NULL) {

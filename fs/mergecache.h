@@ -40,6 +40,20 @@ store_rc fs_mcache_get(fs_mcache *mc, const char *key, int relative,
                        const store_query *q, fs_mbuf **out,
                        char err[STORE_ERRMAX]);
 
+/* What fs_mcache_compute runs for a key the cache has no fresh entry of:
+** the bytes in *data (malloc'd, taken by the cache) and *len, or a
+** store_rc with err (STORE_NOTFOUND is cached like a result). */
+typedef store_rc (*fs_mcache_fn)(fs_mcache *mc, void *arg, void **data,
+                                 size_t *len, char *err);
+
+/* fs_mcache_get for bytes derived from merges (the views and diffs of
+** fs/views.c): fn(mc, arg, ...) computes them, and may itself get other
+** keys of mc (never key).  Same freshness: the store's generation and,
+** when relative, the TTL. */
+store_rc fs_mcache_compute(fs_mcache *mc, const char *key, int relative,
+                           fs_mcache_fn fn, void *arg, fs_mbuf **out,
+                           char err[STORE_ERRMAX]);
+
 /* A reference to the latest merge of key the cache holds, fresh or not
 ** (NULL when none): never merges, so that stat'ing merge files stays cheap,
 ** and an open merge file's size is that of the bytes its handle reads. */

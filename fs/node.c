@@ -10,7 +10,10 @@
 **     never meet one that "already exists";
 **   - merge files exist when their range matches something; their stat never
 **     merges (the size of the latest merge of that name, 0 before the
-**     first: reads are direct_io and go to EOF), the open does.
+**     first: reads are direct_io and go to EOF), the open does;
+**   - beside each listed merge file, its views (.svg, .folded, .top); the
+**     diff tree has the same shape with a base range directory above the
+**     target range files (fs/views.c renders both).
 */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +28,15 @@
 static const char *const ready_ranges[] = {
   "now-1h..now", "now-24h..now", "now-7d..now",
 };
+
+/* The ready-made base ranges listed in diff type directories: the period
+** before each ready range. */
+static const char *const ready_bases[] = {
+  "now-2h..now-1h", "now-48h..now-24h", "now-14d..now-7d",
+};
+
+/* The views listed beside each merge file (the suffixes view.h names). */
+static const view_format listed_views[] = {VIEW_SVG, VIEW_FOLDED, VIEW_TOP};
 
 static void stat_times(struct stat *st, int64_t t) {
   st->st_atime = st->st_mtime = st->st_ctime = (time_t)t;
@@ -193,19 +205,27 @@ out:
   return err;
 }
 
-/* The merge cache key of the FS_MFILE p. */
-static void merge_key(const fs_path *p, char key[FS_PATH_MAX + 64]) {
+void fs_merge_key(const fs_path *p, char key[FS_MKEY_MAX]) {
+  char base[80] = "";
+
   /* A relative range names a different query every second: the text is
-  ** the identity, the TTL bounds its age.  An absolute one is its values. */
+  ** the identity, the TTL bounds its age.  An absolute one is its values.
+  ** The name carries the view's suffix. */
+  if (p->diff && p->relative)
+    snprintf(base, sizeof base, "%.40s/", p->base_name);
+  else if (p->diff)
+    snprintf(base, sizeof base, "@%" PRId64 "..%" PRId64 "/", p->base_from,
+             p->base_to);
   if (p->relative)
-    snprintf(key, FS_PATH_MAX + 64, "%s/%s/%s/%s", p->service,
-             meta_type_name(p->type), p->labels, p->name);
+    snprintf(key, FS_MKEY_MAX, "%s%s/%s/%s/%s%s", p->diff ? "D:" : "",
+             p->service, meta_type_name(p->type), p->labels, base, p->name);
   else
-    snprintf(key, FS_PATH_MAX + 64, "%s/%s/%s/@%" PRId64 "..%" PRId64,
-             p->service, meta_type_name(p->type), p->labels, p->from, p->to);
+    snprintf(key, FS_MKEY_MAX, "%s%s/%s/%s/%s@%" PRId64 "..%" PRId64 "#%d",
+             p->diff ? "D:" : "", p->service, meta_type_name(p->type),
+             p->labels, base, p->from, p->to, p->view);
 }
 
-static void merge_query(const fs_path *p, store_query *q) {
+void fs_merge_query(const fs_path *p, store_query *q) {
   memset(q, 0, sizeof *q);
   q->service = p->service;
   q->type = p->type;
@@ -216,13 +236,16 @@ static void merge_query(const fs_path *p, store_query *q) {
 
 int fs_merge_get(fs *f, const fs_path *p, fs_mbuf **out) {
   store_query q;
-  char key[FS_PATH_MAX + 64];
+  char key[FS_MKEY_MAX];
   char err[STORE_ERRMAX] = "";
   store_rc rc;
 
-  merge_query(p, &q);
-  merge_key(p, key);
-  rc = fs_mcache_get(f->mc, key, p->relative, &q, out, err);
+  fs_merge_query(p, &q);
+  fs_merge_key(p, key);
+  if (p->view != 0 || p->diff)
+    rc = fs_view_get(f, p, key, out, err);
+  else
+    rc = fs_mcache_get(f->mc, key, p->relative, &q, out, err);
   if (rc != STORE_OK && rc != STORE_NOTFOUND)
     fs_log("merge %s/%s/%s%s%s failed: %s", p->service,
            meta_type_name(p->type), p->labels, p->labels[0] ? "/" : "",
@@ -258,19 +281,26 @@ static int stat_file_node(fs *f, const char *path, const fs_path *p,
 ** does, or -errno. */
 static int merge_has_profiles(fs *f, const fs_path *p) {
   store_query q;
+  int rc;
 
-  merge_query(p, &q);
-  return any_match(f, &q);
+  fs_merge_query(p, &q);
+  rc = any_match(f, &q);
+  if (rc == 1 && p->diff) { /* a diff needs both ranges */
+    q.from = p->base_from;
+    q.to = p->base_to;
+    rc = any_match(f, &q);
+  }
+  return rc;
 }
 
 /* Never merges (see the top of the file). */
 static int stat_merge_node(fs *f, const fs_path *p, struct stat *st) {
-  char key[FS_PATH_MAX + 64];
+  char key[FS_MKEY_MAX];
   fs_mbuf *b;
   int rc = merge_has_profiles(f, p);
 
   if (rc <= 0) return rc < 0 ? rc : -ENOENT;
-  merge_key(p, key);
+  fs_merge_key(p, key);
   if ((b = fs_mcache_peek(f->mc, key)) != NULL) {
     fs_stat_merge(f, b, st);
     fs_mbuf_unref(b);
@@ -303,8 +333,9 @@ int fs_node_stat(fs *f, const char *path, const fs_path *p, struct stat *st) {
       break;
     case FS_LABELDIR:
     case FS_MLABELDIR:
+    case FS_DBASE:
       rc = fs_service_exists(f, p->service);
-      if (rc == 1)
+      if (rc == 1 && p->labels[0] != '\0')
         rc = fs_labeldir_exists(f, p->service, p->type, p->labels,
                                 p->node == FS_LABELDIR);
       break;
@@ -370,9 +401,12 @@ static int list_services(lister *l, int merge) {
   rc = store_services(l->f->st, &names, &n, NULL);
   if (rc != STORE_OK && rc != STORE_NOTFOUND) return -fs_errno(rc);
   for (i = 0; i < n && err == 0; i++)
-    if (strcmp(names[i], FS_MERGE_DIR) != 0) err = add_dir(l, names[i]);
+    if (strcmp(names[i], FS_MERGE_DIR) != 0 &&
+        strcmp(names[i], FS_DIFF_DIR) != 0)
+      err = add_dir(l, names[i]);
   store_names_free(names, n);
   if (err == 0 && !merge) err = add_dir(l, FS_MERGE_DIR);
+  if (err == 0 && !merge) err = add_dir(l, FS_DIFF_DIR);
   return err;
 }
 
@@ -445,7 +479,8 @@ static int list_profiles(lister *l, const fs_path *p) {
 /* The ready-made ranges that are not empty (an empty one would be listed
 ** but fail to stat, as a merge of nothing is ENOENT). */
 static int list_ranges(lister *l, const fs_path *p) {
-  size_t i;
+  char name[64];
+  size_t i, k;
   int err = 0;
 
   fs_path r = *p;  /* its strings still point into p */
@@ -454,8 +489,34 @@ static int list_ranges(lister *l, const fs_path *p) {
     if (fs_range_parse(ready_ranges[i], (int64_t)time(NULL), &r.from, &r.to,
                        &r.relative) != 0)
       continue;
+    if ((err = merge_has_profiles(l->f, &r)) != 1)
+      continue;
+    err = add_merge_file(l, ready_ranges[i]);
+    for (k = 0; err == 0 && k < sizeof listed_views / sizeof *listed_views;
+         k++) {
+      snprintf(name, sizeof name, "%s%s", ready_ranges[i],
+               view_format_ext(listed_views[k]));
+      err = add_merge_file(l, name);
+    }
+  }
+  return err < 0 ? err : 0;
+}
+
+/* The ready-made base ranges of a diff type or label directory that are
+** not empty. */
+static int list_bases(lister *l, const fs_path *p) {
+  size_t i;
+  int err = 0;
+
+  fs_path r = *p;
+
+  r.diff = 0;
+  for (i = 0; i < sizeof ready_bases / sizeof *ready_bases && err >= 0; i++) {
+    if (fs_range_parse(ready_bases[i], (int64_t)time(NULL), &r.from, &r.to,
+                       &r.relative) != 0)
+      continue;
     err = merge_has_profiles(l->f, &r);
-    if (err == 1) err = add_merge_file(l, ready_ranges[i]);
+    if (err == 1) err = add_dir(l, ready_bases[i]);
   }
   return err < 0 ? err : 0;
 }
@@ -477,9 +538,10 @@ int fs_node_list(fs *f, const fs_path *p, void *buf, fuse_fill_dir_t filler,
       return err != 0 ? err : list_profiles(&l, p);
     case FS_LABELDIR: return list_profiles(&l, p);
     case FS_MTYPE:
-      err = list_ranges(&l, p);
+      err = p->diff ? list_bases(&l, p) : list_ranges(&l, p);
       return err != 0 ? err : list_labeldirs(&l, p);
-    case FS_MLABELDIR: return list_ranges(&l, p);
+    case FS_MLABELDIR: return p->diff ? list_bases(&l, p) : list_ranges(&l, p);
+    case FS_DBASE: return list_ranges(&l, p);
     case FS_FILE:
     case FS_MFILE:
       break;

@@ -122,12 +122,20 @@ static int lookup(const char *path, fs_path *p) {
 
 static int is_merge_node(fs_node n) {
   return n == FS_MROOT || n == FS_MSERVICE || n == FS_MTYPE ||
-         n == FS_MLABELDIR || n == FS_MFILE;
+         n == FS_MLABELDIR || n == FS_MFILE || n == FS_DBASE;
 }
 
+/* 1 when path is top or below it (top a reserved top-level name). */
+static int is_under(const char *path, const char *top) {
+  size_t n = strlen(top);
+
+  return path[0] == '/' && strncmp(path + 1, top, n) == 0 &&
+         (path[n + 1] == '/' || path[n + 1] == 0);
+}
+
+/* The merge and diff trees: read-only. */
 static int is_merge_path(const char *path) {
-  return strncmp(path, "/" FS_MERGE_DIR, sizeof FS_MERGE_DIR) == 0 &&
-         (path[sizeof FS_MERGE_DIR] == '/' || path[sizeof FS_MERGE_DIR] == 0);
+  return is_under(path, FS_MERGE_DIR) || is_under(path, FS_DIFF_DIR);
 }
 
 /* Parses the path of a change (mkdir, create, rename...): 0, or the
@@ -137,7 +145,9 @@ static int parse_for_change(const char *op, const char *path, fs_path *p) {
 
   if (ctx()->read_only) return refuse(op, path, -EROFS, "read-only mount");
   if (is_merge_path(path))
-    return refuse(op, path, -EACCES, "the merge tree is read-only");
+    return refuse(op, path, -EACCES,
+                  is_under(path, FS_DIFF_DIR) ? "the diff tree is read-only"
+                                              : "the merge tree is read-only");
   rc = fs_path_parse(path, (int64_t)time(NULL), p);
   if (rc != 0) return refuse(op, path, -EINVAL, p->why);
   return 0;
@@ -381,7 +391,9 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
 
   if ((rc = lookup(path, &p)) != 0) return rc;
   if (p.node == FS_MFILE)
-    return wr ? refuse("open", path, -EACCES, "the merge tree is read-only")
+    return wr ? refuse("open", path, -EACCES,
+                       p.diff ? "the diff tree is read-only"
+                              : "the merge tree is read-only")
               : open_merge(f, &p, fi);
   if (p.node != FS_FILE) return -EISDIR;
   if ((rc = stored_exists(f, &p, key)) < 0) return rc;

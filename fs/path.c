@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "path.h"
+#include "view.h"
 
 #define MAX_COMPONENTS 6
 
@@ -180,6 +181,41 @@ static int fail(fs_path *p, int err, const char *why) {
   return err;
 }
 
+/* The view a merge file's name asks for by its suffix (0 = pprof), and
+** the length of the name without it. */
+static int view_suffix(const char *name, size_t *len) {
+  static const view_format views[] = {VIEW_SVG, VIEW_FOLDED, VIEW_TOP};
+  size_t n = strlen(name), e, i;
+
+  for (i = 0; i < sizeof views / sizeof views[0]; i++) {
+    e = strlen(view_format_ext(views[i]));
+    if (n > e && strcmp(name + n - e, view_format_ext(views[i])) == 0) {
+      *len = n - e;
+      return (int)views[i];
+    }
+  }
+  *len = n;
+  return 0;
+}
+
+/* Fills an FS_MFILE from its name p->name: "<from>..<to>[.view]". */
+static int parse_range_file(fs_path *p, int64_t now_sec) {
+  char range[FS_PATH_MAX];
+  size_t len;
+  int rel = p->relative;
+
+  p->view = view_suffix(p->name, &len);
+  memcpy(range, p->name, len);
+  range[len] = '\0';
+  if (fs_range_parse(range, now_sec, &p->from, &p->to, &p->relative) != 0)
+    return fail(p, -ENOENT, strstr(range, "..") == NULL
+                                ? "not a range <from>..<to>"
+                                : "bad time in range, or from after to");
+  p->relative |= rel; /* a diff whose base is relative ages too */
+  p->node = FS_MFILE;
+  return 0;
+}
+
 /* Fills the part below <svc>/<type>/ : comp[0..n) are what follows. */
 static int parse_below_type(fs_path *p, char **comp, int n, int merge,
                             int64_t now_sec) {
@@ -201,18 +237,24 @@ static int parse_below_type(fs_path *p, char **comp, int n, int merge,
     default:
       return fail(p, -ENOENT, "not a label set (k=v,k=v)");
   }
+  if (merge && p->diff) {
+    if (fs_range_parse(comp[0], now_sec, &p->base_from, &p->base_to,
+                       &p->relative) != 0)
+      return fail(p, -ENOENT, "not a base range <from>..<to>");
+    p->base_name = comp[0];
+    comp++;
+    n--;
+    if (n == 0) {
+      p->node = FS_DBASE;
+      return 0;
+    }
+  }
   if (n != 1)
     return fail(p, -ENOENT, merge ? "too deep: <from>..<to> is a file"
                                   : "too deep: only one label directory");
   p->name = comp[0];
-  if (merge) {
-    if (fs_range_parse(p->name, now_sec, &p->from, &p->to, &p->relative) != 0)
-      return fail(p, -ENOENT, strstr(p->name, "..") == NULL
-                                  ? "not a range <from>..<to>"
-                                  : "bad time in range, or from after to");
-    p->node = FS_MFILE;
-    return 0;
-  }
+  if (merge)
+    return parse_range_file(p, now_sec);
   p->node = FS_FILE;
   p->stored = fs_name_stored(p->name, p->type, p->id, p->stamp);
   if (!p->stored) p->has_stamp = name_stamp(p->name, p->stamp);
@@ -239,7 +281,8 @@ int fs_path_parse(const char *path, int64_t now_sec, fs_path *out) {
   if (!fs_name_valid(comp[n - 1]))
     return fail(out, -EINVAL, "not a valid name");
 
-  if (strcmp(c[0], FS_MERGE_DIR) == 0) {
+  if (strcmp(c[0], FS_MERGE_DIR) == 0 || strcmp(c[0], FS_DIFF_DIR) == 0) {
+    out->diff = strcmp(c[0], FS_DIFF_DIR) == 0;
     merge = 1;
     c++;
     n--;

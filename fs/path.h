@@ -18,6 +18,12 @@
 **   /merge/<svc>/<type>                       FS_MTYPE     (not trace)
 **   /merge/<svc>/<type>/<labels>              FS_MLABELDIR
 **   /merge/<svc>/<type>/[<labels>/]<f>..<t>   FS_MFILE
+**   /merge/<svc>/<type>/[<labels>/]<f>..<t>.svg  FS_MFILE with view set
+**                                             (also .folded, .top)
+**   /diff[/<svc>[/<type>[/<labels>]]]         FS_MROOT .. FS_MLABELDIR with
+**                                             diff set
+**   /diff/<svc>/<type>/[<labels>/]<bf>..<bt>  FS_DBASE (the base range)
+**   /diff/.../<bf>..<bt>/<f>..<t>[.svg|...]   FS_MFILE with diff set
 **
 ** Whether the thing exists (the service, the id, a match for the merge) is
 ** for the caller to ask the store.
@@ -29,8 +35,9 @@
 
 #include "meta.h"
 
-/* The reserved top-level name of the merge view. */
+/* The reserved top-level names of the merge and diff views. */
 #define FS_MERGE_DIR "merge"
+#define FS_DIFF_DIR "diff"
 
 /* Longest path the view has: 255-byte service, type, 255-byte label set and
 ** 255-byte file name, plus "/merge" and separators. */
@@ -46,7 +53,8 @@ typedef enum fs_node {
   FS_MSERVICE,
   FS_MTYPE,
   FS_MLABELDIR,
-  FS_MFILE
+  FS_MFILE,
+  FS_DBASE
 } fs_node;
 
 typedef struct fs_path {
@@ -65,6 +73,10 @@ typedef struct fs_path {
   /* FS_MFILE: the range, resolved against the caller's now */
   int64_t from, to;
   int relative;          /* from or to depends on now: results age */
+  int view;              /* FS_MFILE: a view_format (view.h), 0 = pprof */
+  int diff;              /* under /diff: base_* is the base range */
+  int64_t base_from, base_to;
+  const char *base_name; /* FS_DBASE and a diff's FS_MFILE: "<bf>..<bt>" */
   const char *why;       /* on failure: why the path cannot exist, for logs */
   char buf[FS_PATH_MAX];
   char lbuf[FS_PATH_MAX]; /* the canonical form of a label dir name */

@@ -125,9 +125,10 @@ int meta_id_valid(const char *s) {
 
 int meta_service_valid(const char *name) {
   if (name == NULL || name[0] == '\0' || name[0] == '.') return 0;
-  /* The FUSE view shows merges under MNT/merge, so no service may take
-  ** that name (DESIGN.md); refusing it everywhere keeps the views equal. */
-  if (strcmp(name, "merge") == 0) return 0;
+  /* The FUSE view shows merges under MNT/merge and diffs under MNT/diff,
+  ** so no service may take those names (DESIGN.md); refusing them
+  ** everywhere keeps the views equal. */
+  if (strcmp(name, "merge") == 0 || strcmp(name, "diff") == 0) return 0;
   size_t n = 0;
   for (const unsigned char *p = (const unsigned char *)name; *p; p++, n++) {
     if (*p == '/' || *p < 0x20 || *p == 0x7f) return 0;

@@ -76,8 +76,8 @@ int meta_id_valid(const char *s);
 /* ---- services -------------------------------------------------------------- */
 
 /* 1 when name may be a service: 1..255 bytes, no '/', no control characters
-** (< 0x20 or 0x7f), not starting with '.', and not "merge" (reserved for
-** the FUSE merge view). */
+** (< 0x20 or 0x7f), not starting with '.', and not "merge" or "diff"
+** (reserved for the FUSE merge and diff views). */
 int meta_service_valid(const char *name);
 
 /* ---- labels -------------------------------------------------------------- */

@@ -25,7 +25,7 @@ ingest "$FIXTURES/block_000.pb.gz" web block >/dev/null
 assert_eq "ids returned" 5 "${#SRC[@]}"
 
 # ---- directories -------------------------------------------------------------------
-assert_eq "ls MNT" "api merge web" "$(ls "$MNT" | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "ls MNT" "api diff merge web" "$(ls "$MNT" | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "ls MNT/api: the types that hold profiles" "cpu heap trace" \
     "$(ls "$MNT/api" | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "a service with one profile" "block" "$(ls "$MNT/web")"

@@ -107,12 +107,12 @@ assert_contains "writing a merge file" "$(sh -c "echo x > '$F'" 2>&1)" "Permissi
 assert_eq "ls merge" "live svc" "$(ls "$MNT/merge" | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "ls merge/svc: types but trace" "block cpu goroutine heap mutex other threadcreate wall" \
     "$(ls "$MNT/merge/svc" | tr '\n' ' ' | sed 's/ $//')"
-assert_eq "ready-made ranges" "now-1h..now now-24h..now now-7d..now" \
+assert_eq "ready-made ranges and their views" "now-1h..now now-1h..now.folded now-1h..now.svg now-1h..now.top now-24h..now now-24h..now.folded now-24h..now.svg now-24h..now.top now-7d..now now-7d..now.folded now-7d..now.svg now-7d..now.top" \
     "$(ls "$MNT/merge/live/cpu" | tr '\n' ' ' | sed 's/ $//')"
 listing=$(ls "$MNT/merge/svc/cpu")
 assert_contains "label dir k=a in the merge listing" "$listing" "k=a"
 assert_contains "label dir k=b in the merge listing" "$listing" "k=b"
-assert_eq "ls -l of the ready-made ranges: read-only files" "-r--r--r-- -r--r--r-- -r--r--r--" \
+assert_eq "ls -l of the ready-made ranges: read-only files" "$(printf -- '-r--r--r-- %.0s' $(seq 12) | sed 's/ $//')" \
     "$(ls -l "$MNT/merge/live/cpu" | awk 'NR > 1 { print $1 }' | tr '\n' ' ' | sed 's/ $//')"
 
 # ---- a new profile changes the merge ---------------------------------------------------------

@@ -59,7 +59,7 @@ for round in 1 2 3; do
 done
 echo "fuse_merge_ls: ls -l of a merge dir over $N profiles: best of 3 ${best} ms (limit ${LIMIT_MS} ms, goal 200 ms)"
 check "ls -l over $N profiles took ${best} ms (< ${LIMIT_MS})" [ "$best" -lt "$LIMIT_MS" ]
-assert_eq "the three ready-made ranges listed" "now-1h..now now-24h..now now-7d..now" \
+assert_eq "the three ready-made ranges and their views listed" "now-1h..now now-1h..now.folded now-1h..now.svg now-1h..now.top now-24h..now now-24h..now.folded now-24h..now.svg now-24h..now.top now-7d..now now-7d..now.folded now-7d..now.svg now-7d..now.top" \
     "$(echo "$out" | awk 'NR > 1 { print $NF }' | tr '\n' ' ' | sed 's/ $//')"
 t0=$(date +%s%N)
 stat "$MNT/merge/many/cpu/now-2h..now" >/dev/null

@@ -61,7 +61,7 @@ start_remote "$RMNT" || t_done
 MOUNT_PID=$RPID
 
 # ---- layout -------------------------------------------------------------------
-assert_eq "root lists services and merge" "merge webapp" "$(ls "$RMNT" | sort | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "root lists services, merge and diff" "diff merge webapp" "$(ls "$RMNT" | sort | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "service lists the types that hold profiles" "cpu heap" \
     "$(ls "$RMNT/webapp" | sort | tr '\n' ' ' | sed 's/ $//')"
 F1="$(stamp $((NOW - 600)))_$ID1.pb.gz"
