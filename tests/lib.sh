@@ -171,13 +171,19 @@ same_profile() {
 
 # s3_start: a throw-away radosgw (tests/tools/rgw.sh) under $T/rgw, stopped
 # on exit; exports its AWS_* environment and sets B (bucket), EP
-# (endpoint) and DATA (s3://B).  Ends the test when it cannot start.
+# (endpoint) and DATA (s3://B).  Each test has its own (own ports, own
+# state), so S3 tests may run side by side.  A start that fails is tried
+# again, twice, on other free ports: between free_port and the daemon's
+# bind another test may take the port.  Ends the test when it cannot start.
 s3_start() {
+    local try
     RGW="$TESTS_DIR/tools/rgw.sh"
     trap '"$RGW" stop "$T/rgw" >/dev/null 2>&1; t_cleanup' EXIT
-    if ! "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err"; then
-        fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done
-    fi
+    for try in 1 2 3; do
+        "$RGW" start "$T/rgw" >"$T/rgw.out" 2>"$T/rgw.err" && break
+        echo "s3_start: attempt $try failed: $(tail -3 "$T/rgw.err")" >&2
+        [ "$try" = 3 ] && { fail "radosgw did not start: $(tail -5 "$T/rgw.err")"; t_done; }
+    done
     . "$T/rgw/env"
     B=$PROFEFS_S3_BUCKET
     EP=$AWS_ENDPOINT_URL_S3
