@@ -47,6 +47,14 @@ typedef struct store_backend_ops {
   /* store_stat_named where the id is not the digest (may be NULL) */
   store_rc (*stat_named)(void *impl, const char *service, meta_type type,
                          const char *digest, store_meta *meta, char *err);
+  /* store_has_labels by index (may be NULL: store.c lists label sets) */
+  store_rc (*has_labels)(void *impl, const char *service, meta_type type,
+                         const char *labels, int exact, char *err);
+  /* store_label_keys (key NULL) and store_label_values by index (may be
+  ** NULL: store.c lists label sets or profiles) */
+  store_rc (*label_names)(void *impl, const char *service, meta_type type,
+                          const char *key, int64_t from, int64_t to,
+                          char ***out, size_t *n, char *err);
   /* ids other than meta_id_valid's that this backend takes (may be NULL) */
   int (*id_valid)(const char *id);
 } store_backend_ops;
@@ -60,6 +68,11 @@ store_rc store_remote_open(const char *base_url, const store_options *opts,
                            char *err);
 store_rc store_s3_open(const char *url, const store_options *opts,
                        const store_backend_ops **ops, void **impl, char *err);
+
+/* Appends a copy of name to the array *v of *n names (room for *cap),
+** growing it: 0, or -1 out of memory (*v, *n, *cap then as they were,
+** but for a bigger *v). */
+int store_names_add(char ***v, size_t *n, size_t *cap, const char *name);
 
 /* printf into err (STORE_ERRMAX bytes) when err is not NULL; returns rc so
 ** backends can write `return store_seterr(err, STORE_IO, "...", ...)`. */

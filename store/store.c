@@ -459,6 +459,127 @@ store_rc store_label_sets(store *st, const char *service, meta_type type,
   return st->ops->label_sets(st->impl, service, type, sets, n, err);
 }
 
+store_rc store_has_labels(store *st, const char *service, meta_type type,
+                          const char *labels, int exact,
+                          char err[STORE_ERRMAX]) {
+  assert(st != NULL && labels != NULL);
+  char **sets = NULL;
+  size_t n = 0, i;
+  store_rc rc;
+  if ((rc = check_service(service, err)) != STORE_OK ||
+      (rc = check_type(type, err)) != STORE_OK ||
+      (rc = check_labels(labels, err)) != STORE_OK)
+    return rc;
+  if (st->ops->has_labels != NULL)
+    return st->ops->has_labels(st->impl, service, type, labels, exact, err);
+  if ((rc = store_label_sets(st, service, type, &sets, &n, err)) != STORE_OK)
+    return rc;
+  for (i = 0; i < n; i++)
+    if (exact ? strcmp(labels, sets[i]) == 0
+              : meta_labels_match(labels, sets[i]))
+      break;
+  store_names_free(sets, n);
+  return i < n ? STORE_OK
+               : store_seterr(err, STORE_NOTFOUND, "no such label set");
+}
+
+/* Where store.c gathers names from label sets: sorted unique, as the
+** backends that answer by index give them. */
+typedef struct name_list {
+  char **v;
+  size_t n, cap;
+  const char *key; /* NULL: keys, else that key's values */
+} name_list;
+
+int store_names_add(char ***v, size_t *n, size_t *cap, const char *name) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? 2 * *cap : 16;
+    char **nv = realloc(*v, ncap * sizeof *nv);
+    if (nv == NULL) return -1;
+    *v = nv;
+    *cap = ncap;
+  }
+  if (((*v)[*n] = strdup(name)) == NULL) return -1;
+  (*n)++;
+  return 0;
+}
+
+static int add_label_name(const char *key, const char *value, void *arg) {
+  name_list *nl = arg;
+  if (nl->key != NULL && strcmp(key, nl->key) != 0) return 0;
+  return store_names_add(&nl->v, &nl->n, &nl->cap, nl->key ? value : key);
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the names of canonical set to nl (STORE_NOMEM on failure). */
+static store_rc gather_names(name_list *nl, const char *set, char *err) {
+  if (meta_labels_foreach(set, add_label_name, nl) < 0)
+    return store_seterr(err, STORE_NOMEM, "out of memory");
+  return STORE_OK;
+}
+
+/* Sorts and dedups nl into *out, *n (or frees it when rc is not OK). */
+static store_rc names_done(name_list *nl, store_rc rc, char ***out,
+                           size_t *n) {
+  size_t u = 0;
+  if (rc != STORE_OK) {
+    store_names_free(nl->v, nl->n);
+    return rc;
+  }
+  if (nl->n > 0) qsort(nl->v, nl->n, sizeof *nl->v, cmp_names);
+  for (size_t i = 0; i < nl->n; i++) {
+    if (u > 0 && strcmp(nl->v[u - 1], nl->v[i]) == 0) free(nl->v[i]);
+    else nl->v[u++] = nl->v[i];
+  }
+  *out = nl->v;
+  *n = u;
+  return STORE_OK;
+}
+
+store_rc store_label_keys(store *st, const char *service, meta_type type,
+                          char ***out, size_t *n, char err[STORE_ERRMAX]) {
+  assert(st != NULL && out != NULL && n != NULL);
+  name_list nl = {NULL, 0, 0, NULL};
+  char **sets = NULL;
+  size_t ns = 0;
+  store_rc rc;
+  if ((rc = check_service(service, err)) != STORE_OK ||
+      (rc = check_type(type, err)) != STORE_OK)
+    return rc;
+  if (st->ops->label_names != NULL)
+    return st->ops->label_names(st->impl, service, type, NULL, 1, 0, out, n,
+                                err);
+  rc = store_label_sets(st, service, type, &sets, &ns, err);
+  if (rc == STORE_NOTFOUND) rc = STORE_OK;
+  for (size_t i = 0; rc == STORE_OK && i < ns; i++)
+    rc = gather_names(&nl, sets[i], err);
+  store_names_free(sets, ns);
+  return names_done(&nl, rc, out, n);
+}
+
+store_rc store_label_values(store *st, const char *service, meta_type type,
+                            const char *key, int64_t from, int64_t to,
+                            char ***out, size_t *n, char err[STORE_ERRMAX]) {
+  assert(st != NULL && key != NULL && out != NULL && n != NULL);
+  name_list nl = {NULL, 0, 0, key};
+  store_query q = {.service = service, .type = type, .from = from, .to = to};
+  store_meta_list ml = {0, NULL};
+  store_rc rc;
+  if ((rc = check_query(&q, err)) != STORE_OK) return rc;
+  if (st->ops->label_names != NULL)
+    return st->ops->label_names(st->impl, service, type, key, from, to, out,
+                                n, err);
+  rc = store_find(st, &q, &ml, err);
+  if (rc == STORE_NOTFOUND) rc = STORE_OK;
+  for (size_t i = 0; rc == STORE_OK && i < ml.n; i++)
+    rc = gather_names(&nl, ml.v[i].labels, err);
+  store_meta_list_free(&ml);
+  return names_done(&nl, rc, out, n);
+}
+
 store_rc store_delete(store *st, const char *id, char err[STORE_ERRMAX]) {
   assert(st != NULL);
   store_rc rc;

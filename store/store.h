@@ -135,6 +135,11 @@ typedef struct store_query {
   const char *labels;    /* canonical filter (subset match); NULL/"" = all */
   int64_t from, to;      /* inclusive, unix seconds */
   long limit;            /* > 0: at most this many, oldest first; 0 = all */
+  int exact;             /* store_find: the profiles whose label set is
+                         ** labels exactly (a FUSE label directory; ""
+                         ** then means those without labels); a backend
+                         ** may return a superset (what labels matches):
+                         ** callers that need exactness check */
 } store_query;
 
 /* ---- operations ----------------------------------------------------------------- */
@@ -228,6 +233,27 @@ store_rc store_remove_service(store *st, const char *service,
 ** store_names_free. */
 store_rc store_label_sets(store *st, const char *service, meta_type type,
                           char ***sets, size_t *n, char err[STORE_ERRMAX]);
+
+/* STORE_OK when a profile of service/type has the canonical label set
+** labels (exact) or one that the filter labels matches (!exact),
+** STORE_NOTFOUND when none does.  The local store answers from its index
+** (one look-up, whatever the number of label sets); others list the
+** label sets. */
+store_rc store_has_labels(store *st, const char *service, meta_type type,
+                          const char *labels, int exact,
+                          char err[STORE_ERRMAX]);
+
+/* The label keys of the profiles of service/type (store_label_keys), or
+** the values of key among those created in [from, to]
+** (store_label_values), unescaped and sorted by their canonical text, in
+** *out (free with store_names_free); STORE_OK with *n == 0 when there are
+** none.  The local store seeks its index once per name returned; others
+** list the label sets (keys) or the range's profiles (values). */
+store_rc store_label_keys(store *st, const char *service, meta_type type,
+                          char ***out, size_t *n, char err[STORE_ERRMAX]);
+store_rc store_label_values(store *st, const char *service, meta_type type,
+                            const char *key, int64_t from, int64_t to,
+                            char ***out, size_t *n, char err[STORE_ERRMAX]);
 
 /* Deletes one profile. STORE_NOTFOUND for an unknown id. */
 store_rc store_delete(store *st, const char *id, char err[STORE_ERRMAX]);

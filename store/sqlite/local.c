@@ -5,14 +5,16 @@
 ** local_conn.c, the writer in local_writer.c, and each feature in a file
 ** of its own with its SQL, tables and triggers (local.h lists them).
 **
-** Schema (version 4, recognised by application_id; older ones are
+** Schema (version 5, recognised by application_id; older ones are
 ** upgraded in place by migrate()), by owner:
 **   profiles.c  profiles (one row of metadata per profile, indexed by
-**               service, type, time) and blobs (the bytes, kept apart so
-**               that scans of metadata never page through them);
-**   services.c  services (also those created empty) and series (one row
+**               service, type, time and by label set, time) and blobs
+**               (the bytes, kept apart so that scans of metadata never
+**               page through them);
+**   services.c  services (also those created empty), series (one row
 **               per label set with its counts, for label directories and
-**               statistics), kept by triggers on profiles;
+**               statistics) and label_pairs (the label sets holding each
+**               pair: the index of label filters), kept by triggers;
 **   rollups.c   rollups (the merge of one slot of time of the profiles
 **               matching one filter), rollup_data (their bytes) and
 **               rollup_dirty (the slots whose rollups are missing or
@@ -37,7 +39,7 @@
 #include "local.h"
 
 #define APPLICATION_ID 0x70726f66 /* "prof" */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* migrations[v] takes the schema from version v to v + 1, as the pieces
 ** that each feature file owns, run in order; a new file runs them all. */
@@ -48,8 +50,10 @@ static const char *const schema_v3[] = {store_local_profiles_v3,
                                         store_local_services_v3,
                                         store_local_rollups_v3, NULL};
 static const char *const schema_v4[] = {store_local_profiles_v4, NULL};
+static const char *const schema_v5[] = {store_local_profiles_v5,
+                                        store_local_services_v5, NULL};
 static const char *const *const migrations[SCHEMA_VERSION] = {
-  schema_v1, schema_v2, schema_v3, schema_v4};
+  schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
 
 /* ---- schema ---------------------------------------------------------------- */
 
@@ -246,6 +250,8 @@ static const store_backend_ops local_ops = {
   .generation = local_generation,
   .stats = store_local_stats,
   .maintain = store_local_maintain,
+  .has_labels = store_local_has_labels,
+  .label_names = store_local_label_names,
 };
 
 /* SQLite's memory statistics take a global mutex around every allocation

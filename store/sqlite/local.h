@@ -203,6 +203,10 @@ extern const char store_local_rollups_v3[];
 ** migration computes the digest of every stored profile with the SQL
 ** function profile_digest(blob) that every connection defines. */
 extern const char store_local_profiles_v4[];
+/* Version 5: the index profiles_by_labels (profiles.c) and the table
+** label_pairs with its triggers on series (services.c). */
+extern const char store_local_profiles_v5[];
+extern const char store_local_services_v5[];
 
 /* ---- profiles.c ------------------------------------------------------------ */
 
@@ -218,9 +222,41 @@ store_rc store_local_stat(void *impl, const char *id, store_meta *meta,
                           char *err);
 store_rc store_local_del(void *impl, const char *id, char *err);
 
-/* Binds the query's columns to s: ?1 service, ?2 type, ?3..?4 the time
-** range, ?5 the label filter ('' for none), ?6 the limit (-1: none). */
-void store_local_bind_query(sqlite3_stmt *s, const store_query *q);
+/* How the profiles of a query are read, each plan a WHERE clause over
+** profiles p (what the caller SELECTs from it, ORDER BY and LIMIT ?6
+** follow) with ?1 service, ?2 type, ?3..?4 the time range, ?5 the label
+** filter ('' for none), ?7 its rarest pair (store_local_rarest_pair):
+**   0 by time: a range of profiles_by_time, each row's set checked
+**     against those holding ?7 (a list built once); for no filter, and
+**     for filters that many label sets match;
+**   1 by sets: the sets holding ?7 that ?5 matches, each a range of
+**     profiles_by_labels, then sorted; for filters that few sets match
+**     (a pod's), whose cost is then that of their rows, not the range's;
+**   2 by one set: a range of profiles_by_labels, in order already; for
+**     store_query.exact (a FUSE label directory). */
+#define STORE_LOCAL_PLANS 3
+#define STORE_LOCAL_BY_TIME                                                  \
+  " FROM profiles p INDEXED BY profiles_by_time"                             \
+  " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4" \
+  " AND (?5 = '' OR p.labels IN (SELECT s.labels FROM label_pairs s"         \
+  " WHERE s.service = ?1 AND s.type = ?2 AND s.pair = ?7"                    \
+  " AND labels_match(?5, s.labels)))"
+#define STORE_LOCAL_BY_SETS                                                  \
+  " FROM label_pairs s CROSS JOIN profiles p INDEXED BY profiles_by_labels"  \
+  " WHERE s.service = ?1 AND s.type = ?2 AND s.pair = ?7"                    \
+  " AND labels_match(?5, s.labels) AND p.service = ?1 AND p.type = ?2"       \
+  " AND p.labels = s.labels AND p.created_at BETWEEN ?3 AND ?4"
+#define STORE_LOCAL_BY_SET                                                   \
+  " FROM profiles p INDEXED BY profiles_by_labels"                           \
+  " WHERE p.service = ?1 AND p.type = ?2 AND p.labels = ?5"                  \
+  " AND p.created_at BETWEEN ?3 AND ?4"
+
+/* The statement of c for the plan of q among sql[] (one per plan, as
+** above), bound.  Fails as store_local_stmt, or reading label_pairs. */
+store_rc store_local_query_stmt(store_local *l, store_local_conn *c,
+                                const store_query *q,
+                                const char *const sql[STORE_LOCAL_PLANS],
+                                sqlite3_stmt **out, char *err);
 
 /* Looks id up with the statement for sql (?1: the id) and leaves it on the
 ** row.  STORE_NOTFOUND when there is none. */
@@ -245,6 +281,33 @@ store_rc store_local_label_sets(void *impl, const char *service,
                                 meta_type type, char ***sets, size_t *n,
                                 char *err);
 store_rc store_local_stats(void *impl, store_stats *out);
+store_rc store_local_has_labels(void *impl, const char *service,
+                                meta_type type, const char *labels, int exact,
+                                char *err);
+store_rc store_local_label_names(void *impl, const char *service,
+                                 meta_type type, const char *key,
+                                 int64_t from, int64_t to, char ***out,
+                                 size_t *n, char *err);
+
+/* A filter matching at most this many label sets reads them one by one
+** (profiles_by_labels), one matching more reads its time range. */
+#define STORE_LOCAL_FEW_SETS 64
+
+/* One pair of a canonical filter: len bytes at text (not NUL-terminated),
+** held by sets label sets (counted up to STORE_LOCAL_FEW_SETS + 1). */
+typedef struct store_local_pair {
+  const char *text;
+  int len;
+  int64_t sets;
+} store_local_pair;
+
+/* The pair of the non-empty canonical filter that the fewest label sets
+** of service/type hold (every set the filter matches holds it): one
+** bounded count per pair of the filter.  *out points into filter. */
+store_rc store_local_rarest_pair(store_local *l, store_local_conn *c,
+                                 const char *service, meta_type type,
+                                 const char *filter, store_local_pair *out,
+                                 char *err);
 
 /* ---- merge.c --------------------------------------------------------------- */
 

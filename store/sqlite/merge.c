@@ -27,17 +27,18 @@
 #include "mergepipe.h"
 #include "rollup.h"
 
-/* ?1..?6 as store_local_bind_query binds them. */
-#define QUERY_FILTER                                                    \
-  " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4" \
-  " AND (?5 = '' OR labels_match(?5, p.labels))"
-
+/* The rows of a query by each plan of local.h; the bytes are read by
+** rowid after the row (sql_blob_row), so that the sort of the plan by
+** label sets never carries them. */
+#define MERGE_ORDER " ORDER BY p.created_at, p.id LIMIT ?6"
+static const char *const sql_merge[STORE_LOCAL_PLANS] = {
+  "SELECT p.id, p.rowid, p.created_at" STORE_LOCAL_BY_TIME MERGE_ORDER,
+  "SELECT p.id, p.rowid, p.created_at" STORE_LOCAL_BY_SETS MERGE_ORDER,
+  "SELECT p.id, p.rowid, p.created_at" STORE_LOCAL_BY_SET MERGE_ORDER,
+};
+static const char sql_blob_row[] = "SELECT data FROM blobs WHERE rowid = ?1";
 static const char sql_begin[] = "BEGIN";
 static const char sql_commit[] = "COMMIT";
-static const char sql_merge[] =
-  "SELECT p.id, b.data, p.created_at FROM profiles p"
-  " JOIN blobs b ON b.rowid = p.rowid" QUERY_FILTER
-  " ORDER BY p.created_at, p.id LIMIT ?6";
 /* The rollups of filter ?3 at levels up to ?4 starting in ?5..?6. */
 static const char sql_have[] =
   "SELECT level, start FROM rollups WHERE service = ?1 AND type = ?2"
@@ -134,16 +135,15 @@ static store_rc push_rollup(store_local *l, store_local_conn *r,
   return rc;
 }
 
-/* Pushes the profiles of q (all columns bound as store_local_bind_query
-** binds them) in time order; *count += their number.  With sl, stops at
-** the first change of second once sl->left rows were read. */
+/* Pushes the profiles of q in time order; *count += their number.  With
+** sl, stops at the first change of second once sl->left rows were read. */
 static store_rc push_rows(store_local *l, store_local_conn *r,
                           const store_query *q, store_mergepipe *p,
                           size_t *count, slice *sl, char *err) {
-  sqlite3_stmt *s = NULL;
-  store_rc rc = store_local_stmt(l, r, sql_merge, &s, err);
+  sqlite3_stmt *s = NULL, *b = NULL;
+  store_rc rc = store_local_stmt(l, r, sql_blob_row, &b, err);
+  if (rc == STORE_OK) rc = store_local_query_stmt(l, r, q, sql_merge, &s, err);
   if (rc != STORE_OK) return rc;
-  store_local_bind_query(s, q);
   int src;
   int64_t last = INT64_MIN;
   while ((src = sqlite3_step(s)) == SQLITE_ROW) {
@@ -156,10 +156,17 @@ static store_rc push_rows(store_local *l, store_local_conn *r,
     }
     last = t;
     if (sl != NULL && sl->left > 0) sl->left--;
+    sqlite3_bind_int64(b, 1, sqlite3_column_int64(s, 1));
+    if ((src = sqlite3_step(b)) != SQLITE_ROW) {
+      sqlite3_reset(b);
+      if (src == SQLITE_DONE) src = SQLITE_CORRUPT;
+      break;
+    }
     rc = store_mergepipe_push(p, "stored profile",
                               (const char *)sqlite3_column_text(s, 0),
-                              sqlite3_column_blob(s, 1),
-                              (size_t)sqlite3_column_bytes(s, 1), err);
+                              sqlite3_column_blob(b, 0),
+                              (size_t)sqlite3_column_bytes(b, 0), err);
+    sqlite3_reset(b);
     if (rc != STORE_OK) break;
     (*count)++;
   }

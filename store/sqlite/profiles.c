@@ -16,7 +16,10 @@
 ** digest), so that the look-up that makes ingest idempotent reads only the
 ** blobs of real candidates: without it, N profiles of one second and size
 ** (a client that sets time_nanos to a constant, say) made every ingest read
-** all N blobs, and ingest quadratic.
+** all N blobs, and ingest quadratic.  Version 5 adds profiles_by_labels
+** on (service, type, labels, created_at, id): the profiles of one label
+** set in time order, for label directories and for filters that few label
+** sets match (store_local_plan).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,10 @@ const char store_local_profiles_v4[] =
   "  (SELECT data FROM blobs b WHERE b.rowid = profiles.rowid));"
   "CREATE INDEX profiles_same ON profiles(service, type, created_at, digest);";
 
+const char store_local_profiles_v5[] =
+  "CREATE INDEX profiles_by_labels"
+  "  ON profiles(service, type, labels, created_at, id);";
+
 /* crc32 and adler32 side by side: both run at memory speed, and a false
 ** match only costs the comparison of the bytes that follows it. */
 int64_t store_local_digest(const void *data, size_t len) {
@@ -66,11 +73,12 @@ int64_t store_local_digest(const void *data, size_t len) {
 
 #define META_COLS "p.id, p.service, p.type, p.labels, p.created_at, p.size"
 
-static const char sql_find[] =
-  "SELECT " META_COLS " FROM profiles p"
-  " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at BETWEEN ?3 AND ?4"
-  " AND (?5 = '' OR labels_match(?5, p.labels))"
-  " ORDER BY p.created_at, p.id LIMIT ?6";
+#define FIND_ORDER " ORDER BY p.created_at, p.id LIMIT ?6"
+static const char *const sql_find[STORE_LOCAL_PLANS] = {
+  "SELECT " META_COLS STORE_LOCAL_BY_TIME FIND_ORDER,
+  "SELECT " META_COLS STORE_LOCAL_BY_SETS FIND_ORDER,
+  "SELECT " META_COLS STORE_LOCAL_BY_SET FIND_ORDER,
+};
 static const char sql_get[] =
   "SELECT " META_COLS ", b.data FROM profiles p"
   " JOIN blobs b ON b.rowid = p.rowid WHERE p.id = ?1";
@@ -90,13 +98,34 @@ static const char sql_same[] =
   " WHERE p.service = ?1 AND p.type = ?2 AND p.created_at = ?3"
   " AND p.digest = ?6 AND p.labels = ?4 AND p.size = ?5";
 
-void store_local_bind_query(sqlite3_stmt *s, const store_query *q) {
+store_rc store_local_query_stmt(store_local *l, store_local_conn *c,
+                                const store_query *q,
+                                const char *const sql[STORE_LOCAL_PLANS],
+                                sqlite3_stmt **out, char *err) {
+  const char *labels = q->labels ? q->labels : "";
+  store_local_pair pair = {NULL, 0, 0};
+  sqlite3_stmt *s = NULL;
+  int plan = 0;
+  store_rc rc = STORE_OK;
+  if (q->exact) {
+    plan = 2;
+  } else if (labels[0] != '\0') {
+    rc = store_local_rarest_pair(l, c, q->service, q->type, labels, &pair,
+                                 err);
+    plan = pair.sets <= STORE_LOCAL_FEW_SETS;
+  }
+  if (rc == STORE_OK) rc = store_local_stmt(l, c, sql[plan], &s, err);
+  if (rc != STORE_OK) return rc;
   sqlite3_bind_text(s, 1, q->service, -1, SQLITE_STATIC);
   sqlite3_bind_int(s, 2, (int)q->type);
   sqlite3_bind_int64(s, 3, q->from);
   sqlite3_bind_int64(s, 4, q->to);
-  sqlite3_bind_text(s, 5, q->labels ? q->labels : "", -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 5, labels, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 6, q->limit > 0 ? q->limit : -1);
+  if (pair.text != NULL)
+    sqlite3_bind_text(s, 7, pair.text, pair.len, SQLITE_STATIC);
+  *out = s;
+  return STORE_OK;
 }
 
 /* ---- ingest ------------------------------------------------------------------ */
@@ -275,8 +304,8 @@ store_rc store_local_find(void *impl, const store_query *q,
   size_t cap = 0;
   store_rc rc = store_local_reader_get(l, &r, err);
   if (rc != STORE_OK) return rc;
-  if ((rc = store_local_stmt(l, r, sql_find, &s, err)) != STORE_OK) goto out;
-  store_local_bind_query(s, q);
+  if ((rc = store_local_query_stmt(l, r, q, sql_find, &s, err)) != STORE_OK)
+    goto out;
   int src;
   while ((src = sqlite3_step(s)) == SQLITE_ROW) {
     if (list.n == cap) {

@@ -195,7 +195,7 @@ static store_rc ingest(store *st, const char *service, meta_type t,
 
 static store_query query(const char *service, meta_type t, const char *labels,
                          int64_t from, int64_t to, long limit) {
-  return (store_query){service, t, labels, from, to, limit};
+  return (store_query){service, t, labels, from, to, limit, 0};
 }
 
 static size_t count(store *st, store_query q) {
@@ -1238,8 +1238,10 @@ static void test_upgrade(void) {
   char *dir = temp_dir(), err[STORE_ERRMAX], path[1024];
   store *st = open_store(dir);
   store_meta first = {0};
+  static const char *const sets[4] = {"", "pod=a,region=eu",
+                                       "pod=b,region=eu", "pod=a,region=eu"};
   for (int k = 0; k < 4; k++)
-    add_at(st, "old", META_CPU, "", 470200 * H + k, (unsigned)k, 0,
+    add_at(st, "old", META_CPU, sets[k], 470200 * H + k, (unsigned)k, 0,
            k == 0 ? &first : NULL);
   store_close(st);
   snprintf(path, sizeof path, "%s/profefs.db", dir);
@@ -1247,6 +1249,10 @@ static void test_upgrade(void) {
   CHECK(sqlite3_open(path, &db) == SQLITE_OK);
   CHECK(sqlite3_exec(db,
                      /* Back to what schema 1 had. */
+                     "DROP TRIGGER label_pairs_added;"
+                     "DROP TRIGGER label_pairs_removed;"
+                     "DROP TABLE label_pairs;"
+                     "DROP INDEX profiles_by_labels;"
                      "DROP INDEX profiles_same;"
                      "ALTER TABLE profiles DROP COLUMN digest;"
                      "DROP TRIGGER rollups_added; DROP TRIGGER rollups_removed;"
@@ -1286,9 +1292,24 @@ static void test_upgrade(void) {
   size_t got = lf ? fread(said, 1, sizeof said - 1, lf) : 0;
   said[got] = '\0';
   if (lf) fclose(lf);
-  CHECK(strstr(said, "upgrading") != NULL && strstr(said, "schema 1 to 4") != NULL);
+  CHECK(strstr(said, "upgrading") != NULL && strstr(said, "schema 1 to 5") != NULL);
   CHECK(strstr(said, "upgraded in") != NULL);
-  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 4);
+  CHECK_I64(sqlite_int(dir, "PRAGMA user_version", NULL, 0), 5);
+  /* version 5 indexed the label pairs of the sets stored before it */
+  CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM label_pairs", NULL, 0), 4);
+  CHECK_RC(store_has_labels(st, "old", META_CPU, "pod=b,region=eu", 1, err),
+           STORE_OK);
+  CHECK_RC(store_has_labels(st, "old", META_CPU, "pod=b", 1, err),
+           STORE_NOTFOUND);
+  CHECK_RC(store_has_labels(st, "old", META_CPU, "pod=b", 0, err), STORE_OK);
+  CHECK_RC(store_has_labels(st, "old", META_CPU, "pod=c", 0, err),
+           STORE_NOTFOUND);
+  store_meta_list ml = {0};
+  CHECK_RC(store_find(st, &(store_query){"old", META_CPU, "pod=a", 0,
+                                         INT64_MAX / 2, 0, 0}, &ml, err),
+           STORE_OK);
+  CHECK_I64(ml.n, 2);
+  store_meta_list_free(&ml);
   /* version 4 computed the digest of the profiles stored before it, so a
   ** repeat of one of them is still recognised */
   CHECK_I64(sqlite_int(dir, "SELECT count(*) FROM profiles WHERE digest IS NULL",
@@ -1301,7 +1322,9 @@ static void test_upgrade(void) {
   store_meta_clear(&again);
   size_t built = 0;
   CHECK_RC(store_maintain(st, &built, err), STORE_OK);
-  CHECK_I64(built, 3); /* its hour, day and week */
+  /* its hour, day and week, each with "", region=eu, pod=a and the set
+  ** pod=a,region=eu (pod=b has one profile: not worth one) */
+  CHECK_I64(built, 12);
   CHECK_MERGE_SAME(st, query("old", META_CPU, NULL, 0, INT64_MAX / 2, 0));
   store_close(st);
   rm_rf(dir);
