@@ -138,6 +138,45 @@ static int cand_by_count(const void *a, const void *b) {
   return cand_by_text(a, b);
 }
 
+/* The length of the key of pair c ("k=v"), or 0 for "" and whole sets. */
+static size_t key_len(const cand *c) {
+  const char *eq = memchr(c->s, '=', c->len);
+  if (c->len == 0 || memchr(c->s, ',', c->len) != NULL || eq == NULL) return 0;
+  return (size_t)(eq - c->s);
+}
+
+/* Drops, from the candidates c[0..*u) sorted by text and unique, the pairs
+** of keys with more than STORE_ROLLUP_FEW_VALUES values, and every whole
+** set when the slot holds more than STORE_ROLLUP_FEW_SETS sets (nsets):
+** rollups of a pod's or an instance's label then never multiply storage
+** and upkeep by the number of pods (issue 21).  Whole sets go first
+** (they sort among the pairs: "k=a" < "k=a,l=b" < "k=b"); then the pairs
+** of a key are adjacent, as another key's pairs differ before its '='. */
+/* When whole sets stay (nsets small), no key has more values than sets:
+** none is dropped, and the runs that whole sets cut do not matter. */
+_Static_assert(STORE_ROLLUP_FEW_VALUES >= STORE_ROLLUP_FEW_SETS,
+               "whole sets stay only when no key has many values");
+
+static void drop_many(cand *c, size_t *u, size_t nsets) {
+  size_t k = 0, w = 0;
+  for (size_t i = 0; i < *u; i++)
+    if (c[i].len == 0 || key_len(&c[i]) > 0 || nsets <= STORE_ROLLUP_FEW_SETS)
+      c[w++] = c[i];
+  for (size_t i = 0; i < w;) {
+    size_t kn = key_len(&c[i]), j = i + 1;
+    if (kn == 0) {
+      c[k++] = c[i++];
+      continue;
+    }
+    while (j < w && key_len(&c[j]) == kn && memcmp(c[j].s, c[i].s, kn) == 0)
+      j++;
+    if (j - i <= STORE_ROLLUP_FEW_VALUES)
+      for (size_t m = i; m < j; m++) c[k++] = c[m];
+    i = j;
+  }
+  *u = k;
+}
+
 store_rc store_rollup_filters(const char *const *sets, const int64_t *counts,
                               size_t n, char ***out, int64_t **out_counts,
                               size_t *nout, char *err) {
@@ -178,6 +217,7 @@ store_rc store_rollup_filters(const char *const *sets, const int64_t *counts,
     if (u > 0 && cand_by_text(&c[u - 1], &c[i]) == 0) c[u - 1].count += c[i].count;
     else c[u++] = c[i];
   }
+  drop_many(c, &u, n);
   qsort(c, u, sizeof *c, cand_by_count);
   if (u > STORE_ROLLUP_MAX_FILTERS) u = STORE_ROLLUP_MAX_FILTERS;
   names = calloc(u ? u : 1, sizeof *names);

@@ -18,10 +18,15 @@
 ** listing (S3).
 **
 ** Which rollups to build for a slot (store_rollup_filters): "", every
-** single pair and every whole label set found among its profiles, so that
-** a query without labels, by one label, or by a whole label set (a FUSE
-** label directory) reads few pieces.  Rollups of fewer than two profiles
-** are not worth keeping.
+** single pair of a key with few values in the slot (at most
+** STORE_ROLLUP_FEW_VALUES: region, dc, host of a small fleet) and, when
+** the slot holds few label sets (at most STORE_ROLLUP_FEW_SETS), every
+** whole set, so that a query without labels, by such a label, or by a
+** whole label set of a small fleet reads few pieces.  A key with many
+** values (pod, instance: a new one every deploy) gets none, and nor do
+** whole sets then: their rollups would multiply storage and upkeep by the
+** number of pods, while a pod's own profiles are few and read through the
+** label index.  Rollups of fewer than two profiles are not worth keeping.
 */
 #ifndef PROFEFS_STORE_ROLLUP_H
 #define PROFEFS_STORE_ROLLUP_H
@@ -35,6 +40,8 @@
 #define STORE_ROLLUP_GRACE 300 /* seconds after a slot's end before it is
                                   built: late profiles mostly come before */
 #define STORE_ROLLUP_MAX_FILTERS 1024 /* per slot, the most populous first */
+#define STORE_ROLLUP_FEW_VALUES 64 /* a key with more in a slot: no rollups */
+#define STORE_ROLLUP_FEW_SETS 64   /* a slot with more sets: no whole sets */
 
 /* The length in seconds of a slot of level (0 <= level < LEVELS). */
 int64_t store_rollup_span(int level);
@@ -72,8 +79,9 @@ store_rc store_rollup_plan(int64_t from, int64_t to, int top,
                            store_rollup_piece **out, size_t *n, char *err);
 
 /* The filters worth a rollup in a slot whose profiles carry the n distinct
-** canonical label sets sets[] (counts[i] profiles each): "", each pair and
-** each whole set of several pairs, with the number of profiles each
+** canonical label sets sets[] (counts[i] profiles each): "", each pair of
+** a key with few values and, when n is small, each whole set of several
+** pairs (see the top of the file), with the number of profiles each
 ** matches (exact for "" and pairs, a lower bound for whole sets, which
 ** supersets match too), most populous first (ties by filter), at most
 ** STORE_ROLLUP_MAX_FILTERS.  The builder counts the members of each and

@@ -1406,6 +1406,29 @@ static void test_rollup_plan(void) {
   }
   store_names_free(f, nf);
   free(fc);
+  /* Many pods (issue 21): "" and the pairs of region, whose values are
+  ** few; none for pod (a value per set) nor for whole sets. */
+  enum { PODS = STORE_ROLLUP_FEW_SETS + 1 };
+  char *many[PODS];
+  int64_t ones[PODS];
+  for (int i = 0; i < PODS; i++) {
+    CHECK(asprintf(&many[i], "pod=p%03d,region=r%d", i, i % 3) > 0);
+    ones[i] = 1;
+  }
+  CHECK_RC(store_rollup_filters((const char *const *)many, ones, PODS, &f,
+                                &fc, &nf, NULL), STORE_OK);
+  const char *wantm[] = {"", "region=r0", "region=r1", "region=r2"};
+  CHECK_I64(nf, 4);
+  for (size_t i = 0; i < nf && i < 4; i++) CHECK_STR(f[i], wantm[i]);
+  store_names_free(f, nf);
+  free(fc);
+  /* One set fewer, at both bounds: every pod and whole set again. */
+  CHECK_RC(store_rollup_filters((const char *const *)many, ones, PODS - 1,
+                                &f, &fc, &nf, NULL), STORE_OK);
+  CHECK_I64(nf, 4 + 2 * (PODS - 1));
+  store_names_free(f, nf);
+  free(fc);
+  for (int i = 0; i < PODS; i++) free(many[i]);
   /* Digests: order and boundaries count. */
   uint64_t a = store_rollup_digest(store_rollup_digest(STORE_ROLLUP_DIGEST0, "ab"), "c");
   uint64_t b = store_rollup_digest(store_rollup_digest(STORE_ROLLUP_DIGEST0, "a"), "bc");
