@@ -136,19 +136,10 @@ int fs_labeldir_exists(fs *f, const char *service, meta_type type,
 
 int fs_labels_stored(fs *f, const char *service, meta_type type,
                      const char *labels, int exact) {
-  char **sets = NULL;
-  size_t n = 0, i;
-  store_rc rc;
-  int found = 0;
+  store_rc rc = store_has_labels(f->st, service, type, labels, exact, NULL);
 
-  rc = store_label_sets(f->st, service, type, &sets, &n, NULL);
   if (rc == STORE_NOTFOUND) return 0;
-  if (rc != STORE_OK) return -fs_errno(rc);
-  for (i = 0; i < n && !found; i++)
-    found = exact ? strcmp(labels, sets[i]) == 0
-                  : meta_labels_match(labels, sets[i]);
-  store_names_free(sets, n);
-  return found;
+  return rc == STORE_OK ? 1 : -fs_errno(rc);
 }
 
 int fs_rmdir_service(fs *f, const char *service) {
@@ -361,11 +352,14 @@ typedef struct lister {
   size_t nsets;
 } lister;
 
+/* Directories have the same attributes whatever they hold: they go with
+** the entry (READDIRPLUS), so that `ls -l` never looks one up. */
 static int add_dir(lister *l, const char *name) {
   struct stat st;
 
   fs_stat_dir(l->f, &st);
-  return l->filler(l->buf, name, &st, 0, 0) != 0 ? -ENOMEM : 0;
+  return l->filler(l->buf, name, &st, 0, l->plus ? FUSE_FILL_DIR_PLUS : 0)
+             != 0 ? -ENOMEM : 0;
 }
 
 static int add_merge_file(lister *l, const char *name) {
@@ -463,7 +457,8 @@ static int list_profiles(lister *l, const fs_path *p) {
 
   q.service = p->service;
   q.type = p->type;
-  q.labels = p->labels[0] != '\0' ? p->labels : NULL;
+  q.labels = p->labels;
+  q.exact = 1;
   q.from = l->f->window_sec > 0 ? (int64_t)time(NULL) - l->f->window_sec : 0;
   q.to = INT64_MAX;
   rc = store_find(l->f->st, &q, &ml, NULL);
