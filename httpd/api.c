@@ -478,15 +478,14 @@ static void api_delete(httpd_req *r, httpd_reply *out)
   httpd_reply_json(out, 200, json_pack("{s:s}", "id", id));
 }
 
-/* GET /api/0/services */
-static void api_services(httpd_req *r, httpd_reply *out)
+/* Replies 200 with the names as a JSON array, 404 when there are none,
+** or the store's error; frees the names. */
+static void reply_names(httpd_reply *out, store_rc rc, const char *err,
+                        char **names, size_t n)
 {
-  char err[STORE_ERRMAX] = "", **names = NULL;
-  size_t n = 0, i;
-  store_rc rc;
+  size_t i;
   json_t *arr;
 
-  rc = store_services(httpd_store(r->h), &names, &n, err);
   if (rc == STORE_OK && n == 0)
     rc = STORE_NOTFOUND;
   if (rc != STORE_OK) {
@@ -503,6 +502,71 @@ static void api_services(httpd_req *r, httpd_reply *out)
   httpd_reply_json(out, 200, arr);
 out:
   store_names_free(names, n);
+}
+
+/* GET /api/0/services */
+static void api_services(httpd_req *r, httpd_reply *out)
+{
+  char err[STORE_ERRMAX] = "", **names = NULL;
+  size_t n = 0;
+  store_rc rc = store_services(httpd_store(r->h), &names, &n, err);
+
+  reply_names(out, rc, err, names, n);
+}
+
+#define LABELS_PATH "/api/0/labels"
+#define VALUES_SUFFIX "/values"
+
+/* GET /api/0/labels?service&type: the label keys of service/type, read
+** from the store's index of label pairs (not from every label set). */
+static void api_label_keys(httpd_req *r, httpd_reply *out)
+{
+  char err[STORE_ERRMAX] = "", **names = NULL;
+  size_t n = 0;
+  const char *service;
+  meta_type type;
+  store_rc rc;
+
+  if (service_type_args(r, &service, &type, out))
+    return;
+  rc = store_label_keys(httpd_store(r->h), service, type, &names, &n, err);
+  reply_names(out, rc, err, names, n);
+}
+
+/* GET /api/0/labels/<key>/values?service&type[&from][&to]: the values of
+** key among the profiles created in [from, to] (default: all time). */
+static void api_label_values(httpd_req *r, httpd_reply *out)
+{
+  const char *key = r->path + strlen(LABELS_PATH "/");
+  size_t kn = strlen(key), sn = strlen(VALUES_SUFFIX);
+  char err[STORE_ERRMAX] = "", **names = NULL, *k = NULL;
+  size_t n = 0;
+  const char *service;
+  meta_type type;
+  int64_t from, to;
+  store_rc rc;
+
+  if (kn <= sn || strcmp(key + kn - sn, VALUES_SUFFIX) != 0) {
+    httpd_reply_error(out, 404, "unknown path \"%s\"", r->path);
+    return;
+  }
+  if (service_type_args(r, &service, &type, out) ||
+      time_arg(r, "from", 0, &from, out) || time_arg(r, "to", 0, &to, out))
+    return;
+  if (httpd_req_arg(r, "to") == NULL || *httpd_req_arg(r, "to") == '\0')
+    to = INT64_MAX;
+  if (from > to) {
+    httpd_reply_error(out, 400, "bad request: \"from\" is after \"to\"");
+    return;
+  }
+  if ((k = strndup(key, kn - sn)) == NULL) {
+    httpd_reply_error(out, 500, "out of memory");
+    return;
+  }
+  rc = store_label_values(httpd_store(r->h), service, type, k, from, to,
+                          &names, &n, err);
+  free(k);
+  reply_names(out, rc, err, names, n);
 }
 
 /* GET /api/0/version */
@@ -579,6 +643,8 @@ static const route routes[] = {
   {PROFILES_PATH "/", 1, api_get, NULL, NULL, api_delete,
    "GET, HEAD, DELETE"},
   {"/api/0/services", 0, api_services, NULL, NULL, NULL, "GET, HEAD"},
+  {LABELS_PATH, 0, api_label_keys, NULL, NULL, NULL, "GET, HEAD"},
+  {LABELS_PATH "/", 1, api_label_values, NULL, NULL, NULL, "GET, HEAD"},
   {"/api/0/version", 0, api_version, NULL, NULL, NULL, "GET, HEAD"},
   {"/debug/metrics", 0, api_metrics, NULL, NULL, NULL, "GET, HEAD"},
   {"/v1development/profiles", 0, NULL, httpd_otlp_export, httpd_otlp_begin,
