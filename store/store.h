@@ -59,9 +59,10 @@ typedef struct store store;
 typedef struct store_options {
   int read_only;        /* refuse writes with STORE_READONLY */
   size_t max_inflate;   /* decompression limit per profile; 0 = 256 MiB */
-  budget *budget;       /* local: what checking an ingest inflates is taken
-                        ** from it (STORE_BUSY when it has no room); NULL =
-                        ** none; must outlive the store */
+  budget *budget;       /* what checking an ingest inflates (and on S3 the
+                        ** objects a merge fetches) is taken from it
+                        ** (STORE_BUSY when it has no room); NULL = none;
+                        ** must outlive the store */
   /* remote only: */
   long timeout_ms;      /* per request; 0 = 10000 */
   const char *user_agent;

@@ -820,6 +820,7 @@ store_rc store_s3_open(const char *url, const store_options *opts,
   if (region == NULL) region = "us-east-1";
   s->read_only = opts != NULL && opts->read_only;
   s->max_inflate = opts && opts->max_inflate ? opts->max_inflate : (256u << 20);
+  s->budget = opts != NULL ? opts->budget : NULL;
   s->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
   if ((rc = parse_url(s, url, err)) != STORE_OK ||
       (rc = make_base(s, opts, region, err)) != STORE_OK)

@@ -154,6 +154,9 @@ typedef struct sink {
   s3_buf b;
   size_t max;
   int over;
+  budget *bud;  /* the buffer's capacity is taken from it (NULL: none) */
+  size_t held;  /* ... this much of it so far */
+  int busy;     /* the budget had no room */
 } sink;
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg) {
@@ -163,7 +166,17 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg) {
     k->over = 1;
     return 0;
   }
-  return store_s3_buf_add(&k->b, ptr, n) == 0 ? n : 0;
+  if (store_s3_buf_add(&k->b, ptr, n) != 0) return 0;
+  /* a grown buffer is taken from the budget at once (a merge holds up
+  ** to MERGE_INFLIGHT of them) */
+  if (k->bud != NULL && k->b.cap > k->held) {
+    if (budget_reserve(k->bud, k->b.cap - k->held) != 0) {
+      k->busy = 1;
+      return 0;
+    }
+    k->held = k->b.cap;
+  }
+  return n;
 }
 
 void store_s3_resp_clear(s3_resp *r) {
@@ -366,6 +379,7 @@ static store_rc slot_start(store_s3 *s, CURLM *m, slot *sl, const char *key,
   sl->hdrs = NULL;
   sl->k.b.len = 0;
   sl->k.over = 0;
+  sl->k.busy = 0;
   if ((sl->url = make_url(s, key, NULL)) == NULL)
     return store_seterr(err, STORE_NOMEM, "out of memory");
   curl_easy_reset(sl->c);
@@ -382,6 +396,9 @@ static store_rc slot_result(store_s3 *s, const slot *sl, const char *key,
                             char *err) {
   s3_resp r;
   char what[S3_KEY_MAX + 32];
+  if (sl->k.busy)
+    return store_seterr(err, STORE_BUSY,
+                        "busy: memory budget exhausted, retry later");
   if (sl->k.over) /* stored, so not the client's fault: 500 */
     return store_seterr(err, STORE_IO, "stored profile %s is over %zu bytes "
                         "(--max-inflate)", key, sl->k.max);
@@ -418,6 +435,7 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
   curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, CONNS_MAX);
   for (size_t j = 0; j < nslots; j++) {
     slots[j].k.max = max_len;
+    slots[j].k.bud = s->budget;
     if ((slots[j].c = borrow(s->pool)) == NULL) {
       rc = store_seterr(err, STORE_NOMEM, "out of memory");
       goto out;
@@ -441,7 +459,8 @@ store_rc store_s3_fetch_many(store_s3 *s, const char *const *keys, size_t n,
       sl->result = msg->data.result;
       curl_multi_remove_handle(m, sl->c);
       curl_easy_getinfo(sl->c, CURLINFO_RESPONSE_CODE, &sl->status);
-      if (!sl->k.over && (sl->result != CURLE_OK || retryable(sl->status, &sl->k)) &&
+      if (!sl->k.over && !sl->k.busy &&
+          (sl->result != CURLE_OK || retryable(sl->status, &sl->k)) &&
           ++sl->attempts < ATTEMPTS) {
         sl->retry_at = now_ms() + backoff_ms(sl->attempts - 1);
         continue;
@@ -487,6 +506,7 @@ out:
     curl_slist_free_all(slots[j].hdrs);
     free(slots[j].url);
     free(slots[j].k.b.p);
+    budget_release(slots[j].k.bud, slots[j].k.held);
   }
   free(slots);
   curl_multi_cleanup(m);

@@ -55,6 +55,7 @@ typedef struct store_s3 {
   long timeout_ms;
   int read_only;
   size_t max_inflate;
+  budget *budget;      /* merges' fetched objects are taken from it; may be NULL */
   s3_pool *pool;
   s3_cache *cache;     /* NULL: none */
   pthread_mutex_t mu;  /* guards what follows */
@@ -105,7 +106,8 @@ store_rc store_s3_status_rc(store_s3 *s, const char *what, const s3_resp *r,
 
 /* GETs keys[0..n) with up to `inflight` requests at once and calls
 ** fn(i, body, len, arg) for each answer in key order (on the calling
-** thread, one at a time), holding at most `inflight` answers.  fn returns STORE_OK to go on.  The first
+** thread, one at a time), holding at most `inflight` answers, whose
+** buffers are taken from s->budget (STORE_BUSY when it has no room).  fn returns STORE_OK to go on.  The first
 ** failure (fn's, or a key's) stops everything and is returned. */
 typedef store_rc (*s3_fetch_fn)(size_t i, const void *body, size_t len,
                                 void *arg, char *err);

@@ -206,5 +206,40 @@ check "S3: peak RSS $((hwm_kb / 1024)) MiB <= $((base_kb / 1024)) + 101 + 64 MiB
     [ "$hwm_kb" -le $((base_kb + (101 + 64) * 1024)) ]
 http GET "$URL/api/0/profiles?service=fat&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00"
 assert_eq "S3: the stored ones are listed" "$n200" "$(json 'len(j["body"])')"
+
+# A merge on S3 fetches up to 16 objects at once; their buffers (8 MiB
+# each for objects of 5 MiB) come from the budget: 8 of them fit in 101
+# MiB and merge (200), 16 do not (503 with Retry-After; the old code held
+# them all, over the budget, and answered 200).
+python3 - "$FIXTURES/cpu_000.pb.gz" "$T/big" <<'PY'
+import gzip, os, sys
+def varint(v):
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+data = gzip.decompress(open(sys.argv[1], "rb").read())
+n = 5 << 20
+for i in range(16):
+    open("%s%d.pb" % (sys.argv[2], i), "wb").write(data + b"\x32" + varint(n) + os.urandom(n))
+PY
+nbig=0
+for i in $(seq 0 15); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 --data-binary @"$T/big$i.pb" \
+           "$URL/api/0/profiles?service=big&type=cpu&labels=g=$((i % 2)),n=$i")
+    [ "$code" = 200 ] && nbig=$((nbig + 1))
+done
+assert_eq "S3: 16 profiles of 5 MiB stored" 16 "$nbig"
+Q="service=big&type=cpu&from=2000-01-01T00:00:00&to=2100-01-01T00:00:00&limit=100"
+http GET "$URL/api/0/profiles/merge?$Q&labels=g=0"
+assert_eq "S3: a merge of 8 of them fits the budget" 200 "$HTTP_STATUS"
+curl -s -o /dev/null -D "$T/m16.h" -w '%{http_code}' --max-time 60 "$URL/api/0/profiles/merge?$Q" >"$T/m16.code"
+assert_eq "S3: a merge of the 16 does not: 503" 503 "$(cat "$T/m16.code")"
+check "S3: ... with Retry-After" grep -qi '^Retry-After: 1' "$T/m16.h"
+http GET "$URL/debug/metrics"
+assert_eq "S3: nothing held after the merges" 0 "$(metric profefs_memory_used_bytes)"
+check "S3: the peak within the budget" [ "$(metric profefs_memory_peak_bytes)" -le $((101 << 20)) ]
 stop_server
 t_done
