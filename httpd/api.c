@@ -260,6 +260,11 @@ static void api_ingest(httpd_req *r, httpd_reply *out)
   }
   httpd_metrics_ingest(httpd_get_metrics(r->h), r->len);
   httpd_reply_json(out, 200, httpd_json_meta(&m));
+  /* profefe's body stays as it is; the header says whether this request
+  ** stored the profile or found it stored (a repeat's sender must not
+  ** take it for its own: `mount --remote` reads it) */
+  if (m.ingested != STORE_INGESTED_UNKNOWN)
+    out->ingested = m.ingested == STORE_INGESTED_NEW ? "new" : "existing";
   store_meta_clear(&m);
 }
 

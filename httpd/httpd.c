@@ -287,6 +287,8 @@ static enum MHD_Result queue_reply(httpd_req *r)
   }
   if (rep->allow != NULL)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+  if (rep->ingested != NULL)
+    MHD_add_response_header(resp, "X-Profefs-Ingest", rep->ingested);
   /* 503 is the memory budget (or the store's) being full for now */
   if (rep->status == 503)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");

@@ -43,6 +43,7 @@ typedef struct httpd_reply {
   size_t len;
   char *filename;           /* malloc'd; sets Content-Disposition: attachment */
   const char *allow;        /* static; sets Allow (405 replies) */
+  const char *ingested;     /* static; sets X-Profefs-Ingest: new|existing */
 } httpd_reply;
 
 /* Frees what r owns and zeroes it; accepts NULL. */

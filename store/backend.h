@@ -18,7 +18,8 @@
 ** declared type, unless META_TRACE) and created_at_hint already resolved
 ** from the profile's time_nanos; it must be idempotent: the same bytes,
 ** service, type, labels and created_at stored once, a repeat answering
-** with the first id. */
+** with the first id; out->ingested says which of the two happened
+** (UNKNOWN only when the backend cannot know). */
 typedef struct store_backend_ops {
   const char *name; /* "local" / "remote" / "s3" */
   void (*close)(void *impl);

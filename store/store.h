@@ -100,6 +100,17 @@ int store_is_remote(const store *st);
 
 /* ---- metadata ------------------------------------------------------------------ */
 
+/* What store_ingest did: a repeat of a stored profile (ingest is
+** idempotent) answers with that profile, which the caller did not make and
+** must not take for its own (the FUSE view deletes only what its writes
+** created).  UNKNOWN is 0, so that every other call's metas say nothing. */
+typedef enum store_ingested {
+  STORE_INGESTED_UNKNOWN = 0, /* not an ingest, or the backend cannot tell
+                              ** (a remote server that does not say) */
+  STORE_INGESTED_NEW,         /* this call stored the profile */
+  STORE_INGESTED_EXISTING     /* it was stored already; nothing changed */
+} store_ingested;
+
 typedef struct store_meta {
   char id[META_ID_LEN + 1]; /* the id, or on S3 the digest (FUSE names) */
   char *key;           /* S3: the object key, which is the id there; else NULL */
@@ -108,6 +119,7 @@ typedef struct store_meta {
   char *labels;        /* canonical label string (meta.h), malloc'd, "" if none */
   int64_t created_at;  /* unix seconds, UTC */
   int64_t size;        /* bytes as stored; -1 when unknown (remote lists) */
+  store_ingested ingested; /* set by store_ingest only */
 } store_meta;
 
 /* Frees the strings of m (not m itself); accepts NULL. */
@@ -150,7 +162,8 @@ typedef struct store_query {
 ** (STORE_BADPROFILE / STORE_TOOBIG with the reason).  created_at is the
 ** profile's time_nanos when > 0, else created_at_hint when > 0, else now.
 ** On success fills *out (caller clears with store_meta_clear; out may be
-** NULL) and the profile is durable.
+** NULL), out->ingested saying whether this call stored the profile or
+** found it stored already, and the profile is durable.
 ** The service is created if it did not exist. */
 store_rc store_ingest(store *st, const char *service, meta_type type,
                       const char *labels, int64_t created_at_hint,

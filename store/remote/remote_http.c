@@ -165,6 +165,7 @@ store_rc store_rhttp_request(store_rhttp *h, const char *method,
   struct curl_slist *headers = NULL;
   sink s = { .max = max_len };
   curl_off_t clen = -1;
+  struct curl_header *hv;
   long status = 0;
   store_rc rc;
   CURLcode cc;
@@ -204,6 +205,10 @@ store_rc store_rhttp_request(store_rhttp *h, const char *method,
   out->body = s.buf;
   out->len = s.len;
   out->content_length = clen;
+  out->ingest[0] = '\0';
+  if (curl_easy_header(c, "X-Profefs-Ingest", 0, CURLH_HEADER, -1, &hv) ==
+      CURLHE_OK)
+    snprintf(out->ingest, sizeof out->ingest, "%s", hv->value);
   s.buf = NULL;
   rc = STORE_OK;
 out:

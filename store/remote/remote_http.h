@@ -31,6 +31,8 @@ typedef struct store_rhttp_resp {
   char *body;              /* malloc'd, NUL-terminated (may be "") */
   size_t len;              /* body length without the NUL */
   int64_t content_length;  /* Content-Length, -1 when the server sent none */
+  char ingest[16];         /* profefs's X-Profefs-Ingest ("new",
+                           ** "existing"), "" when absent (profefe) */
 } store_rhttp_resp;
 
 /* Frees r->body and zeroes r; accepts NULL. */

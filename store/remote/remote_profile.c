@@ -348,6 +348,9 @@ store_rc store_remote_ingest(void *impl, const char *service, meta_type type,
   }
   if ((rc = store_rjson_meta(resp.body, resp.len, &m, err)) != STORE_OK) goto out;
   m.size = (int64_t)len;
+  /* profefs says whether it stored the profile; profefe does not */
+  if (strcmp(resp.ingest, "new") == 0) m.ingested = STORE_INGESTED_NEW;
+  else if (strcmp(resp.ingest, "existing") == 0) m.ingested = STORE_INGESTED_EXISTING;
   store_remote_meta_put(r, &m);
   if ((key = store_remote_bytes_key(store_meta_id(&m))) != NULL)
     store_rcache_put(r->bytes, key, 0, data, len);

@@ -151,6 +151,10 @@ store_rc store_s3_ingest(void *impl, const char *service, meta_type type,
       goto out;
     }
     m.size = (int64_t)len;
+    /* A 412 (or 409) says the key, so this very profile, was stored
+    ** already, by whoever: not the caller's own (store.h).  A retried PUT
+    ** whose first try landed unanswered reads so too: kept, never lost. */
+    m.ingested = r.status == 200 ? STORE_INGESTED_NEW : STORE_INGESTED_EXISTING;
     *out = m;
   }
 out:

@@ -138,6 +138,7 @@ typedef struct ingest_req {
   size_t len;
   int64_t digest;           /* store_local_digest of data, len */
   char id[META_ID_LEN + 1]; /* assigned */
+  int found;                /* the profile was stored already */
 } ingest_req;
 
 /* In the writer: 1 when the profile of r is stored already (its id then
@@ -183,6 +184,7 @@ static store_rc write_ingest(store_local *l, store_local_conn *c, void *arg,
   switch (find_same(same, r, &rc)) {
   case 1:
     *changes = 0;
+    r->found = 1;
     return STORE_OK;
   case -1:
     return store_local_sqlerr(l, c->db, rc, err, "cannot look up profile");
@@ -242,6 +244,7 @@ store_rc store_local_ingest(void *impl, const char *service, meta_type type,
   if (out != NULL) {
     memcpy(m.id, r.id, sizeof m.id);
     m.created_at = r.created_at;
+    m.ingested = r.found ? STORE_INGESTED_EXISTING : STORE_INGESTED_NEW;
     *out = m;
   }
   return STORE_OK;

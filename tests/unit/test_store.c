@@ -354,16 +354,20 @@ static void test_open_errors(void) {
 /* ---- ingest, get, stat, created_at ---------------------------------------------------- */
 
 /* Ingest is idempotent: the same bytes, service, type, labels and
-** created_at answer with the first id; any difference is a new profile. */
+** created_at answer with the first id; any difference is a new profile.
+** The answer says which (the FUSE view deletes only what it created). */
 static void test_idempotent(store *st) {
   buf p = make_profile(4242, 5, 3, 0);
   store_meta a = {0}, b = {0}, c = {0};
   CHECK_RC(ingest(st, "idem", META_CPU, "k=v", 0, &p, &a), STORE_OK);
+  CHECK_I64(a.ingested, STORE_INGESTED_NEW);
   CHECK_RC(ingest(st, "idem", META_CPU, "k=v", 0, &p, &b), STORE_OK);
   CHECK_STR(b.id, a.id);
   CHECK_I64(b.created_at, a.created_at);
+  CHECK_I64(b.ingested, STORE_INGESTED_EXISTING);
   CHECK_RC(ingest(st, "idem", META_CPU, "k=w", 0, &p, &c), STORE_OK);
   CHECK(strcmp(c.id, a.id) != 0);
+  CHECK_I64(c.ingested, STORE_INGESTED_NEW);
   CHECK_I64(count(st, query("idem", META_CPU, NULL, 0, 9999, 0)), 2);
   store_meta_clear(&a);
   store_meta_clear(&b);
