@@ -603,22 +603,30 @@ static int delete_id(fs *f, const char *id, const char *path) {
 }
 
 /* Forgets the file being written or just written at path, deleting the
-** profile it became.  0, -ENOENT when there is none, or -errno. */
+** profile it became when writing it created that profile; one that was
+** stored already (the same bytes pushed by an agent or written as another
+** file: ingest is idempotent) is someone else's and stays.  0, -ENOENT
+** when there is none, or -errno. */
 static int unlink_written(fs *f, const char *path) {
   char id[FS_WB_KEY_MAX];
   fs_wb *wb = fs_wbtab_get(f->pending, path);
-  int rc = 0;
+  int rc = 0, owned;
 
   if (wb == NULL) return -ENOENT;
-  fs_wb_cancel(wb, id);
+  fs_wb_cancel(wb, id, &owned);
   fs_wbtab_drop(f->pending, path, wb);
   fs_wb_unref(wb);
-  if (id[0] != '\0') rc = delete_id(f, id, path);
+  if (id[0] != '\0' && owned)
+    rc = delete_id(f, id, path);
+  else if (id[0] != '\0')
+    fs_log("kept %s (%s): it was stored before this file was written, "
+           "only the name goes", id, path);
   return rc;
 }
 
 /* rm of a stored profile deletes it; rm of a file being written cancels
-** its ingest; rm of one just written deletes the profile it became. */
+** its ingest; rm of one just written deletes the profile it became if
+** writing it created that profile, else removes only the name. */
 static int op_unlink(const char *path) {
   fs *f = ctx();
   char key[FS_WB_KEY_MAX];

@@ -7,9 +7,19 @@
 **     sealed; data is NULL (and cap 0) once sealed (len stays, for stat);
 **   - wgen counts changes of the content; igen is wgen at the last ingest
 **     attempt, whose outcome is last_rc / last_err; id is the profile that
-**     holds the content of attempt igen ("" when none does);
-**   - ingests run with wb->lock held, so a buffer is never ingested twice
-**     at once and its data does not move under store_ingest;
+**     holds the content of attempt igen ("" when none does, and while an
+**     attempt runs); owned says that this buffer's ingest created id: only
+**     then may the buffer delete it (ingest is idempotent, so the same
+**     bytes pushed by an agent, or written as another file, answer with
+**     that other writer's profile);
+**   - no lock is held across a call to the store (a slow store would stall
+**     every operation that meets the buffer, and through the table's
+**     expiry every lookup of the mount): an ingest sets busy, runs
+**     store_ingest and its deletes without the lock, and clears busy;
+**     whatever would change data (write, truncate, seal) or the outcome
+**     (cancel, another ingest) waits while busy, so data does not move
+**     under store_ingest and a buffer is ingested once at a time; reads
+**     and get_info never wait;
 **   - every fs_wbtab entry holds one reference to its buffer, and a path
 **     appears at most once.
 */
@@ -29,6 +39,8 @@
 struct fs_wb {
   atomic_size_t refs;
   pthread_mutex_t lock;   /* guards everything below but the constants */
+  pthread_cond_t idle;    /* signalled when busy is cleared */
+  int busy;               /* an ingest is running without the lock */
   char *service, *labels; /* constant */
   meta_type type;         /* constant */
   int64_t created_hint;   /* constant */
@@ -44,6 +56,7 @@ struct fs_wb {
   char last_err[STORE_ERRMAX];
   char id[META_ID_LEN + 1];
   char key[FS_WB_KEY_MAX]; /* store_meta_id of id's profile */
+  int owned;              /* this buffer's ingest created id */
   int64_t created_at;     /* of id */
 };
 
@@ -75,6 +88,7 @@ fs_wb *fs_wb_new(const char *service, meta_type type, const char *labels,
   }
   atomic_init(&wb->refs, 1);
   pthread_mutex_init(&wb->lock, NULL);
+  pthread_cond_init(&wb->idle, NULL);
   wb->type = type;
   wb->created_hint = created_hint;
   wb->max = max;
@@ -91,12 +105,19 @@ fs_wb *fs_wb_ref(fs_wb *wb) {
 
 void fs_wb_unref(fs_wb *wb) {
   if (wb == NULL || atomic_fetch_sub(&wb->refs, 1) != 1) return;
+  pthread_cond_destroy(&wb->idle);
   pthread_mutex_destroy(&wb->lock);
   free(wb->data);
   budget_release(wb->budget, wb->cap);
   free(wb->service);
   free(wb->labels);
   free(wb);
+}
+
+/* Takes the lock once no ingest runs (see the invariants). */
+static void lock_idle(fs_wb *wb) {
+  pthread_mutex_lock(&wb->lock);
+  while (wb->busy) pthread_cond_wait(&wb->idle, &wb->lock);
 }
 
 /* With the lock held: makes room for end bytes, zero-filling new ones. */
@@ -128,7 +149,7 @@ int fs_wb_write(fs_wb *wb, const void *data, size_t size, off_t off) {
   int rc;
 
   if (off < 0) return -EINVAL;
-  pthread_mutex_lock(&wb->lock);
+  lock_idle(wb);
   if (wb->cancelled || wb->sealed) {
     rc = -EIO;
   } else if ((size_t)off > wb->max || size > wb->max - (size_t)off) {
@@ -159,7 +180,7 @@ int fs_wb_truncate(fs_wb *wb, off_t size) {
   int rc = 0;
 
   if (size < 0) return -EINVAL;
-  pthread_mutex_lock(&wb->lock);
+  lock_idle(wb);
   if (wb->cancelled || wb->sealed)
     rc = -EIO;
   else if ((size_t)size <= wb->len)
@@ -189,59 +210,83 @@ const char *fs_wb_labels(const fs_wb *wb) { return wb->labels; }
 
 store_rc fs_wb_ingest(fs_wb *wb, store *st, int *did, store_meta *out,
                       char dropped[FS_WB_KEY_MAX], char err[STORE_ERRMAX]) {
+  char prev[FS_WB_KEY_MAX], prev_id[META_ID_LEN + 1], last_err[STORE_ERRMAX];
   store_meta m = { 0 };
+  int prev_owned, same, owned;
   store_rc rc;
 
   *did = 0;
   dropped[0] = '\0';
-  pthread_mutex_lock(&wb->lock);
+  lock_idle(wb);
   if (wb->cancelled || wb->sealed || wb->len == 0 || wb->igen == wb->wgen) {
     rc = wb->last_rc;
     if (rc != STORE_OK && err != NULL) memcpy(err, wb->last_err, STORE_ERRMAX);
-    goto out;
+    pthread_mutex_unlock(&wb->lock);
+    return rc;
   }
   *did = 1;
+  wb->busy = 1;
   wb->igen = wb->wgen;
-  rc = store_ingest(st, wb->service, wb->type, wb->labels, wb->created_hint,
-                    wb->data, wb->len, &m, wb->last_err);
-  wb->last_rc = rc;
-  if (err != NULL) memcpy(err, wb->last_err, STORE_ERRMAX);
-  /* The earlier profile was a prefix (or other earlier content) of this
-  ** file: it goes, whether or not the whole content was accepted. */
-  if (wb->id[0] != '\0' && (rc != STORE_OK || strcmp(wb->id, m.id) != 0) &&
-      store_delete(st, wb->key, NULL) == STORE_OK)
-    memcpy(dropped, wb->key, FS_WB_KEY_MAX);
+  /* The earlier attempt's profile leaves the buffer while this one runs:
+  ** getattr sees a file being written, not a stale profile. */
+  memcpy(prev, wb->key, sizeof prev);
+  memcpy(prev_id, wb->id, sizeof prev_id);
+  prev_owned = wb->owned;
   wb->id[0] = wb->key[0] = '\0';
-  if (rc == STORE_OK) {
-    /* A key too long to remember: stored, but the name forgets it. */
-    if (strlen(store_meta_id(&m)) < FS_WB_KEY_MAX) {
-      memcpy(wb->id, m.id, sizeof wb->id);
-      strcpy(wb->key, store_meta_id(&m));
-    }
-    wb->created_at = m.created_at;
-    if (out != NULL) {
-      *out = m;
-      memset(&m, 0, sizeof m);
-    }
-  }
-out:
+  wb->owned = 0;
   pthread_mutex_unlock(&wb->lock);
+
+  last_err[0] = '\0';
+  rc = store_ingest(st, wb->service, wb->type, wb->labels, wb->created_hint,
+                    wb->data, wb->len, &m, last_err);
+  same = rc == STORE_OK && prev[0] != '\0' && strcmp(prev_id, m.id) == 0;
+  /* The same profile again stays ours if it was; a new one is ours only
+  ** if this ingest stored it (not found it stored by someone else). */
+  owned = rc == STORE_OK &&
+          (m.ingested == STORE_INGESTED_NEW || (same && prev_owned));
+  /* The earlier profile was a prefix (or other earlier content) of this
+  ** file: it goes, whether or not the whole content was accepted, when
+  ** this buffer made it. */
+  if (prev[0] != '\0' && !same && prev_owned &&
+      store_delete(st, prev, NULL) == STORE_OK)
+    memcpy(dropped, prev, FS_WB_KEY_MAX);
+
+  pthread_mutex_lock(&wb->lock);
+  wb->last_rc = rc;
+  memcpy(wb->last_err, last_err, STORE_ERRMAX);
+  if (err != NULL) memcpy(err, last_err, STORE_ERRMAX);
+  /* A key too long to remember: stored, but the name forgets it. */
+  if (rc == STORE_OK && strlen(store_meta_id(&m)) < FS_WB_KEY_MAX) {
+    memcpy(wb->id, m.id, sizeof wb->id);
+    strcpy(wb->key, store_meta_id(&m));
+    wb->owned = owned;
+  }
+  if (rc == STORE_OK) wb->created_at = m.created_at;
+  wb->busy = 0;
+  pthread_cond_broadcast(&wb->idle);
+  pthread_mutex_unlock(&wb->lock);
+  if (rc == STORE_OK && out != NULL) {
+    *out = m;
+    memset(&m, 0, sizeof m);
+  }
   store_meta_clear(&m);
   return rc;
 }
 
-void fs_wb_cancel(fs_wb *wb, char key[FS_WB_KEY_MAX]) {
-  pthread_mutex_lock(&wb->lock);
+void fs_wb_cancel(fs_wb *wb, char key[FS_WB_KEY_MAX], int *owned) {
+  lock_idle(wb);
   wb->cancelled = 1;
   memcpy(key, wb->key, FS_WB_KEY_MAX);
+  *owned = key[0] != '\0' && wb->owned;
   wb->id[0] = wb->key[0] = '\0';
+  wb->owned = 0;
   pthread_mutex_unlock(&wb->lock);
 }
 
 int fs_wb_seal(fs_wb *wb) {
   int stored;
 
-  pthread_mutex_lock(&wb->lock);
+  lock_idle(wb);
   wb->sealed = 1;
   wb->sealed_at = (int64_t)time(NULL);
   free(wb->data);

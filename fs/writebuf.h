@@ -11,7 +11,11 @@
 ** repeats the last outcome.  When a later ingest succeeds, the profile of
 ** the earlier one is deleted; when it fails, that profile is deleted too:
 ** the file's profile is always its whole content, never a prefix (shells
-** close dup'ed descriptors while a later command still writes).  A flush of
+** close dup'ed descriptors while a later command still writes).  Deleted,
+** that is, when this buffer's ingest created it: ingest is idempotent, and
+** bytes that were stored already (an agent pushed them, another file
+** holds them) answer with that profile, which is not the buffer's to
+** delete — it stays, and the buffer only forgets it.  A flush of
 ** an empty buffer does nothing, because shells open, dup2 and close a
 ** redirection target before the command writes anything.
 **
@@ -24,7 +28,10 @@
 ** An fs_wbtab maps the paths of files being written or just written to
 ** their buffers, so that getattr/setattr/rename by path see them.
 **
-** Both are safe to use from many threads; buffers are refcounted.
+** Both are safe to use from many threads; buffers are refcounted.  No
+** lock is held while the store works: a slow ingest makes the other
+** operations on its own buffer wait (writes, truncate, the last close,
+** rm), never anything else.
 */
 #ifndef PROFEFS_FS_WRITEBUF_H
 #define PROFEFS_FS_WRITEBUF_H
@@ -82,7 +89,8 @@ const char *fs_wb_labels(const fs_wb *wb);
 /* Ingests the whole content into st when it changed since the last
 ** attempt (*did = 1, out filled on success when not NULL, err on failure),
 ** and deletes the profile of an earlier attempt of this buffer when it is
-** no longer the content (its id in dropped, else dropped[0] == 0).
+** no longer the content and that attempt created it (its id in dropped,
+** else dropped[0] == 0).
 ** Otherwise (*did = 0) returns the last attempt's result again (STORE_OK
 ** when there was none: an empty or cancelled buffer). */
 store_rc fs_wb_ingest(fs_wb *wb, store *st, int *did, store_meta *out,
@@ -90,9 +98,9 @@ store_rc fs_wb_ingest(fs_wb *wb, store *st, int *did, store_meta *out,
 
 /* Marks the buffer so that it is never ingested (the file was removed).
 ** Returns the id (store_meta_id) of the profile its content was stored
-** as, if any, in key (key[0] == 0 otherwise): the caller decides whether
-** to delete it. */
-void fs_wb_cancel(fs_wb *wb, char key[FS_WB_KEY_MAX]);
+** as, if any, in key (key[0] == 0 otherwise), and in *owned whether this
+** buffer's ingest created it: the caller may delete it only then. */
+void fs_wb_cancel(fs_wb *wb, char key[FS_WB_KEY_MAX], int *owned);
 
 /* The last writer is gone: frees the content.  Returns 1 when the buffer's
 ** content is stored (the path should keep answering), 0 otherwise. */
