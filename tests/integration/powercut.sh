@@ -6,15 +6,25 @@
 # renames, removals) undoable and undoes all of it at the cut.
 #
 # Each round: powercut serves $PC/under at $PC/mnt; `profefs serve` runs on
-# $PC/mnt/data with its own mount; HTTP clients (curl) and FUSE clients (cp
-# into the mount) ingest all the time and record what was acknowledged
-# (HTTP 200 with its metadata; cp exiting 0); at a random moment the power
-# is cut; the server is killed, both mounts go away, and the database the
-# cut left in $PC/under/data must pass PRAGMA integrity_check.  After
-# POWERCUT_CUTS rounds (default 4; scripts/soak runs more) the server
-# restarts on $PC/under/data itself and every acknowledged profile must be
-# there, byte for byte, with its metadata (tests/tools/ack_verify.py).
-# Prints the number of cuts and of acknowledged profiles checked.
+# $PC/mnt/data with its own mount; HTTP clients (curl) and FUSE clients
+# ingest all the time and record what was acknowledged (HTTP 200 with its
+# metadata; the FUSE client's last close returning 0).  The FUSE client
+# takes turns at four ways of writing: cp; append (O_APPEND, a dup'ed
+# descriptor closed after the first half, whose ingest of a prefix fails,
+# then the rest: the shell's `{ a; b; } >> f`); rewrite (another profile
+# written and fsync'ed, then truncated and replaced by the acknowledged
+# one on the same descriptor, which deletes the first); and rename (written
+# under a temporary name, then renamed, as rsync and editors do).  At a
+# random moment the power is cut; the server is killed, both mounts go
+# away, and the database the cut left in $PC/under/data must pass PRAGMA
+# integrity_check.  After POWERCUT_CUTS rounds (default 4; scripts/soak
+# runs more) the server restarts on $PC/under/data itself and every
+# acknowledged profile must be there, byte for byte, with its metadata
+# (tests/tools/ack_verify.py).  Prints the number of cuts that really
+# happened (the tool reports each) and of acknowledged profiles checked,
+# and requires every cut, profiles acknowledged over HTTP and over the
+# mount in every round (a round waits for them, up to 30 s), and each of
+# the four FUSE writes.
 . "${TESTS_DIR:?TESTS_DIR must point to tests/}/lib.sh" || exit 1
 t_init
 
@@ -59,15 +69,60 @@ NFILES=${#FILES[@]}
 # ---- clients (HTTP: ack_http_client of lib.sh; any answer but 200 is expected
 # around a cut; every ingest has its own labels) ---------------------------------
 
+# mntop.py OP SRC OTHER DIR: writes SRC into DIR/up.pb.gz by way of OP
+# (append, rewrite, rename; see the top); exits 0 when the write was
+# acknowledged, that is when its last close (and the rename) returned 0.
+cat >"$T/mntop.py" <<'PY'
+import os, sys
+op, src, other, d = sys.argv[1:5]
+data, path = open(src, "rb").read(), os.path.join(d, "up.pb.gz")
+if op == "append":
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(fd, data[:len(data) // 2])
+    try:
+        os.close(os.dup(fd))       # a prefix: its ingest fails (EINVAL)
+    except OSError:
+        pass
+    os.write(fd, data[len(data) // 2:])
+    os.close(fd)
+elif op == "rewrite":
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, open(other, "rb").read())
+    os.fsync(fd)                   # the other profile, durable
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    os.close(fd)                   # replaced by this one
+elif op == "rename":
+    tmp = os.path.join(d, ".up.pb.gz.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, data)
+    os.close(fd)
+    os.rename(tmp, path)
+PY
+FUSE_OPS=(cp append rewrite rename)
+
+# The kind of write moves on only once one was acknowledged, so that every
+# kind is among the first four acknowledgements (one per round at least).
 fuse_client() {
-    local c=$1 n=0 f type dir
+    local c=$1 n=0 acked=0 f g type dir op ok
     while :; do
         f=${FILES[$(( (n * 5 + c) % NFILES ))]}
         type=$(basename "$f"); type=${type%%_*}
+        g=$(ls "$FIXTURES/${type}"_*.pb.gz | grep -v "^$f\$" | head -n 1)
         dir="$MNT/pc-f$c/$type/seq=$n"
-        if mountpoint -q "$MNT" && mkdir -p "$dir" 2>/dev/null &&
-           timeout 30 cp "$f" "$dir/up.pb.gz" 2>/dev/null; then
+        op=${FUSE_OPS[$(( acked % ${#FUSE_OPS[@]} ))]}
+        ok=0
+        if mountpoint -q "$MNT" && mkdir -p "$dir" 2>/dev/null; then
+            if [ "$op" = cp ]; then
+                timeout 30 cp "$f" "$dir/up.pb.gz" 2>/dev/null && ok=1
+            else
+                timeout 30 python3 "$T/mntop.py" "$op" "$f" "$g" "$dir" 2>/dev/null && ok=1
+            fi
+        fi
+        if [ "$ok" = 1 ]; then
             printf '%s\tpc-f%s\t%s\tseq=%s\n' "$f" "$c" "$type" "$n" >> "$ACK/fuse.$c"
+            echo "$op" >> "$ACK/ops.$c"
+            acked=$((acked + 1))
         else
             sleep 0.05
         fi
@@ -85,7 +140,13 @@ power_on() {
     echo "$URL" > "$T/url.tmp" && mv "$T/url.tmp" "$T/url"
 }
 
+# cut: cuts the power, stops everything; counts the cut in REAL_CUTS when
+# the tool reported it (a cut that did not happen checks nothing).
+REAL_CUTS=0
+tool_cuts() { grep -c '^powercut: cut:' "$T/powercut.log"; }
 cut() {
+    local before
+    before=$(tool_cuts)
     { : > "$PC/mnt/.powercut"; } 2>/dev/null  # fails with EIO: the power is gone
     kill -KILL "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null
@@ -94,6 +155,7 @@ cut() {
     unmount "$PC/mnt"
     wait "$PC_PID" 2>/dev/null
     PC_PID=""
+    [ "$(tool_cuts)" -gt "$before" ] && REAL_CUTS=$((REAL_CUTS + 1))
 }
 
 # The tool itself: what was not fsync'ed is gone after a cut, what was
@@ -129,8 +191,16 @@ for ((c = 1; c <= FUSE_CLIENTS; c++)); do fuse_client "$c" & CLIENT_PIDS+=($!); 
 
 t0=$(date +%s)
 bad_images=0
+acks() { cat "$@" 2>/dev/null | wc -l; }
 for ((k = 1; k <= CUTS; k++)); do
-    # 0.5 .. 3 s of load: cuts land in ingests, commits and checkpoints
+    # Every round has something acknowledged over HTTP and over the mount
+    # (however loaded the machine), then 0.5 .. 3 s more of load: cuts land
+    # in ingests, commits and checkpoints.
+    h0=$(acks "$ACK"/http.*); f0=$(acks "$ACK"/fuse.[0-9]*)
+    for ((w = 0; w < 300; w++)); do
+        [ "$(acks "$ACK"/http.*)" -gt "$h0" ] && [ "$(acks "$ACK"/fuse.[0-9]*)" -gt "$f0" ] && break
+        sleep 0.1
+    done
     sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.5 + (r % 250) / 100 }')"
     cut
     # the image the cut left (on a copy: opening it runs WAL recovery)
@@ -140,7 +210,8 @@ for ((k = 1; k <= CUTS; k++)); do
     [ "$integ" = ok ] || { bad_images=$((bad_images + 1)); echo "powercut: cut $k: integrity: $integ" >&2; }
     [ "$k" -lt "$CUTS" ] && { power_on || break; }
 done
-echo "powercut: $CUTS cuts in $(( $(date +%s) - t0 )) s; $(grep -c '^powercut: cut:' "$T/powercut.log") reported by the tool"
+echo "powercut: $REAL_CUTS cuts really happened (of $CUTS) in $(( $(date +%s) - t0 )) s"
+assert_eq "every cut happened (the tool reported it)" "$CUTS" "$REAL_CUTS"
 assert_eq "integrity_check of every image a cut left" 0 "$bad_images"
 for p in "${CLIENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 for p in "${CLIENT_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -150,12 +221,18 @@ CLIENT_PIDS=()
 DATA=$PC/under/data start_server --quiet || t_done
 nh=$(cat "$ACK"/http.* 2>/dev/null | wc -l)
 nf=$(cat "$ACK"/fuse.[0-9]* 2>/dev/null | wc -l)
-check "HTTP clients got acknowledgements ($nh)" [ "$nh" -ge "$CUTS" ]
-check "FUSE clients got acknowledgements ($nf)" [ "$nf" -ge 1 ]
+check "HTTP clients got acknowledgements in every round ($nh)" [ "$nh" -ge "$CUTS" ]
+check "FUSE clients got acknowledgements in every round ($nf)" [ "$nf" -ge "$CUTS" ]
+kinds=""
+for op in "${FUSE_OPS[@]}"; do
+    k=$(cat "$ACK"/ops.* 2>/dev/null | grep -cx "$op")
+    kinds="$kinds $op=$k"
+    check "FUSE writes by $op were acknowledged ($k)" [ "$k" -ge 1 ]
+done
 python3 "$TESTS_DIR/tools/ack_verify.py" "$URL" "$ACK" > "$T/verify.out" 2>&1
 vrc=$?
 cat "$T/verify.out"
-echo "powercut: $CUTS cuts, $((nh + nf)) acknowledged profiles checked ($nh HTTP, $nf FUSE)"
+echo "powercut: $REAL_CUTS cuts, $((nh + nf)) acknowledged profiles checked ($nh HTTP, $nf FUSE:$kinds)"
 check "every acknowledged profile intact after $CUTS power cuts" [ "$vrc" = 0 ]
 stop_server TERM
 DB=$(db_file "$PC/under/data")
