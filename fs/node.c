@@ -284,12 +284,30 @@ static int merge_has_profiles(fs *f, const fs_path *p) {
   return rc;
 }
 
+/* Logs why the merge (or diff) file p at path is empty: the user asked for
+** it, and an ENOENT alone does not say that the range missed what the
+** service holds.  Of a diff, the range that is empty. */
+static void log_empty_merge(fs *f, const char *path, const fs_path *p) {
+  store_query q;
+  char why[STORE_ERRMAX] = "";
+
+  fs_merge_query(p, &q);
+  if (p->diff && any_match(f, &q) == 1) {
+    q.from = p->base_from;
+    q.to = p->base_to;
+  }
+  store_explain_empty(f->st, &q, why);
+  fs_log("no such path %s: %s", path, why);
+}
+
 /* Never merges (see the top of the file). */
-static int stat_merge_node(fs *f, const fs_path *p, struct stat *st) {
+static int stat_merge_node(fs *f, const char *path, const fs_path *p,
+                           struct stat *st) {
   char key[FS_MKEY_MAX];
   fs_mbuf *b;
   int rc = merge_has_profiles(f, p);
 
+  if (rc == 0) log_empty_merge(f, path, p);
   if (rc <= 0) return rc < 0 ? rc : -ENOENT;
   fs_merge_key(p, key);
   if ((b = fs_mcache_peek(f->mc, key)) != NULL) {
@@ -333,7 +351,7 @@ int fs_node_stat(fs *f, const char *path, const fs_path *p, struct stat *st) {
     case FS_FILE:
       return stat_file_node(f, path, p, st);
     case FS_MFILE:
-      return stat_merge_node(f, p, st);
+      return stat_merge_node(f, path, p, st);
   }
   if (rc < 0) return rc;
   if (rc == 0) return -ENOENT;

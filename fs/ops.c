@@ -454,12 +454,19 @@ static int op_read(const char *path, char *buf, size_t size, off_t off,
   return (int)size;
 }
 
+/* A first write that cannot begin a profile (`printf x > f`, a text file)
+** is refused there: a shell ignores the EINVAL that close would give. */
 static int op_write(const char *path, const char *buf, size_t size, off_t off,
                     struct fuse_file_info *fi) {
   fs_handle *h = handle_of(fi);
+  fs_path p;
 
   (void)path;
   if (h == NULL || h->kind != H_WRITE || !h->writer) return -EBADF;
+  if (off == 0 && fs_path_parse(h->path, (int64_t)time(NULL), &p) == 0 &&
+      !store_may_begin(p.type, buf, size))
+    return refuse("write", h->path, -EINVAL,
+                  "not a profile: begins as neither gzip nor pprof");
   return fs_wb_write(h->wb, buf, size, off);
 }
 
@@ -712,21 +719,26 @@ static int op_mknod(const char *path, mode_t mode, dev_t dev) {
   return op_refuse("mknod", path);
 }
 
-/* df: the repository's size (what it holds, or its files on disk when the
-** backend knows), one block per 4 KiB; nothing is "free" in a repository
-** that grows with its disk. */
+/* df: the repository's size as used (what it holds, or its files on disk
+** when the backend knows), and as available what its data directory's
+** filesystem has free, or 1 PiB where there is no bound to tell (S3, a
+** remote server); one block per 4 KiB. */
 static int op_statfs(const char *path, struct statvfs *sv) {
   store_stats s = { 0 };
-  int64_t bytes = 0;
+  int64_t bytes = 0, avail = -1;
 
   (void)path;
   memset(sv, 0, sizeof *sv);
-  if (store_get_stats(ctx()->st, &s) == STORE_OK)
+  if (store_get_stats(ctx()->st, &s) == STORE_OK) {
     bytes = s.disk_bytes > s.bytes ? s.disk_bytes : s.bytes;
+    avail = s.disk_avail;
+  }
   if (bytes < 0) bytes = 0;
+  if (avail < 0) avail = (int64_t)1 << 50;
   sv->f_bsize = 4096;
   sv->f_frsize = 4096;
-  sv->f_blocks = (fsblkcnt_t)((bytes + 4095) / 4096);
+  sv->f_blocks = (fsblkcnt_t)((bytes + 4095) / 4096 + avail / 4096);
+  sv->f_bfree = sv->f_bavail = (fsblkcnt_t)(avail / 4096);
   sv->f_files = s.profiles > 0 ? (fsfilcnt_t)s.profiles : 0;
   sv->f_namemax = 255;
   return 0;

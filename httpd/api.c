@@ -75,8 +75,11 @@ static void reply_store_error(httpd_reply *out, store_rc rc, const char *err)
     httpd_reply_error(out, status, "internal error: the store failed (the "
                                    "server's log has the reason)");
     break;
-  case STORE_NOTFOUND:
-    httpd_reply_error(out, status, "nothing found");
+  case STORE_NOTFOUND: /* profefe's words, then what was not there */
+    if (err != NULL && *err)
+      httpd_reply_error(out, status, "nothing found: %s", err);
+    else
+      httpd_reply_error(out, status, "nothing found");
     break;
   case STORE_INVALID:
     httpd_reply_error(out, status, "bad request: %s", why);
@@ -118,14 +121,15 @@ static const char *required_arg(httpd_req *r, const char *key,
 static int service_type_args(httpd_req *r, const char **service,
                              meta_type *type, httpd_reply *out)
 {
-  const char *s, *t;
+  const char *s, *t, *why;
   int ty;
 
   if ((s = required_arg(r, "service", out)) == NULL ||
       (t = required_arg(r, "type", out)) == NULL)
     return -1;
-  if (!meta_service_valid(s)) {
-    httpd_reply_error(out, 400, "bad request: invalid service \"%s\"", s);
+  if ((why = meta_service_why(s)) != NULL) {
+    httpd_reply_error(out, 400, "bad request: invalid service \"%.64s%s\": %s",
+                      s, strlen(s) > 64 ? "..." : "", why);
     return -1;
   }
   if ((ty = meta_type_parse(t)) < 0) {
@@ -281,8 +285,10 @@ static void api_find(httpd_req *r, httpd_reply *out)
   if (query_args(r, &q, &labels, out))
     goto out;
   rc = store_find(httpd_store(r->h), &q, &list, err);
-  if (rc == STORE_OK && list.n == 0)
+  if (rc == STORE_OK && list.n == 0) {
     rc = STORE_NOTFOUND;
+    store_explain_empty(httpd_store(r->h), &q, err);
+  }
   if (rc != STORE_OK) {
     reply_store_error(out, rc, err);
     goto out;
@@ -454,10 +460,7 @@ static void api_get(httpd_req *r, httpd_reply *out)
     rc = store_get(httpd_store(r->h), ids[0], NULL, &data, &len, err);
   else
     rc = timed_merge(r, NULL, (const char *const *)ids, n, &data, &len, err);
-  if (rc == STORE_NOTFOUND && n > 1 && err[0] != '\0')
-    /* Of several ids, say which one is missing. */
-    httpd_reply_error(out, 404, "nothing found: %s", err);
-  else if (rc != STORE_OK)
+  if (rc != STORE_OK) /* of several ids, err names the missing one */
     reply_store_error(out, rc, err);
   else
     httpd_reply_view(r, out, f, data, len, rest, rest);

@@ -123,16 +123,23 @@ int meta_id_valid(const char *s) {
 
 /* ---- services -------------------------------------------------------------- */
 
-int meta_service_valid(const char *name) {
-  if (name == NULL || name[0] == '\0' || name[0] == '.') return 0;
+const char *meta_service_why(const char *name) {
+  if (name == NULL || name[0] == '\0') return "empty";
+  if (name[0] == '.') return "starts with '.'";
   /* The FUSE view shows merges under MNT/merge and diffs under MNT/diff,
   ** so no service may take those names (DESIGN.md); refusing them
   ** everywhere keeps the views equal. */
-  if (strcmp(name, "merge") == 0 || strcmp(name, "diff") == 0) return 0;
+  if (strcmp(name, "merge") == 0) return "\"merge\" is reserved";
+  if (strcmp(name, "diff") == 0) return "\"diff\" is reserved";
   size_t n = 0;
   for (const unsigned char *p = (const unsigned char *)name; *p; p++, n++) {
-    if (*p == '/' || *p < 0x20 || *p == 0x7f) return 0;
-    if (n >= 255) return 0;
+    if (*p == '/') return "contains '/'";
+    if (*p < 0x20 || *p == 0x7f) return "contains a control character";
+    if (n >= META_SERVICE_MAX) return "longer than 255 bytes";
   }
-  return 1;
+  return NULL;
+}
+
+int meta_service_valid(const char *name) {
+  return meta_service_why(name) == NULL;
 }

@@ -75,10 +75,17 @@ int meta_id_valid(const char *s);
 
 /* ---- services -------------------------------------------------------------- */
 
-/* 1 when name may be a service: 1..255 bytes, no '/', no control characters
-** (< 0x20 or 0x7f), not starting with '.', and not "merge" or "diff"
-** (reserved for the FUSE merge and diff views). */
+/* The longest service name, in bytes. */
+#define META_SERVICE_MAX 255
+
+/* 1 when name may be a service: 1..META_SERVICE_MAX bytes, no '/', no
+** control characters (< 0x20 or 0x7f), not starting with '.', and not
+** "merge" or "diff" (reserved for the FUSE merge and diff views). */
 int meta_service_valid(const char *name);
+
+/* Why name may not be a service, for a user ("longer than 255 bytes",
+** "contains '/'"; a static string), or NULL when it may. */
+const char *meta_service_why(const char *name);
 
 /* ---- labels -------------------------------------------------------------- */
 

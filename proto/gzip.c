@@ -29,6 +29,25 @@ int pprof_is_gzip(const void *buf, size_t len) {
   return len >= 2 && b[0] == 0x1f && b[1] == 0x8b;
 }
 
+int pprof_may_begin(const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  /* The tags of profile.proto's fields 1-15 with their wire types: a
+  ** profile's first byte is one of them (or gzip's 0x1f) whatever its
+  ** producer, as encoders write fields in order and field 1 or 2 is always
+  ** there.  Text ('x', '{', '<', a '#' of a script) is none of them. */
+  static const unsigned char tags[] = {
+    0x0a, 0x12, 0x1a, 0x22, 0x2a, 0x32, 0x38, 0x40, 0x48, 0x50,
+    0x5a, 0x60, 0x68, 0x6a, 0x70, 0x7a,
+  };
+
+  assert(buf != NULL || len == 0);
+  if (len == 0) return 1;
+  if (b[0] == 0x1f) return len == 1 || b[1] == 0x8b;
+  for (size_t i = 0; i < sizeof tags; i++)
+    if (b[0] == tags[i]) return 1;
+  return 0;
+}
+
 static size_t isize_hint(const unsigned char *in, size_t len) {
   const unsigned char *t = in + len - 4;
 

@@ -79,6 +79,11 @@ size_t pprof_sample_count(const pprof_profile *p);
 ** (caller frees) and *len set; on failure both are unchanged. */
 pprof_rc pprof_encode(const pprof_profile *p, void **out, size_t *len);
 
+/* 1 when buf[0..len), the first bytes of a file, may begin a profile
+** (gzip's magic, or the tag of a field of profile.proto), 0 when no
+** profile starts so: the mount refuses such a first write at once. */
+int pprof_may_begin(const void *buf, size_t len);
+
 /* Decode + validate + free in one call, for ingest: returns what
 ** pprof_decode returns and, on success, the profile's time_nanos in
 ** *time_nanos (may be NULL). */

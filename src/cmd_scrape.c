@@ -83,7 +83,7 @@ static int parse_args(int argc, char **argv, scrape_config *cfg) {
   int64_t sec;
   int c;
 
-  while ((c = getopt_long(argc, argv, "t:s:l:e:c:d:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":t:s:l:e:c:d:h", longopts, NULL)) != -1) {
     switch (c) {
       case 't': cfg->target = optarg; break;
       case 's': cfg->service = optarg; break;
@@ -102,7 +102,7 @@ static int parse_args(int argc, char **argv, scrape_config *cfg) {
         cfg->timeout_ms = (long)sec * 1000;
         break;
       case 'h': fputs(usage, stdout); return 0;
-      default: return cli_usage_error("scrape", "unknown option");
+      default: return cli_option_error("scrape", c, argv);
     }
   }
   if (optind < argc)
@@ -133,8 +133,9 @@ static int cli_target(const scrape_config *cfg, scrape_target *t) {
   memset(t, 0, sizeof *t);
   if (strncmp(cfg->target, "http://", 7) != 0 && strncmp(cfg->target, "https://", 8) != 0)
     return cli_usage_error("scrape", "--target must be an http:// URL, got '%s'", cfg->target);
-  if (!meta_service_valid(cfg->service))
-    return cli_usage_error("scrape", "invalid --service '%s'", cfg->service);
+  if (meta_service_why(cfg->service) != NULL)
+    return cli_usage_error("scrape", "invalid --service '%.64s': %s", cfg->service,
+                           meta_service_why(cfg->service));
   if (meta_labels_parse(cfg->labels, &t->labels, NULL) != 0)
     return cli_usage_error("scrape", "invalid --labels '%s' (want k=v,k=v)", cfg->labels);
   if (cfg->every != NULL && meta_duration_parse(cfg->every, &t->every_sec) != 0)

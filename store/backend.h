@@ -56,6 +56,10 @@ typedef struct store_backend_ops {
   store_rc (*label_names)(void *impl, const char *service, meta_type type,
                           const char *key, int64_t from, int64_t to,
                           char ***out, size_t *n, char *err);
+  /* how many profiles of service/type there are and the created_at of the
+  ** first and last (0 and 0 when none); store_explain_empty (may be NULL) */
+  store_rc (*span)(void *impl, const char *service, meta_type type,
+                   int64_t *count, int64_t *first, int64_t *last, char *err);
   /* ids other than meta_id_valid's that this backend takes (may be NULL) */
   int (*id_valid)(const char *id);
 } store_backend_ops;

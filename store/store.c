@@ -14,6 +14,7 @@
 ** backend stores it.
 */
 #include <assert.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,11 +68,12 @@ store_rc store_seterr(char *err, store_rc rc, const char *fmt, ...) {
 #define SHOW 64
 
 static store_rc check_service(const char *service, char *err) {
+  const char *why;
   if (service == NULL || service[0] == '\0')
     return store_seterr(err, STORE_INVALID, "missing service");
-  if (!meta_service_valid(service))
-    return store_seterr(err, STORE_INVALID, "invalid service name \"%.*s\"",
-                        SHOW, service);
+  if ((why = meta_service_why(service)) != NULL)
+    return store_seterr(err, STORE_INVALID, "invalid service name \"%.*s%s\": %s",
+                        SHOW, service, strlen(service) > SHOW ? "..." : "", why);
   return STORE_OK;
 }
 
@@ -347,6 +349,10 @@ store_rc store_ingest_picked(store *st, const char *service,
                 data, len, out, err);
 }
 
+int store_may_begin(meta_type type, const void *data, size_t len) {
+  return type == META_TRACE || pprof_may_begin(data, len);
+}
+
 store_rc store_find(store *st, const store_query *q, store_meta_list *out,
                     char err[STORE_ERRMAX]) {
   assert(st != NULL && out != NULL);
@@ -397,7 +403,53 @@ store_rc store_merge(store *st, const store_query *q, void **out, size_t *len,
   if (q->type == META_TRACE)
     return store_seterr(err, STORE_UNSUPPORTED, "traces cannot be merged");
   if (st->ops->merge == NULL) return unsupported(st, "merge", err);
-  return st->ops->merge(st->impl, q, out, len, count, err);
+  rc = st->ops->merge(st->impl, q, out, len, count, err);
+  /* a remote server has said why itself */
+  if (rc == STORE_NOTFOUND && !st->remote) store_explain_empty(st, q, err);
+  return rc;
+}
+
+void store_explain_empty(store *st, const store_query *q,
+                         char err[STORE_ERRMAX]) {
+  char from[META_TIME_MAX], to[META_TIME_MAX], first[META_TIME_MAX],
+      last[META_TIME_MAX], with[SHOW + 32] = "";
+  int64_t n = 0, t0 = 0, t1 = 0;
+  const char *ty;
+  int k;
+
+  assert(st != NULL && q != NULL);
+  if (err == NULL) return;
+  if (st->remote && st->ops->merge != NULL) {
+    /* the server explains an empty merge itself, which costs it little */
+    char why[STORE_ERRMAX] = "";
+    void *buf = NULL;
+    size_t len = 0;
+    if (st->ops->merge(st->impl, q, &buf, &len, NULL, why) == STORE_NOTFOUND &&
+        why[0] != '\0') {
+      memcpy(err, why, STORE_ERRMAX);
+      return;
+    }
+    free(buf);
+  }
+  ty = meta_type_name(q->type);
+  meta_time_format(q->from, from);
+  meta_time_format(q->to, to);
+  if (q->labels != NULL && q->labels[0] != '\0')
+    snprintf(with, sizeof with, " with labels %.*s", SHOW, q->labels);
+  k = snprintf(err, STORE_ERRMAX, "no %s profiles of %.*s%s from %s to %s",
+               ty, SHOW, q->service, with, from, to);
+  if (k < 0 || k >= STORE_ERRMAX || st->ops->span == NULL ||
+      st->ops->span(st->impl, q->service, q->type, &n, &t0, &t1, NULL) != STORE_OK)
+    return;
+  meta_time_format(t0, first);
+  meta_time_format(t1, last);
+  if (n == 0)
+    snprintf(err + k, STORE_ERRMAX - (size_t)k, "; %.*s has no %s profiles at all",
+             SHOW, q->service, ty);
+  else
+    snprintf(err + k, STORE_ERRMAX - (size_t)k, "; %.*s holds %" PRId64 " %s "
+             "profiles from %s to %s (a profile's time is the one inside it)",
+             SHOW, q->service, n, ty, first, last);
 }
 
 store_rc store_merge_ids(store *st, const char *const *ids, size_t n,

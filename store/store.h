@@ -188,6 +188,12 @@ store_rc store_ingest_picked(store *st, const char *service,
                              const void *data, size_t len, store_meta *out,
                              char err[STORE_ERRMAX]);
 
+/* 1 when data[0..len), the first bytes of a profile to be ingested as
+** type, may begin one that store_ingest takes (anything may begin a
+** META_TRACE), 0 when no such profile begins so: the mount refuses such a
+** first write at once, where a shell still sees the error. */
+int store_may_begin(meta_type type, const void *data, size_t len);
+
 /* Finds profiles matching q, sorted by created_at then id.
 ** STORE_OK with an empty list when nothing matches.
 ** *out is owned by the caller (store_meta_list_free). */
@@ -218,6 +224,16 @@ store_rc store_stat_named(store *st, const char *service, meta_type type,
 ** *count (may be NULL) receives the number of profiles merged. */
 store_rc store_merge(store *st, const store_query *q, void **out, size_t *len,
                      size_t *count, char err[STORE_ERRMAX]);
+
+/* Writes into err (not NULL: else a no-op) why q matches no profile, for
+** a user: the range asked for and, where the backend can tell cheaply
+** (local), what the service holds of that type ("no cpu profiles of api
+** from A to B; api holds 12 cpu profiles from C to D").  store_merge does
+** this itself on STORE_NOTFOUND; front ends call it when a cheaper look-up
+** found nothing.  Never fails: without the counts the text names the range
+** only. */
+void store_explain_empty(store *st, const store_query *q,
+                         char err[STORE_ERRMAX]);
 
 /* Merges the named profiles.  They must all exist (STORE_NOTFOUND naming the
 ** missing id) and have one type (STORE_INVALID otherwise); traces cannot be
@@ -293,6 +309,8 @@ typedef struct store_stats {
   int64_t rollups;       /* rollup objects (S3: at its last upkeep pass) */
   int64_t rollup_bytes;  /* ... and their bytes */
   int64_t lists;         /* S3: list requests sent since open */
+  int64_t disk_avail;    /* bytes free for the store on its disk; -1 when
+                         ** unknown or unbounded (S3, remote) */
 } store_stats;
 store_rc store_get_stats(store *st, store_stats *out);
 

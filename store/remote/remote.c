@@ -421,7 +421,7 @@ static uint64_t remote_generation(void *impl) {
 
 static store_rc remote_stats(void *impl, store_stats *out) {
   store_remote *r = impl;
-  store_stats s = { -1, -1, -1, 0, -1, -1, -1, -1, -1, -1, -1 };
+  store_stats s = { -1, -1, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };
   pthread_mutex_lock(&r->mu);
   s.ingests = r->ingests;
   pthread_mutex_unlock(&r->mu);

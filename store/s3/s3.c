@@ -63,7 +63,8 @@ static store_rc s3_stats(void *impl, store_stats *out) {
                        .ingests = s->ingests, .commits = -1,
                        .cache_hits = c.hits, .cache_misses = c.misses,
                        .cache_bytes = c.bytes, .rollups = s->rollups,
-                       .rollup_bytes = s->rollup_bytes, .lists = s->lists};
+                       .rollup_bytes = s->rollup_bytes, .lists = s->lists,
+                       .disk_avail = -1};
   pthread_mutex_unlock(&s->mu);
   return STORE_OK;
 }

@@ -252,6 +252,7 @@ static const store_backend_ops local_ops = {
   .maintain = store_local_maintain,
   .has_labels = store_local_has_labels,
   .label_names = store_local_label_names,
+  .span = store_local_span,
 };
 
 /* SQLite's memory statistics take a global mutex around every allocation

@@ -308,6 +308,10 @@ store_rc store_local_rarest_pair(store_local *l, store_local_conn *c,
                                  const char *service, meta_type type,
                                  const char *filter, store_local_pair *out,
                                  char *err);
+/* What service/type holds: count, first and last created_at (0s if none). */
+store_rc store_local_span(void *impl, const char *service, meta_type type,
+                          int64_t *count, int64_t *first, int64_t *last,
+                          char *err);
 
 /* ---- merge.c --------------------------------------------------------------- */
 

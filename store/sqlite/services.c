@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "local.h"
 
@@ -105,6 +106,12 @@ static const char sql_services[] = "SELECT name FROM services ORDER BY name";
 static const char sql_label_sets[] =
   "SELECT labels FROM series WHERE service = ?1"
   " AND type = ?2 AND labels <> '' ORDER BY labels";
+/* Each subquery is one index seek: min and max on profiles_by_time. */
+static const char sql_span[] =
+  "SELECT (SELECT coalesce(sum(profiles), 0) FROM series"
+  "        WHERE service = ?1 AND type = ?2),"
+  " (SELECT min(created_at) FROM profiles WHERE service = ?1 AND type = ?2),"
+  " (SELECT max(created_at) FROM profiles WHERE service = ?1 AND type = ?2)";
 static const char sql_stats[] =
   "SELECT coalesce(sum(profiles), 0), coalesce(sum(bytes), 0) FROM series";
 
@@ -203,18 +210,50 @@ store_rc store_local_services(void *impl, char ***names, size_t *n,
   return rc;
 }
 
+/* A reader in *r (the caller puts it back, also on failure) and sql
+** prepared on it in *s with ?1 = service and ?2 = type. */
+static store_rc service_type_stmt(store_local *l, const char *sql,
+                                  const char *service, meta_type type,
+                                  store_local_conn **r, sqlite3_stmt **s,
+                                  char *err) {
+  store_rc rc = store_local_reader_get(l, r, err);
+  if (rc == STORE_OK) rc = store_local_stmt(l, *r, sql, s, err);
+  if (rc != STORE_OK) return rc;
+  sqlite3_bind_text(*s, 1, service, -1, SQLITE_STATIC);
+  sqlite3_bind_int(*s, 2, (int)type);
+  return STORE_OK;
+}
+
 store_rc store_local_label_sets(void *impl, const char *service,
                                 meta_type type, char ***sets, size_t *n,
                                 char *err) {
   store_local *l = impl;
   store_local_conn *r = NULL;
   sqlite3_stmt *s = NULL;
-  store_rc rc = store_local_reader_get(l, &r, err);
-  if (rc != STORE_OK) return rc;
-  if ((rc = store_local_stmt(l, r, sql_label_sets, &s, err)) == STORE_OK) {
-    sqlite3_bind_text(s, 1, service, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, (int)type);
-    rc = collect_names(l, r, s, sets, n, err);
+  store_rc rc = service_type_stmt(l, sql_label_sets, service, type, &r, &s, err);
+  if (rc == STORE_OK) rc = collect_names(l, r, s, sets, n, err);
+  store_local_reader_put(l, r);
+  return rc;
+}
+
+store_rc store_local_span(void *impl, const char *service, meta_type type,
+                          int64_t *count, int64_t *first, int64_t *last,
+                          char *err) {
+  store_local *l = impl;
+  store_local_conn *r = NULL;
+  sqlite3_stmt *s = NULL;
+  store_rc rc = service_type_stmt(l, sql_span, service, type, &r, &s, err);
+  if (rc == STORE_OK) {
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      *count = sqlite3_column_int64(s, 0);
+      *first = sqlite3_column_int64(s, 1);
+      *last = sqlite3_column_int64(s, 2);
+    } else {
+      rc = store_seterr(err, STORE_IO, "cannot read profiles: %s",
+                        sqlite3_errmsg(r->db));
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
   }
   store_local_reader_put(l, r);
   return rc;
@@ -227,6 +266,13 @@ static int64_t file_size(const char *path, const char *suffix) {
   struct stat sb;
   snprintf(p, sizeof p, "%s%s", path, suffix);
   return stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* What an unprivileged writer may still use on path's filesystem. */
+static int64_t disk_avail(const char *path) {
+  struct statvfs sv;
+  return statvfs(path, &sv) == 0 ? (int64_t)sv.f_bavail * (int64_t)sv.f_frsize
+                                 : -1;
 }
 
 store_rc store_local_stats(void *impl, store_stats *out) {
@@ -249,6 +295,7 @@ store_rc store_local_stats(void *impl, store_stats *out) {
     .commits = atomic_load(&l->commits),
     .cache_hits = -1, .cache_misses = -1, .cache_bytes = -1,
     .rollups = -1, .rollup_bytes = -1, .lists = -1,
+    .disk_avail = disk_avail(l->path),
   };
 out:
   store_local_reader_put(l, r);

@@ -206,11 +206,14 @@ check "rmdir of the empty type dir" rmdir "$MNT/api/block"
 check "the type dir is gone" sh -c "! test -e '$MNT/api/block'"
 assert_contains "rmdir of a label dir with profiles" "$(rmdir "$MNT/api/heap/region=eu" 2>&1)" "not empty"
 
-# ---- df: the repository's size --------------------------------------------------------------------
+# ---- df: the repository's size used, its data directory's disk free ---------------------------------
 stored=$(find "$MNT" -path "$MNT/merge" -prune -o -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
-size=$(df -B1 --output=size "$MNT" | tail -1 | tr -d ' ')
-check "df size ($size) at least the stored bytes ($stored)" [ "$size" -ge "$stored" ]
-check "df size is not absurd" [ "$size" -lt $((stored * 100 + (64 << 20))) ]
+read -r used avail <<<"$(df -B1 --output=used,avail "$MNT" | tail -1)"
+check "df used ($used) at least the stored bytes ($stored)" [ "$used" -ge "$stored" ]
+check "df used is not absurd" [ "$used" -lt $((stored * 100 + (64 << 20))) ]
+disk=$(df -B1 --output=avail "$T/data" | tail -1 | tr -d ' ')
+check "df available ($avail) is the data directory's disk's ($disk), not 0" \
+    [ "$avail" -gt 0 ] && [ $((avail - disk)) -lt $((256 << 20)) ] && [ $((disk - avail)) -lt $((256 << 20)) ]
 
 # ---- read-only: every change refused with EROFS ------------------------------------------------------
 stop_server

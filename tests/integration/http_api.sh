@@ -44,7 +44,7 @@ assert_eq "version fields" "True" "$(json 'all(isinstance(j["body"][k], str) and
 assert_contains "version is the binary's" "$("$PROFEFS" version 2>&1)" "$(json 'j["body"]["version"]')"
 
 http GET "$URL/api/0/services"
-expect_error "services of an empty store" 404 "nothing found"
+expect_error_prefix "services of an empty store" 404 "nothing found"
 
 # ---- ingest -------------------------------------------------------------------
 CPU0="$FIXTURES/cpu_000.pb.gz"
@@ -86,7 +86,7 @@ check "created_at defaults to the ingest time ($got)" test "$got_s" -ge "$before
 post "$CPU0" 'type=cpu';                 expect_error "ingest without service" 400 'bad request: missing "service"'
 post "$CPU0" 'service=&type=cpu';        expect_error "ingest with empty service" 400 'bad request: missing "service"'
 post "$CPU0" 'service=api';              expect_error "ingest without type" 400 'bad request: missing "type"'
-post "$CPU0" 'service=merge&type=cpu';   expect_error "ingest into the reserved service merge" 400 'bad request: invalid service "merge"'
+post "$CPU0" 'service=merge&type=cpu';   expect_error "ingest into the reserved service merge" 400 'bad request: invalid service "merge": "merge" is reserved'
 post "$CPU0" 'service=api&type=x';       expect_error "ingest with unknown type" 400 'bad request: unknown type "x"'
 post "$CPU0" 'service=api&type=cpu&labels=novalue'
 expect_error_prefix "ingest with bad labels" 400 'bad request: invalid labels'
@@ -123,7 +123,7 @@ assert_eq "raw get with a trailing slash" 200 "$HTTP_STATUS"
 http GET "$URL/api/0/profiles/NOT-AN-ID"
 expect_error "raw get of a malformed id" 400 'bad profile id "NOT-AN-ID"'
 http GET "$URL/api/0/profiles/00000000000000000000"
-expect_error "raw get of an unknown id" 404 "nothing found"
+expect_error_prefix "raw get of an unknown id" 404 "nothing found"
 http GET "$URL/api/0/profiles/$ID_CPU0%00junk"
 expect_error "raw get of an id followed by %00" 400 "bad request: NUL byte in the path"
 
@@ -172,7 +172,7 @@ assert_eq "find: from and to are inclusive" "$R1 $R2" "$(ids)"
 assert_eq "find: created_at of the first" "$(utc $((T0 + 10)))Z" "$(json 'j["body"][0]["created_at"]')"
 assert_eq "find: entries have every field" "created_at id labels service type" "$(json '" ".join(sorted(j["body"][0]))')"
 http GET "$URL/api/0/profiles?$q&from=$(utc $((T0 + 11)))&to=$(utc $((T0 + 19)))"
-expect_error "find: one second inside each edge" 404 "nothing found"
+expect_error_prefix "find: one second inside each edge" 404 "nothing found"
 http GET "$URL/api/0/profiles?$q&from=$(utc $((T0 + 11)))&to=$(utc $((T0 + 20)))"
 assert_eq "find: from one second after" "$R2" "$(ids)"
 http GET "$URL/api/0/profiles?$q&from=$(utc $((T0 + 10)))&to=$(utc $((T0 + 19)))"
@@ -201,7 +201,7 @@ http GET "$URL/api/0/profiles?$q&from=$T0&to=2023-13-45T00:00:00";   expect_erro
 http GET "$URL/api/0/profiles?$q&from=$T0&to=$T0&labels=a";          expect_error_prefix "find with bad labels" 400 'bad request: invalid labels'
 http GET "$URL/api/0/profiles?$q&from=$T0&to=$T0&limit=many";        expect_error_prefix "find with bad limit" 400 'bad request: invalid limit'
 http GET "$URL/api/0/profiles?$q&from=$((T0 + 1))&to=$T0";           expect_error_prefix "find with from after to" 400 'bad request:'
-http GET "$URL/api/0/profiles?service=nosuch&type=cpu&from=$T0&to=$T0"; expect_error "find of an unknown service" 404 "nothing found"
+http GET "$URL/api/0/profiles?service=nosuch&type=cpu&from=$T0&to=$T0"; expect_error_prefix "find of an unknown service" 404 "nothing found"
 
 # ---- labels: subset match -----------------------------------------------------------
 post "$FIXTURES/cpu_003.pb.gz" 'service=lab&type=cpu&labels=env=prod,region=eu'; posted "$FIXTURES/cpu_003.pb.gz"; LA=$(json 'j["body"]["id"]')
@@ -218,9 +218,9 @@ assert_eq "labels: two pairs in any order" "$LB" "$(ids)"
 http GET "$URL/api/0/profiles?service=lab&type=cpu&$range&labels=env%3Dprod%2Cregion%3Deu"
 assert_eq "labels: url-encoded filter" "$LA" "$(ids)"
 http GET "$URL/api/0/profiles?service=lab&type=cpu&$range&labels=env=prod,region=eu,zone=1"
-expect_error "labels: superset of a profile's labels" 404 "nothing found"
+expect_error_prefix "labels: superset of a profile's labels" 404 "nothing found"
 http GET "$URL/api/0/profiles?service=lab&type=cpu&$range&labels=env=staging"
-expect_error "labels: no match" 404 "nothing found"
+expect_error_prefix "labels: no match" 404 "nothing found"
 
 # ---- merge -------------------------------------------------------------------------
 curl -s -D "$T/headers" -o "$T/merged.pb.gz" -w '%{http_code}' \
@@ -236,7 +236,10 @@ posted "$T/merged.pb.gz"
 assert_eq "merged created_at = earliest time_nanos" "$(utc $T0)Z" "$(json 'j["body"]["created_at"]')"
 http GET "$URL/api/0/profiles/merge?service=range&type=cpu&from=$(utc $((T0 + 11)))&to=$(utc $((T0 + 19)))"
 MERGES=$((MERGES + 1))
-expect_error "merge of nothing" 404 "nothing found"
+expect_error_prefix "merge of nothing" 404 "nothing found"
+assert_eq "merge of nothing: says what was asked and what the service holds" \
+    "nothing found: no cpu profiles of range from $(utc $((T0 + 11)))Z to $(utc $((T0 + 19)))Z; range holds 4 cpu profiles from $(utc $T0)Z to $(utc $((T0 + 30)))Z (a profile's time is the one inside it)" \
+    "$(json 'j["error"]')"
 http GET "$URL/api/0/profiles/merge?service=range&type=cpu&from=$T0"
 expect_error "merge without to" 400 'bad request: missing "to"'
 http GET "$URL/api/0/profiles/merge?type=cpu&from=$T0&to=$T0"
@@ -275,9 +278,9 @@ assert_eq "delete status" 200 "$HTTP_STATUS"
 assert_eq "delete code" 200 "$(json 'j["code"]')"
 DELETED=$((DELETED + 1))
 http GET "$URL/api/0/profiles/$LD"
-expect_error "get after delete" 404 "nothing found"
+expect_error_prefix "get after delete" 404 "nothing found"
 http DELETE "$URL/api/0/profiles/$LD"
-expect_error "delete twice" 404 "nothing found"
+expect_error_prefix "delete twice" 404 "nothing found"
 http GET "$URL/api/0/profiles?service=lab&type=cpu&$range"
 assert_eq "find after delete" "$LA $LB $LC" "$(ids)"
 http DELETE "$URL/api/0/profiles/zzz"

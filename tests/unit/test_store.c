@@ -470,7 +470,15 @@ static void test_bad_input(store *st) {
             STORE_INVALID);
   CHECK_I64(store_ingest(st, "a/b", META_CPU, "", 0, p.p, p.n, &m, err),
             STORE_INVALID);
-  CHECK_STR(err, "invalid service name \"a/b\"");
+  CHECK_STR(err, "invalid service name \"a/b\": contains '/'");
+  {
+    char lng[301];
+    memset(lng, 'a', 300);
+    lng[300] = '\0';
+    CHECK_I64(store_ingest(st, lng, META_CPU, "", 0, p.p, p.n, &m, err),
+              STORE_INVALID);
+    CHECK(strstr(err, "...\": longer than 255 bytes") != NULL);
+  }
   CHECK_I64(store_ingest(st, ".hidden", META_CPU, "", 0, p.p, p.n, &m, err),
             STORE_INVALID);
   CHECK_I64(store_ingest(st, "s", (meta_type)99, "", 0, p.p, p.n, &m, err),
@@ -729,7 +737,10 @@ static void test_merge(store *st) {
   out = NULL;
   q.labels = "k=nope";
   CHECK_I64(store_merge(st, &q, &out, &len, &n, err), STORE_NOTFOUND);
-  CHECK_STR(err, "nothing found");
+  /* what was asked, and what the service holds of the type instead */
+  CHECK(strncmp(err, "no cpu profiles of merging with labels k=nope from "
+                "1970-01-01T00:00:00Z to ", 60) == 0);
+  CHECK(strstr(err, "; merging holds 15 cpu profiles from ") != NULL);
   q.labels = NULL;
   q.from = 0;
   q.to = 10;
