@@ -481,7 +481,7 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
 {
   const char *addr = opts && opts->addr ? opts->addr : DEFAULT_ADDR;
   char tmp[HTTPD_ERRMAX];
-  int fd = -1;
+  int fd = opts != NULL && opts->listen_fd > 0 ? opts->listen_fd : -1;
   httpd *h;
 
   assert(st != NULL && out != NULL);
@@ -490,6 +490,8 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
   h = calloc(1, sizeof *h);
   if (h == NULL) {
     httpd_seterr(err, "out of memory");
+    if (fd >= 0)
+      close(fd);
     return -1;
   }
   pthread_mutex_init(&h->mu, NULL);
@@ -510,9 +512,12 @@ int httpd_start(store *st, const httpd_options *opts, httpd **out,
     httpd_seterr(err, "out of memory");
     goto fail;
   }
-  /* binding here rather than in libmicrohttpd gives errno-precise errors */
-  if (httpd_listen(addr, &fd, &h->port, err) != 0)
+  if (fd >= 0) {
+    h->port = httpd_bound_port(fd);
+  } else if (httpd_listen(addr, &fd, &h->port, err) != 0) {
+    /* binding here rather than in libmicrohttpd gives errno-precise errors */
     goto fail;
+  }
 
   h->d = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |

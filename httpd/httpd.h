@@ -19,6 +19,9 @@
 
 typedef struct httpd_options {
   const char *addr;          /* "HOST:PORT"; NULL = "127.0.0.1:10100"; port 0 = any */
+  int listen_fd;             /* > 0: serve this socket of httpd_listen
+                             ** instead of binding addr; httpd_start owns it
+                             ** from the call on (closes it on failure) */
   size_t max_body;           /* request body limit; 0 = 32 MiB */
   size_t max_inflate;        /* what a compressed body (OTLP's gzip) may
                              ** inflate to, and an OTLP request decode to;
@@ -37,6 +40,15 @@ typedef struct httpd_options {
 } httpd_options;
 
 typedef struct httpd httpd;
+
+/* Parses addr ("HOST:PORT", "[V6]:PORT", ":PORT" for every IPv4 interface;
+** PORT 0 = any), binds and listens: 0 with the socket (non-blocking,
+** close-on-exec) in *fd and the bound port in *port, or -1 with a reason
+** ("Address already in use") in err and the OUT parameters unchanged.
+** `serve` binds before it opens its store, so that a taken port costs
+** nothing; the socket then goes to httpd_start as opts.listen_fd. */
+int httpd_listen(const char *addr, int *fd, unsigned *port,
+                 char err[HTTPD_ERRMAX]);
 
 /* Starts serving st (which must outlive the server) in background threads.
 ** On success *out is set and the bound port is available via httpd_port.

@@ -98,12 +98,8 @@ int64_t httpd_now_us(void);
 
 /* ---- listen.c ---------------------------------------------------------------- */
 
-/* Parses addr ("HOST:PORT", "[V6]:PORT", ":PORT" for every IPv4 interface;
-** PORT 0 = any), binds and listens: 0 with the socket (non-blocking,
-** close-on-exec) in *fd and the bound port in *port, or -1 with a reason
-** in err and the OUT parameters unchanged. */
-int httpd_listen(const char *addr, int *fd, unsigned *port,
-                 char err[HTTPD_ERRMAX]);
+/* The port the socket fd is bound to (0 when it cannot tell). */
+unsigned httpd_bound_port(int fd);
 
 /* vsnprintf into err (HTTPD_ERRMAX bytes). */
 void httpd_seterr(char *err, const char *fmt, ...)

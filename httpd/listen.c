@@ -103,8 +103,7 @@ fail:
   return -1;
 }
 
-/* The port fd is bound to. */
-static unsigned bound_port(int fd)
+unsigned httpd_bound_port(int fd)
 {
   struct sockaddr_storage sa;
   socklen_t len = sizeof sa;
@@ -127,6 +126,6 @@ int httpd_listen(const char *addr, int *fd_out, unsigned *port_out,
       (fd = listen_on(&sa, salen, addr, err)) < 0)
     return -1;
   *fd_out = fd;
-  *port_out = bound_port(fd);
+  *port_out = httpd_bound_port(fd);
   return 0;
 }

@@ -5,6 +5,7 @@
 ** runs in a signal handler and shutdown happens in one ordinary place.
 */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "meta.h"
 #include "version.h"
 
 const char cli_version[] = PROFEFS_VERSION;
@@ -38,6 +40,23 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "\nTry 'profefs %s --help'.\n", cmd);
   return 2;
+}
+
+int cli_option_error(const char *cmd, int c, char **argv) {
+  const char *arg = optind > 0 ? argv[optind - 1] : "";
+
+  if (c == ':') return cli_usage_error(cmd, "option '%s' needs a value", arg);
+  if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+    return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+  return cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+int cli_parse_window(const char *s, int64_t *out) {
+  if (strcmp(s, "all") == 0 || strcmp(s, "0") == 0) {
+    *out = 0;
+    return 0;
+  }
+  return meta_duration_parse(s, out);
 }
 
 int cli_parse_size(const char *s, size_t *out) {

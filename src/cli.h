@@ -27,6 +27,15 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* After getopt_long (optstring starting with ':', opterr 0) returned c, '?'
+** or ':', for argv: one line naming the unknown option or the one missing
+** its value (getopt's own message would be a second line); returns 2. */
+int cli_option_error(const char *cmd, int c, char **argv);
+
+/* Parses a --window value: a duration (meta.h) in seconds, or "all" / "0"
+** for none (0).  Returns 0, or -1 with *out unchanged. */
+int cli_parse_window(const char *s, int64_t *out);
+
 /* Parses a byte size "32M", "256MiB", "1G", "4096" into *out (> 0).
 ** Returns 0, or -1 with *out unchanged. */
 int cli_parse_size(const char *s, size_t *out);

@@ -66,7 +66,7 @@ int cmd_merge(int argc, char **argv) {
   FILE *f = NULL;
   int c, rc = 1;
 
-  while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
     switch (c) {
       case 'o': output = optarg; break;
       case 'I':
@@ -79,7 +79,7 @@ int cmd_merge(int argc, char **argv) {
         break;
       case 'S': sample = optarg; break;
       case 'h': fputs(usage, stdout); return 0;
-      default: return cli_usage_error("merge", "unknown option");
+      default: return cli_option_error("merge", c, argv);
     }
   }
   if (optind >= argc) return cli_usage_error("merge", "no input files");

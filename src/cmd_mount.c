@@ -2,10 +2,11 @@
 ** cmd_mount.c — `profefs mount DIR --remote URL`: the FUSE view of a remote
 ** profefs/profefe server, through the remote store backend.
 **
-** Same view as `serve --mount`, only the store is an HTTP client: listings
-** default to a window (24h) because a remote listing costs a request and a
-** transfer, and every request is bounded by --timeout so that a dead server
-** shows as EIO, never as a hung `ls`.
+** Same view as `serve --mount`, only the store is an HTTP client: the same
+** default (every profile listed: a profile copied in, of any time, shows in
+** the directory it was copied to; --window narrows listings of big remote
+** repositories), and every request is bounded by --timeout so that a dead
+** server shows as EIO, never as a hung `ls`.
 */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ static const char usage[] =
   "  -r, --remote URL     the server, e.g. http://host:10100 (required)\n"
   "      --read-only      refuse every write (EROFS)\n"
   "      --window DUR     list only profiles of the last DUR in type\n"
-  "                       directories (default 24h; 'all' = everything)\n"
+  "                       directories (default: all, as serve --mount)\n"
   "      --timeout DUR    limit of each request to the server (default 10s;\n"
   "                       e.g. 2s, 500ms); past it an operation fails with EIO\n"
   "      --allow-other    let other users see the mount\n"
@@ -77,16 +78,14 @@ static int parse_args(int argc, char **argv, mount_config *cfg) {
   };
   int c;
 
-  while ((c = getopt_long(argc, argv, "r:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":r:h", longopts, NULL)) != -1) {
     switch (c) {
       case 'r': cfg->remote = optarg; break;
       case O_READONLY: cfg->read_only = 1; break;
       case O_ALLOWOTHER: cfg->allow_other = 1; break;
       case O_FUSEDEBUG: cfg->fuse_debug = 1; break;
       case O_WINDOW:
-        if (strcmp(optarg, "all") == 0 || strcmp(optarg, "0") == 0)
-          cfg->window = 0;
-        else if (meta_duration_parse(optarg, &cfg->window) != 0)
+        if (cli_parse_window(optarg, &cfg->window) != 0)
           return cli_usage_error("mount", "invalid --window '%s' (e.g. 24h, all)", optarg);
         break;
       case O_TIMEOUT:
@@ -94,7 +93,7 @@ static int parse_args(int argc, char **argv, mount_config *cfg) {
           return cli_usage_error("mount", "invalid --timeout '%s' (e.g. 10s, 500ms)", optarg);
         break;
       case 'h': fputs(usage, stdout); return 0;
-      default: return cli_usage_error("mount", "unknown option");
+      default: return cli_option_error("mount", c, argv);
     }
   }
   if (optind >= argc) return cli_usage_error("mount", "missing mount directory");
@@ -107,7 +106,7 @@ static int parse_args(int argc, char **argv, mount_config *cfg) {
 }
 
 int cmd_mount(int argc, char **argv) {
-  mount_config cfg = { .window = 24 * 3600, .timeout_ms = 10000 };
+  mount_config cfg = { .timeout_ms = 10000 };
   store_options sopts = { 0 };
   fs_options fopts = { 0 };
   store *st = NULL;

@@ -93,7 +93,7 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
   size_t body, inflate;
   int c;
 
-  while ((c = getopt_long(argc, argv, "d:a:m:qh", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":d:a:m:qh", longopts, NULL)) != -1) {
     switch (c) {
       case 'd': cfg->data = optarg; break;
       case 'a': cfg->addr = optarg; break;
@@ -113,8 +113,8 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
           return cli_usage_error("serve", "invalid --retention '%s' (e.g. 120h, 30d)", optarg);
         break;
       case O_WINDOW:
-        if (meta_duration_parse(optarg, &cfg->window) != 0)
-          return cli_usage_error("serve", "invalid --window '%s' (e.g. 24h)", optarg);
+        if (cli_parse_window(optarg, &cfg->window) != 0)
+          return cli_usage_error("serve", "invalid --window '%s' (e.g. 24h, all)", optarg);
         break;
       case O_MAXBODY:
         if (cli_parse_size(optarg, &cfg->max_body) != 0)
@@ -129,7 +129,7 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
           return cli_usage_error("serve", "invalid --max-memory '%s' (e.g. 512M)", optarg);
         break;
       case 'h': fputs(usage, stdout); return 0;
-      default: return cli_usage_error("serve", "unknown option");
+      default: return cli_option_error("serve", c, argv);
     }
   }
   if (optind < argc)
@@ -175,7 +175,8 @@ int cmd_serve(int argc, char **argv) {
   httpd *h = NULL;
   fs *f = NULL;
   char err[STORE_ERRMAX];
-  int rc, sig, mount_gone = 0;
+  int rc, sig, started, mount_gone = 0;
+  unsigned port;
   time_t next_retention = 0;
   unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 
@@ -188,6 +189,11 @@ int cmd_serve(int argc, char **argv) {
   ** threshold would rise to 32 MiB after the first big body and keep freed
   ** bodies in per-thread arenas. */
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  /* Bind first: a port in use must not leave a new data directory behind. */
+  if (httpd_listen(cfg.addr, &hopts.listen_fd, &port, err) != 0) {
+    cli_errorf("serve: %s", err);
+    goto out;
+  }
   if ((mem = budget_new(cfg.max_memory, BUDGET_WAIT_MS)) == NULL) {
     cli_errorf("serve: out of memory");
     goto out;
@@ -211,7 +217,9 @@ int cmd_serve(int argc, char **argv) {
   hopts.version = cli_version;
   hopts.commit = cli_commit;
   hopts.build_time = cli_build_time;
-  if (httpd_start(st, &hopts, &h, err) != 0) {
+  started = httpd_start(st, &hopts, &h, err);
+  hopts.listen_fd = 0; /* httpd_start owns it now */
+  if (started != 0) {
     cli_errorf("serve: %s", err);
     goto out;
   }
@@ -255,6 +263,7 @@ int cmd_serve(int argc, char **argv) {
   }
   rc = 0;
 out:
+  if (hopts.listen_fd > 0) close(hopts.listen_fd);
   fs_stop(f);
   httpd_stop(h);
   store_close(st);

@@ -4,6 +4,7 @@
 ** The only process-wide set-up (libcurl's global init, which is not
 ** thread-safe) happens here, before any thread exists.
 */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,12 @@ static const char usage[] =
   "  profefs version                 print version, commit and build time\n"
   "\n"
   "Run 'profefs COMMAND --help' for the options of a command.\n";
+
+static const char version_usage[] =
+  "Usage: profefs version\n"
+  "\n"
+  "Prints the version, the git commit and the build time of this binary\n"
+  "(GET /api/0/version of a server answers the same).\n";
 
 static int cmd_version(void) {
   printf("profefs %s (commit %s, built %s)\n", cli_version, cli_commit,
@@ -52,8 +59,17 @@ int main(int argc, char **argv) {
     fputs(usage, stdout);
     return 0;
   }
-  if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))
+  if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+    if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+      fputs(version_usage, stdout);
+      return 0;
+    }
+    if (argc > 2)
+      return cli_usage_error("version", "unexpected argument '%s'", argv[2]);
     return cmd_version();
+  }
+  /* the subcommands report bad options themselves, in one line */
+  opterr = 0;
 
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(argv[1], cmds[i].name) == 0) {
