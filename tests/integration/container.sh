@@ -118,6 +118,9 @@ echo "container.sh: podman run to the first HTTP answer: $UP_MS ms"
 http GET "$URL/api/0/version"
 assert_eq "version over the published port" 200 "$HTTP_STATUS"
 assert_contains "the image's version is the source's" "$("$PROFEFS" version)" "profefs $(json 'j["body"]["version"]') "
+# (the same commit; -dirty may differ when the tree changed between builds)
+c=$(json 'j["body"]["commit"]')
+assert_contains "the image's commit ($c) is the source's, not unknown" "$("$PROFEFS" version)" "(commit ${c%-dirty}"
 assert_eq "PID 1 is profefs" profefs "$(podman exec "$P-a" cat /proc/1/comm 2>>"$T/podman.err")"
 assert_eq "runs as uid 10100" 10100 "$(podman exec "$P-a" sh -c 'awk "/^Uid:/ {print \$2}" /proc/1/status' 2>>"$T/podman.err")"
 check "podman healthcheck run: healthy" podman healthcheck run "$P-a"
