@@ -3,10 +3,10 @@
 #
 # Several clients ingest all the time, over HTTP (curl loops) and through
 # the FUSE mount (cp into <service>/<type>/[labels/]), while the server is
-# killed with SIGKILL at random moments (CRASH_KILLS times, default 22) and
-# restarted on the same data directory.  A client records an ingest only
-# once it was acknowledged: HTTP 200 (with the returned metadata), or cp
-# exiting 0 (with the source file).  At the end every acknowledged profile
+# killed with SIGKILL at random moments (CRASH_KILLS times, default 8;
+# scripts/soak runs more) and restarted on the same data directory.  A
+# client records an ingest only once it was acknowledged: HTTP 200 (with
+# the returned metadata), or cp exiting 0 (with the source file).  At the end every acknowledged profile
 # must be there with identical bytes and the same metadata, the SQLite
 # file must pass PRAGMA integrity_check (right after a crash, and after a
 # clean stop), and no client may have seen an error other than "server not
@@ -18,7 +18,7 @@
 . "${TESTS_DIR:?TESTS_DIR must point to tests/}/lib.sh" || exit 1
 t_init
 
-KILLS=${CRASH_KILLS:-22}
+KILLS=${CRASH_KILLS:-8}
 HTTP_CLIENTS=3
 FUSE_CLIENTS=2
 DATA=$T/data

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/fuzz_short.sh — a short libFuzzer run of every target
-# in tests/fuzz (FUZZ_SECONDS each, default 20), as part of the test suite.
+# in tests/fuzz (FUZZ_SECONDS each, default 6; scripts/soak runs longer),
+# as part of the test suite.
 #
 # Builds build-fuzz/ next to the sources (kept between runs, so later runs
 # only recompile what changed and reuse the grown corpus), replays every
@@ -12,7 +13,7 @@
 t_init
 
 SRC=$(cd "$TESTS_DIR/.." && pwd)
-"$SRC/scripts/fuzz" "${FUZZ_SECONDS:-20}" > "$T/fuzz.out" 2>&1
+"$SRC/scripts/fuzz" "${FUZZ_SECONDS:-6}" > "$T/fuzz.out" 2>&1
 rc=$?
 cat "$T/fuzz.out"
 [ $rc = 77 ] && { echo "fuzz_short: skipped"; exit 77; }

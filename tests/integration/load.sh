@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/load.sh — ingest, list, merge and FUSE reads at once,
-# from many clients, for LOAD_SECONDS (default 60; scripts/soak runs it
+# from many clients, for LOAD_SECONDS (default 20; scripts/soak runs it
 # for longer).
 #
 # Clients (bounded: each one request at a time, loopback only):
@@ -16,7 +16,7 @@
 . "${TESTS_DIR:?TESTS_DIR must point to tests/}/lib.sh" || exit 1
 t_init
 
-SECS=${LOAD_SECONDS:-60}
+SECS=${LOAD_SECONDS:-20}
 N_INGEST=${LOAD_INGEST:-4}
 N_LIST=${LOAD_LIST:-2}
 N_MERGE=${LOAD_MERGE:-2}
