@@ -68,7 +68,7 @@ RMNT="$T/rmnt"
 mount_remote "$RMNT" "$A" --timeout 5s || t_done
 RMPID=$RPID
 
-assert_eq "remote mount: services" "web" "$(ls "$RMNT" | grep -v '^merge$' | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "remote mount: services" "web" "$(ls "$RMNT" | grep -vxE 'merge|diff' | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "remote mount: label directories" "host=h0 $LD w=x%20y" "$(ls "$RMNT/web/cpu" | tr '\n' ' ' | sed 's/ $//')"
 N0=$(name "$ID0" $T0); N1=$(name "$ID1" $((T0 + 1))); N2=$(name "$ID2" $((T0 + 2)))
 assert_eq "remote mount: names are <time>_<digest>" "$N0 $N1" "$(ls "$RMNT/web/cpu/host=h0" | tr '\n' ' ' | sed 's/ $//')"
