@@ -18,7 +18,8 @@
 #     outlasts the retries is a 503 with Retry-After; a stored object over
 #     --max-inflate is a 500, not a 400; the back-off of retried GETs does
 #     not stall the other GETs of a merge; a bucket name with '.' or '_'
-#     on AWS (virtual-hosted HTTPS) is refused at start with the way out.
+#     on AWS (virtual-hosted HTTPS) is refused at start with the way out;
+#     a DELETE S3 refuses does not end a retention pass.
 . "$TESTS_DIR/lib.sh"
 t_init
 s3_start
@@ -191,6 +192,24 @@ echo "merge of 15: ${clean} ms clean, ${retried} ms with 2 retries per GET ($(up
 check "retries' back-offs overlap: ${retried} ms vs ${clean} ms clean (sequential: +3750 ms)" \
     test "$retried" -lt $((clean + 2000))
 stop_server; URL=$A
+
+# a DELETE S3 refuses does not end the retention pass: t2/ (its own lease)
+# holds an old profile in aaa, whose DELETEs fail, and one in zzz after it
+for svc in aaa zzz; do
+    code=$(s3curl PUT "/t2/P0.$svc/1/$(digest $svc 0 "" 1600000000 "$T/old0.pb.gz" sha)" -o /dev/null -w '%{http_code}' --data-binary @"$T/old0.pb.gz")
+    assert_eq "t2: old profile of $svc put" 200 "$code"
+done
+echo "DELETE /t2/P0.aaa/ 403 AccessDenied *" >"$RULES"
+DATA="s3://$B/t2" start_server --s3-endpoint "$PX" --retention 30d || t_done
+for ((i = 0; i < 100; i++)); do grep -q "retention:" "$SERVER_LOG" && break; sleep 0.2; done
+stop_server; URL=$A
+: >"$RULES"
+assert_contains "t2: the refused DELETE is logged, and the count of the rest" \
+    "$(grep "retention:" "$SERVER_LOG")" "AccessDenied: injected by s3_fault.py (the rest of the pass went on: 1 deleted)"
+ZKEY="/t2/P0.zzz/1/$(digest zzz 0 "" 1600000000 "$T/old0.pb.gz" sha)"
+assert_eq "t2: zzz pruned after aaa's failure" 404 "$(s3curl GET "$ZKEY" -o /dev/null -w '%{http_code}')"
+AKEY="/t2/P0.aaa/1/$(digest aaa 0 "" 1600000000 "$T/old0.pb.gz" sha)"
+assert_eq "t2: aaa's profile still there (S3 refused)" 200 "$(s3curl GET "$AKEY" -o /dev/null -w '%{http_code}')"
 
 # bucket names virtual-hosted HTTPS cannot reach
 for b in my.bucket my_bucket; do
