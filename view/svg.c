@@ -10,8 +10,9 @@
 ** Size: frames narrower than a minimum width are not drawn one by one: a
 ** run of narrow siblings becomes one grey frame (when the run is wide
 ** enough to see), and their children are not drawn.  The minimum width
-** starts at MINW pixels and doubles until at most MAXFRAMES frames remain,
-** so the file stays under about 2 MB whatever the number of stacks.
+** starts at MINW pixels and doubles until the frames' estimated markup
+** (FRAMEBYTES plus the name twice each) fits MAXBYTES, so the file stays
+** under 2 MB whatever the number of stacks or the length of the names.
 **
 ** Colours: one warm colour per package (a hash of the name up to the
 ** first '.' after the last '/'), so a function keeps its colour across
@@ -35,7 +36,8 @@
 #define TOP 66
 #define BOTTOM 30
 #define MINW 0.5
-#define MAXFRAMES 10000
+#define MAXBYTES 1800000 /* the frames' share of the file (< 2 MB in all) */
+#define FRAMEBYTES 150   /* the markup of a frame besides its name */
 #define CHARW 7.0
 
 typedef struct svg {
@@ -53,7 +55,8 @@ static int64_t wval(const svg *s, uint32_t n) {
   return s->t->tot[n][s->t->diff ? 1 : 0];
 }
 
-/* Frames drawn under n (not n itself) with s->minw; stops past limit. */
+/* The estimated bytes of the frames drawn under n (not n itself) with
+** s->minw; stops past limit. */
 static size_t count(const svg *s, uint32_t n, size_t limit, uint32_t depth,
                     uint32_t *maxdepth) {
   const vtree *t = s->t;
@@ -67,17 +70,19 @@ static size_t count(const svg *s, uint32_t n, size_t limit, uint32_t depth,
       continue;
     if (w >= s->minw) {
       if (run >= s->minw)
-        k++;
+        k += FRAMEBYTES + 24;
       run = 0;
       if (depth + 1 > *maxdepth)
         *maxdepth = depth + 1;
-      k += 1 + count(s, c, limit - k, depth + 1, maxdepth);
+      k += FRAMEBYTES + 2 * strlen(pprof_stacks_name(t->st, t->name[c]));
+      if (k <= limit)
+        k += count(s, c, limit - k, depth + 1, maxdepth);
     } else {
       run += w;
     }
   }
   if (run >= s->minw)
-    k++;
+    k += FRAMEBYTES + 24;
   return k;
 }
 
@@ -287,7 +292,7 @@ void view_svg(const vtree *t, const char *title, vbuf *b) {
   }
   for (s.minw = MINW;; s.minw *= 2) {
     md = 0;
-    if (s.total <= 0 || count(&s, 0, MAXFRAMES, 0, &md) <= MAXFRAMES)
+    if (s.total <= 0 || count(&s, 0, MAXBYTES, 0, &md) <= MAXBYTES)
       break;
   }
   s.maxdepth = md;

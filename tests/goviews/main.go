@@ -5,6 +5,10 @@
 //
 //	goviews folded FILE [SAMPLE]   folded stacks: "root;...;leaf VALUE" per
 //	                               distinct stack, sorted, zero stacks left out
+//	goviews synth N OUT            writes a CPU profile of N distinct stacks
+//	                               (depth 8..40 over 3,000 functions in 60
+//	                               packages, values skewed: a few hot stacks,
+//	                               a long tail), for the flame graph's size
 //
 // Frames are function names, the lines of a location outermost first (as
 // `go tool pprof -traces` lists them, reversed to root first); a location
@@ -15,6 +19,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"sort"
 	"strings"
@@ -76,7 +81,70 @@ func folded(p *profile.Profile, idx int) []string {
 	return lines
 }
 
+func synth(n int, out string) error {
+	r := rand.New(rand.NewSource(19))
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"},
+			{Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10000000,
+		TimeNanos:  1700000000000000000,
+	}
+	const nfn = 3000
+	var locs []*profile.Location
+	for i := 0; i < nfn; i++ {
+		fn := &profile.Function{ID: uint64(i + 1),
+			Name:     fmt.Sprintf("example.com/pkg%d.Func%d", i%60, i),
+			Filename: fmt.Sprintf("pkg%d.go", i%60)}
+		p.Function = append(p.Function, fn)
+		loc := &profile.Location{ID: uint64(i + 1), Address: uint64(0x1000 + 16*i),
+			Line: []profile.Line{{Function: fn, Line: int64(i)}}}
+		p.Location = append(p.Location, loc)
+		locs = append(locs, loc)
+	}
+	seen := map[string]bool{}
+	for len(p.Sample) < n {
+		depth := 8 + r.Intn(33)
+		stack := make([]*profile.Location, depth)
+		key := ""
+		for d := 0; d < depth; d++ {
+			// shallow frames come from few functions: a tree, not noise
+			width := 2 + d*d*3
+			if width > nfn {
+				width = nfn
+			}
+			stack[depth-1-d] = locs[r.Intn(width)]
+			key += fmt.Sprintf("%d;", stack[depth-1-d].ID)
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		v := int64(1)
+		if r.Intn(100) == 0 {
+			v = int64(1 + r.Intn(500))
+		}
+		p.Sample = append(p.Sample, &profile.Sample{Location: stack,
+			Value: []int64{v, v * 10000000}})
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return p.Write(f)
+}
+
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "synth" {
+		var n int
+		fmt.Sscan(os.Args[2], &n)
+		if err := synth(n, os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 3 || os.Args[1] != "folded" {
 		fmt.Fprintln(os.Stderr, "usage: goviews folded FILE [SAMPLE]")
 		os.Exit(2)

@@ -6,7 +6,8 @@
 #     profiles with inlined frames and for heap with sample=;
 #   - format=top is `go tool pprof -top` of the same files, text for text
 #     (so flat and cum per function are equal);
-#   - the svg parses as XML, holds the hottest function, fetches nothing;
+#   - the svg parses as XML, holds the hottest function, fetches nothing,
+#     and stays under 2 MB with 100,000 distinct stacks (goviews synth);
 #   - a diff of a range against itself is all zero (folded and top), and
 #     a diff's two columns are the two ranges' folded stacks; the pprof
 #     diff reads in `go tool pprof -top` as -diff_base's;
@@ -120,6 +121,14 @@ PY
 check "svg: XML with the hottest function ($hot), no network: $(cat "$T/svg.out")" \
     grep -q "svg ok" "$T/svg.out"
 check "svg under 2 MB" test "$(stat -c %s "$T/m.svg")" -lt 2000000
+# 100,000 distinct stacks: narrow frames merged, still under 2 MB
+goviews synth 100000 "$T/big.pb.gz"
+ingest "$T/big.pb.gz" big cpu >/dev/null
+curl -s -o "$T/big.svg" "$API/merge?service=big&type=cpu&from=0&to=now&format=svg"
+size=$(stat -c %s "$T/big.svg")
+check "svg of 100,000 stacks: $size bytes < 2 MB" test "$size" -gt 100000 -a "$size" -lt 2000000
+check "svg of 100,000 stacks parses" python3 -c "import xml.etree.ElementTree as E; E.parse('$T/big.svg')"
+check "svg of 100,000 stacks: narrow frames merged" grep -q "narrow frames)" "$T/big.svg"
 
 # ---- diffs ----------------------------------------------------------------------------
 D="$API/diff?service=vw&type=cpu&labels=region=eu"
