@@ -71,7 +71,8 @@ echo "month_ingest_rate=$(awk -v n=$N -v a="$t0" -v b="$loaded" 'BEGIN { printf 
 
 ALL="$URL/api/0/profiles/merge?service=month&type=cpu&from=$(utc $BASE)&to=$(utc $((BASE + DAYS * 86400 - 1)))"
 ONE="$ALL&labels=host%3Dh$HOST"
-measure() { # measure NAME URL: median of RUNS merges, and sample totals
+measure() { # measure NAME URL [VIEW]: median of RUNS merges, and sample
+  # totals (none when VIEW: the answer is not a pprof)
   local ts=() st t r
   for ((r = 0; r < RUNS; r++)); do
     read -r st t < <(curl -s -o "$W/$1.pb.gz" -w '%{http_code} %{time_total}\n' --max-time 600 "$2")
@@ -79,7 +80,7 @@ measure() { # measure NAME URL: median of RUNS merges, and sample totals
     ts+=("$t")
   done
   echo "$1=$(median "${ts[@]}")"
-  echo "$1_totals=$(sample_totals "$W/$1.pb.gz")"
+  [ -n "${3:-}" ] || echo "$1_totals=$(sample_totals "$W/$1.pb.gz")"
 }
 log "merges right after loading"
 measure month_all_first "$ALL"
@@ -104,13 +105,7 @@ log "merges after upkeep"
 measure month_all_after "$ALL"
 measure month_one_after "$ONE"
 # the whole month as a flame graph (issue 19: < 100 ms after upkeep)
-ts=()
-for ((r = 0; r < RUNS; r++)); do
-  read -r st t < <(curl -s -o "$W/month.svg" -w '%{http_code} %{time_total}\n' --max-time 600 "$ALL&format=svg")
-  [ "$st" = 200 ] || die "month svg: HTTP $st"
-  ts+=("$t")
-done
-echo "month_all_svg_after=$(median "${ts[@]}")"
+measure month_all_svg_after "$ALL&format=svg" view
 python3 - "$DB" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=30)
