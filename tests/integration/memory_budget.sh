@@ -33,6 +33,32 @@ MNT=$T/mnt
 start_server --mount "$MNT" --max-memory ${BUDGET_MB}M --max-inflate 64M \
     --max-body 16M --quiet || t_done
 
+# pad OUT N HOW: OUT is cpu_000 (a valid CPU profile) with one more,
+# unused string: HOW gzip: N bytes of 'a', gzipped (it inflates to N);
+# exact: of 'a', plain protobuf, the whole file N bytes; random: N random
+# bytes, plain.
+pad() {
+    python3 - "$FIXTURES/cpu_000.pb.gz" "$@" <<'PY'
+import gzip, os, sys
+def varint(v):
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+data = gzip.decompress(open(sys.argv[1], "rb").read())
+n, how = int(sys.argv[3]), sys.argv[4]
+if how == "exact":
+    n -= len(data) + 1 + 4
+fill = os.urandom(n) if how == "random" else b"a" * n
+out = data + b"\x32" + varint(n) + fill
+if how == "exact":
+    assert len(out) == int(sys.argv[3])
+open(sys.argv[2], "wb").write(gzip.compress(out, 6) if how == "gzip" else out)
+PY
+}
+
 B=$T/in
 mkdir -p "$B"
 head -c $((100 << 20)) /dev/zero | gzip -9 >"$B/bomb.gz"
@@ -117,22 +143,7 @@ assert_eq "profiles stored: the two after the load" 2 \
 # all 20 and made the directory); once they are closed the budget is back
 # where it was and mkdir works.
 size=$(( ((128 << 20) - used0) / 16 ))
-python3 - "$FIXTURES/cpu_000.pb.gz" "$T/eight.pb" "$size" <<'PY'
-import gzip, sys
-def varint(v):
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-data = gzip.decompress(open(sys.argv[1], "rb").read())
-size = int(sys.argv[3])
-n = size - len(data) - 1 - 4
-out = data + b"\x32" + varint(n) + b"a" * n
-assert len(out) == size
-open(sys.argv[2], "wb").write(out)
-PY
+pad "$T/eight.pb" "$size" exact
 eid=$(ingest "$T/eight.pb" mem cpu)
 check "the profile of $size bytes ingested" [ ${#eid} = 20 ]
 held=$(python3 - "$(ls "$MNT"/mem/cpu/*_"$eid".pb.gz)" "$MNT/mem/cpu/held=1" "$URL" <<'PY'
@@ -168,19 +179,7 @@ stop_server
 s3_start
 start_server --max-memory 101M --max-inflate 92M --max-body 8M --quiet || t_done
 # a valid CPU profile (cpu_000) with one more, unused string of 90 MiB
-python3 - "$FIXTURES/cpu_000.pb.gz" "$T/fat.pb.gz" <<'PY'
-import gzip, sys
-def varint(v):
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-n = 90 << 20
-data = gzip.decompress(open(sys.argv[1], "rb").read())
-open(sys.argv[2], "wb").write(gzip.compress(data + b"\x32" + varint(n) + b"a" * n, 6))
-PY
+pad "$T/fat.pb.gz" $((90 << 20)) gzip
 base_kb=$(kb VmRSS)
 rm -f "$T"/r/*
 fat() {  # fat CLIENT: 3 profiles in turn, each with labels of its own
@@ -211,20 +210,7 @@ assert_eq "S3: the stored ones are listed" "$n200" "$(json 'len(j["body"])')"
 # each for objects of 5 MiB) come from the budget: 8 of them fit in 101
 # MiB and merge (200), 16 do not (503 with Retry-After; the old code held
 # them all, over the budget, and answered 200).
-python3 - "$FIXTURES/cpu_000.pb.gz" "$T/big" <<'PY'
-import gzip, os, sys
-def varint(v):
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-data = gzip.decompress(open(sys.argv[1], "rb").read())
-n = 5 << 20
-for i in range(16):
-    open("%s%d.pb" % (sys.argv[2], i), "wb").write(data + b"\x32" + varint(n) + os.urandom(n))
-PY
+for i in $(seq 0 15); do pad "$T/big$i.pb" $((5 << 20)) random; done
 nbig=0
 for i in $(seq 0 15); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 --data-binary @"$T/big$i.pb" \
