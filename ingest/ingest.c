@@ -421,14 +421,18 @@ int ingest_stacks_to_pprof(const char *text, size_t len,
     goto nomem;
   }
   /* room at once for what text of this size holds (a stack per 64 bytes,
-  ** a frame per 8: Go's and Pyroscope's folded stacks have more bytes per
-  ** frame), up to a bound, instead of a dozen growths each taking from the
-  ** budget; more still fits, growing */
+  ** a frame per 16, a distinct one per 64: stacks share most frames), up
+  ** to a bound, instead of a dozen growths each taking from the budget;
+  ** more still fits, growing.  Not more: the server's allocator gives
+  ** freed memory back past 128 KiB, and touching fresh pages each request
+  ** cost more than the growths. */
   {
-    size_t stacks = len / 64 + 1, frames = len / 8 + 1;
+    size_t stacks = len / 64 + 1, frames = len / 16 + 1;
     rc = pprof_builder_reserve(pb, stacks < RESERVE_MAX ? stacks : RESERVE_MAX,
                                frames < RESERVE_MAX ? frames : RESERVE_MAX,
-                               len < RESERVE_MAX * 16 ? len : RESERVE_MAX * 16);
+                               stacks < RESERVE_MAX ? stacks : RESERVE_MAX,
+                               len / 4 < RESERVE_MAX * 16 ? len / 4
+                                                          : RESERVE_MAX * 16);
     if (rc != PPROF_OK) {
       if (rc == PPROF_EBUSY && busy != NULL) *busy = 1;
       goto nomem;

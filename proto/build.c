@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "profile.pb-c.h"
 
 #define MAX_STYPES 8
 
@@ -129,19 +128,19 @@ void pprof_builder_free(pprof_builder *b) {
 }
 
 pprof_rc pprof_builder_reserve(pprof_builder *b, size_t stacks,
-                               size_t frames, size_t bytes) {
+                               size_t frames, size_t distinct, size_t bytes) {
   size_t nt = b->nstype ? b->nstype : 2;
   assert(b != NULL);
   if (PPROF_ROOM(b->chars, b->nchars, b->capchars, bytes) ||
-      PPROF_ROOM(b->str, b->nstr, b->capstr, frames) ||
-      PPROF_ROOM(b->fn.v, b->fn.n, b->fn.cap, frames) ||
-      PPROF_ROOM(b->loc.v, b->loc.n, b->loc.cap, frames) ||
+      PPROF_ROOM(b->str, b->nstr, b->capstr, distinct) ||
+      PPROF_ROOM(b->fn.v, b->fn.n, b->fn.cap, distinct) ||
+      PPROF_ROOM(b->loc.v, b->loc.n, b->loc.cap, distinct) ||
       PPROF_ROOM(b->locs, b->nlocs, b->caplocs, frames) ||
       PPROF_ROOM(b->smp, b->nsmp, b->capsmp, stacks) ||
       PPROF_ROOM(b->val, b->nval, b->capval, stacks * nt) ||
-      pprof_htab_reserve(&b->str_idx, b->nstr + frames) ||
-      pprof_htab_reserve(&b->fn.idx, b->fn.n + frames) ||
-      pprof_htab_reserve(&b->loc.idx, b->loc.n + frames) ||
+      pprof_htab_reserve(&b->str_idx, b->nstr + distinct) ||
+      pprof_htab_reserve(&b->fn.idx, b->fn.n + distinct) ||
+      pprof_htab_reserve(&b->loc.idx, b->loc.n + distinct) ||
       pprof_htab_reserve(&b->smp_idx, b->nsmp + stacks))
     return PPROF_ENOMEM;
   return charge(b);
@@ -318,135 +317,173 @@ size_t pprof_builder_count(const pprof_builder *b) {
   return b->nsmp;
 }
 
-/* The parts of the Profile message that point into b, allocated in one
-** go per kind; freed by pack_free. */
-typedef struct packed {
-  Perftools__Profiles__ValueType st[MAX_STYPES], pt;
-  Perftools__Profiles__ValueType *stp[MAX_STYPES];
-  Perftools__Profiles__Sample *smp, **smpp;
-  Perftools__Profiles__Location *loc, **locp;
-  Perftools__Profiles__Line *line, **linep;
-  Perftools__Profiles__Function *fn, **fnp;
-  uint64_t *locid;
-  ProtobufCBinaryData *strs;
-} packed;
+/* ---- encoding ------------------------------------------------------------
+**
+** The Profile message is written directly in the wire format (profile.proto
+** field numbers): the builder's tables are flat and small, and protobuf-c's
+** generic packing of a message tree made for it cost more than the rest of
+** a text ingest's conversion.  Each nested message's length is computed
+** before it is written (vsize, the size of a varint). */
 
-static void pack_free(packed *k) {
-  free(k->smp);
-  free(k->smpp);
-  free(k->loc);
-  free(k->locp);
-  free(k->line);
-  free(k->linep);
-  free(k->fn);
-  free(k->fnp);
-  free(k->locid);
-  free(k->strs);
+/* Field numbers of profile.proto. */
+enum {
+  P_SAMPLE_TYPE = 1, P_SAMPLE = 2, P_LOCATION = 4, P_FUNCTION = 5,
+  P_STRING_TABLE = 6, P_TIME_NANOS = 9, P_DURATION_NANOS = 10,
+  P_PERIOD_TYPE = 11, P_PERIOD = 12
+};
+
+static size_t vsize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* A length-delimited field's key and length. */
+static uint8_t *put_len(uint8_t *p, unsigned field, size_t len) {
+  return put_varint(put_varint(p, (uint64_t)field << 3 | 2), len);
+}
+
+/* A varint field (omitted when zero, as proto3 does). */
+static uint8_t *put_field(uint8_t *p, unsigned field, uint64_t v) {
+  return v == 0 ? p : put_varint(put_varint(p, (uint64_t)field << 3), v);
+}
+
+static size_t field_size(unsigned field, uint64_t v) {
+  return v == 0 ? 0 : vsize((uint64_t)field << 3) + vsize(v);
+}
+
+/* Size of a message of len bytes as field (key, length, payload). */
+static size_t msg_size(unsigned field, size_t len) {
+  return vsize((uint64_t)field << 3 | 2) + vsize(len) + len;
+}
+
+static size_t value_type_len(const uint32_t vt[2]) {
+  return field_size(1, vt[0]) + field_size(2, vt[1]);
+}
+
+static uint8_t *put_value_type(uint8_t *p, unsigned field,
+                               const uint32_t vt[2]) {
+  p = put_len(p, field, value_type_len(vt));
+  return put_field(put_field(p, 1, vt[0]), 2, vt[1]);
+}
+
+/* Payload sizes of sample i's packed location ids and values. */
+static void sample_lens(const pprof_builder *b, size_t i, size_t *locs,
+                        size_t *vals) {
+  size_t k;
+  *locs = *vals = 0;
+  for (k = 0; k < b->smp[i].nloc; k++)
+    *locs += vsize((uint64_t)b->locs[b->smp[i].loc0 + k] + 1);
+  for (k = 0; k < b->nstype; k++)
+    *vals += vsize((uint64_t)b->val[i * b->nstype + k]);
+}
+
+static size_t sample_len(const pprof_builder *b, size_t i) {
+  size_t locs, vals;
+  sample_lens(b, i, &locs, &vals);
+  return msg_size(1, locs) + msg_size(2, vals);
+}
+
+static size_t line_len(const bpair *l) {
+  return field_size(1, (uint64_t)l->a + 1) + field_size(2, (uint64_t)l->b);
+}
+
+static size_t location_len(const bpair *l, size_t i) {
+  return field_size(1, i + 1) + msg_size(4, line_len(l));
+}
+
+static size_t function_len(const bpair *f, size_t i) {
+  return field_size(1, i + 1) + 2 * field_size(2, f->a) +
+         field_size(4, (uint64_t)f->b);
 }
 
 pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
                               size_t *len, char err[PPROF_ERRMAX]) {
-  Perftools__Profiles__Profile msg = PERFTOOLS__PROFILES__PROFILE__INIT;
-  packed k;
-  size_t i;
-  pprof_rc rc;
+  size_t n = 0, i, k, locs, vals;
+  uint8_t *raw, *p;
+  pprof_rc rc = PPROF_OK;
 
   assert(b != NULL && out != NULL && len != NULL);
-  memset(&k, 0, sizeof k);
   if (b->nsmp == 0)
     return pprof_fail(PPROF_EEMPTY, err, "no samples");
-  k.smp = calloc(b->nsmp, sizeof *k.smp);
-  k.smpp = calloc(b->nsmp, sizeof *k.smpp);
-  k.loc = calloc(b->loc.n, sizeof *k.loc);
-  k.locp = calloc(b->loc.n, sizeof *k.locp);
-  k.line = calloc(b->loc.n, sizeof *k.line);
-  k.linep = calloc(b->loc.n, sizeof *k.linep);
-  k.fn = calloc(b->fn.n, sizeof *k.fn);
-  k.fnp = calloc(b->fn.n, sizeof *k.fnp);
-  k.locid = calloc(b->nlocs, sizeof *k.locid);
-  k.strs = calloc(b->nstr, sizeof *k.strs);
-  if (!k.smp || !k.smpp || !k.loc || !k.locp || !k.line || !k.linep ||
-      !k.fn || !k.fnp || !k.locid || !k.strs) {
-    rc = pprof_fail(PPROF_ENOMEM, err, "out of memory");
-    goto out;
-  }
-  for (i = 0; i < b->nstype; i++) {
-    perftools__profiles__value_type__init(&k.st[i]);
-    k.st[i].type = b->stype[i][0];
-    k.st[i].unit = b->stype[i][1];
-    k.stp[i] = &k.st[i];
-  }
-  msg.n_sample_type = b->nstype;
-  msg.sample_type = k.stp;
-  perftools__profiles__value_type__init(&k.pt);
-  k.pt.type = b->ptype[0];
-  k.pt.unit = b->ptype[1];
+  for (i = 0; i < b->nstype; i++)
+    n += msg_size(P_SAMPLE_TYPE, value_type_len(b->stype[i]));
+  for (i = 0; i < b->nsmp; i++)
+    n += msg_size(P_SAMPLE, sample_len(b, i));
+  for (i = 0; i < b->loc.n; i++)
+    n += msg_size(P_LOCATION, location_len(&b->loc.v[i], i));
+  for (i = 0; i < b->fn.n; i++)
+    n += msg_size(P_FUNCTION, function_len(&b->fn.v[i], i));
+  for (i = 0; i < b->nstr; i++)
+    n += msg_size(P_STRING_TABLE, b->str[i].len);
+  n += field_size(P_TIME_NANOS, (uint64_t)b->time_nanos) +
+       field_size(P_DURATION_NANOS, (uint64_t)b->duration_nanos) +
+       field_size(P_PERIOD, (uint64_t)b->period);
   if (b->ptype[0] != 0 || b->ptype[1] != 0)
-    msg.period_type = &k.pt;
-  msg.period = b->period;
-  msg.time_nanos = b->time_nanos;
-  msg.duration_nanos = b->duration_nanos;
-  for (i = 0; i < b->nlocs; i++)
-    k.locid[i] = (uint64_t)b->locs[i] + 1;
+    n += msg_size(P_PERIOD_TYPE, value_type_len(b->ptype));
+  if ((raw = malloc(n)) == NULL)
+    return pprof_fail(PPROF_ENOMEM, err, "out of memory");
+  p = raw;
+  for (i = 0; i < b->nstype; i++)
+    p = put_value_type(p, P_SAMPLE_TYPE, b->stype[i]);
   for (i = 0; i < b->nsmp; i++) {
-    perftools__profiles__sample__init(&k.smp[i]);
-    k.smp[i].n_location_id = b->smp[i].nloc;
-    k.smp[i].location_id = k.locid + b->smp[i].loc0;
-    k.smp[i].n_value = b->nstype;
-    k.smp[i].value = b->val + i * b->nstype;
-    k.smpp[i] = &k.smp[i];
+    sample_lens(b, i, &locs, &vals);
+    p = put_len(p, P_SAMPLE, msg_size(1, locs) + msg_size(2, vals));
+    p = put_len(p, 1, locs);
+    for (k = 0; k < b->smp[i].nloc; k++)
+      p = put_varint(p, (uint64_t)b->locs[b->smp[i].loc0 + k] + 1);
+    p = put_len(p, 2, vals);
+    for (k = 0; k < b->nstype; k++)
+      p = put_varint(p, (uint64_t)b->val[i * b->nstype + k]);
   }
-  msg.n_sample = b->nsmp;
-  msg.sample = k.smpp;
   for (i = 0; i < b->loc.n; i++) {
-    perftools__profiles__line__init(&k.line[i]);
-    k.line[i].function_id = (uint64_t)b->loc.v[i].a + 1;
-    k.line[i].line = b->loc.v[i].b;
-    k.linep[i] = &k.line[i];
-    perftools__profiles__location__init(&k.loc[i]);
-    k.loc[i].id = i + 1;
-    k.loc[i].n_line = 1;
-    k.loc[i].line = &k.linep[i];
-    k.locp[i] = &k.loc[i];
+    const bpair *l = &b->loc.v[i];
+    p = put_len(p, P_LOCATION, location_len(l, i));
+    p = put_field(p, 1, i + 1);
+    p = put_len(p, 4, line_len(l));
+    p = put_field(put_field(p, 1, (uint64_t)l->a + 1), 2, (uint64_t)l->b);
   }
-  msg.n_location = b->loc.n;
-  msg.location = k.locp;
   for (i = 0; i < b->fn.n; i++) {
-    perftools__profiles__function__init(&k.fn[i]);
-    k.fn[i].id = i + 1;
-    k.fn[i].name = k.fn[i].system_name = b->fn.v[i].a;
-    k.fn[i].filename = b->fn.v[i].b;
-    k.fnp[i] = &k.fn[i];
+    const bpair *f = &b->fn.v[i];
+    p = put_len(p, P_FUNCTION, function_len(f, i));
+    p = put_field(p, 1, i + 1);
+    p = put_field(p, 2, f->a); /* name */
+    p = put_field(p, 3, f->a); /* system_name */
+    p = put_field(p, 4, (uint64_t)f->b);
   }
-  msg.n_function = b->fn.n;
-  msg.function = k.fnp;
   for (i = 0; i < b->nstr; i++) {
-    /* chars is NULL while every string is "" */
-    k.strs[i].data = b->str[i].len ? (uint8_t *)b->chars + b->str[i].off
-                                   : (uint8_t *)"";
-    k.strs[i].len = b->str[i].len;
+    p = put_len(p, P_STRING_TABLE, b->str[i].len);
+    if (b->str[i].len > 0)
+      memcpy(p, b->chars + b->str[i].off, b->str[i].len);
+    p += b->str[i].len;
   }
-  msg.n_string_table = b->nstr;
-  msg.string_table = k.strs;
-  {
-    size_t n = perftools__profiles__profile__get_packed_size(&msg);
-    uint8_t *raw = malloc(n ? n : 1);
-    rc = raw != NULL ? PPROF_OK : PPROF_ENOMEM;
-    if (raw != NULL) {
-      perftools__profiles__profile__pack(&msg, raw);
-      if (!gzip) {
-        *out = raw;
-        *len = n;
-      } else {
-        /* a converted profile, compressed once on the ingest path */
-        rc = pprof_gzip(raw, n, PPROF_GZIP_FAST, out, len);
-        free(raw);
-      }
-    }
+  p = put_field(p, P_TIME_NANOS, (uint64_t)b->time_nanos);
+  p = put_field(p, P_DURATION_NANOS, (uint64_t)b->duration_nanos);
+  if (b->ptype[0] != 0 || b->ptype[1] != 0)
+    p = put_value_type(p, P_PERIOD_TYPE, b->ptype);
+  p = put_field(p, P_PERIOD, (uint64_t)b->period);
+  assert((size_t)(p - raw) == n);
+  if (!gzip) {
+    *out = raw;
+    *len = n;
+    return PPROF_OK;
   }
+  /* a converted profile, compressed once on the ingest path */
+  rc = pprof_gzip(raw, n, PPROF_GZIP_FAST, out, len);
+  free(raw);
   if (rc != PPROF_OK)
     pprof_fail(rc, err, "%s", pprof_strerror(rc));
-out:
-  pack_free(&k);
   return rc;
 }

@@ -228,10 +228,11 @@ pprof_builder *pprof_builder_new(budget *b);
 void pprof_builder_free(pprof_builder *b);
 
 /* Makes room at once for about stacks distinct stacks of frames frames in
-** all and bytes of names (an estimate: more still fits, growing), so that
-** adding them allocates nothing more.  PPROF_ENOMEM / PPROF_EBUSY. */
+** all, distinct of them distinct, and bytes of names (an estimate: more
+** still fits, growing), so that adding them allocates little more.
+** PPROF_ENOMEM / PPROF_EBUSY. */
 pprof_rc pprof_builder_reserve(pprof_builder *b, size_t stacks,
-                               size_t frames, size_t bytes);
+                               size_t frames, size_t distinct, size_t bytes);
 
 /* Appends a sample type (at most 8), before any sample is added.
 ** PPROF_EINVALID past 8; PPROF_ENOMEM / PPROF_EBUSY. */
