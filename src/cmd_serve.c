@@ -4,7 +4,8 @@
 **
 ** Start-up order is store -> httpd -> fs, shutdown the reverse, so no front
 ** end ever sees a closed store.  The main thread only waits for signals and
-** runs retention; all serving happens in the front ends' own threads.
+** runs retention (or, without it, an S3 store's upkeep); all serving
+** happens in the front ends' own threads.
 */
 #include <getopt.h>
 #include <malloc.h>
@@ -164,6 +165,14 @@ static void run_retention(store *st, int64_t retention) {
   }
 }
 
+/* store_maintain where the backend has no schedule of its own (S3);
+** quiet where it has no upkeep at all (a remote server). */
+static void run_upkeep(store *st) {
+  char err[STORE_ERRMAX];
+  store_rc rc = store_maintain(st, NULL, err);
+  if (rc != STORE_OK && rc != STORE_UNSUPPORTED) cli_errorf("upkeep: %s", err);
+}
+
 int cmd_serve(int argc, char **argv) {
   serve_config cfg = { .data = "./profefs-data", .addr = "127.0.0.1:10100",
                        .max_memory = DEFAULT_MAX_MEMORY };
@@ -249,6 +258,12 @@ int cmd_serve(int argc, char **argv) {
       /* every 45 to 75 s: nodes over one bucket that started together
       ** drift apart instead of listing it at the same moments */
       next_retention = time(NULL) + 45 + rand_r(&seed) % 31;
+    } else if (cfg.retention == 0 && !cfg.read_only && store_is_remote(st) &&
+               time(NULL) >= next_retention) {
+      /* no retention pass: an S3 store's upkeep (its rollups' old
+      ** versions and count) still runs, every 50 to 70 minutes */
+      run_upkeep(st);
+      next_retention = time(NULL) + 3000 + rand_r(&seed) % 1201;
     }
     sig = cli_signals_wait(1000);
     if (sig != 0) {

@@ -16,7 +16,8 @@
 #     skips it; the pass lists the bucket 4 times for one service of one
 #     type (services, that service's types, the type's keys up to the
 #     cutoff, the rollups) and counts the rollups and their bytes into
-#     /debug/metrics (profefs_store_rollups, _rollup_bytes).
+#     /debug/metrics (profefs_store_rollups, _rollup_bytes); a node
+#     without --retention runs that count too.
 . "$TESTS_DIR/lib.sh"
 t_init
 export HOME="$T/home" GOCACHE="$T/gocache" PPROF_TMPDIR="$T/pprof"
@@ -122,4 +123,13 @@ assert_eq "metrics: the rollups counted by the pass" "$want_n" "$(metric "$RAN" 
 assert_eq "metrics: their bytes" "$want_b" "$(metric "$RAN" profefs_store_rollup_bytes)"
 http GET "$RAN/api/0/services"
 assert_eq "services: the lease is not one" '["f"]' "$(json 'json.dumps(j["body"]).replace(" ","")')"
+# a node without --retention runs the rollups' upkeep too (at start, then
+# hourly): its metrics have the count
+start_server || t_done
+for ((i = 0; i < 100; i++)); do
+    [ -n "$(metric "$URL" profefs_store_rollups)" ] && break
+    sleep 0.2
+done
+assert_eq "metrics of a node without --retention: the rollups counted" "$want_n" \
+    "$(metric "$URL" profefs_store_rollups)"
 t_done
