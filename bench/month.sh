@@ -49,16 +49,8 @@ for ((h = 0; h < HOSTS; h++)); do
     for (i = h; i < '"$N"'; i += n) printf "%s/p%05d.pb.gz\n", d, i }' >"$W/host$h.list"
 done
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-rm -rf "$W/data"
-"$BIN" serve --data "$W/data" --addr "127.0.0.1:$PORT" --quiet 2>"$W/server.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for ((i = 0; i < 300; i++)); do
-  curl -s -o /dev/null --max-time 1 "$URL/api/0/version" && break
-  sleep 0.1
-done
+. "$ROOT/bench/serve.sh"
+bench_serve "$BIN" "$W" --quiet
 
 log "ingesting over HTTP, 8 connections, one host at a time"
 t0=$EPOCHREALTIME

@@ -32,16 +32,8 @@ python3 "$ROOT/bench/gen_profiles.py" "$ROOT/tests/fixtures" "$GEN" "$BIG" "$BAS
 awk -v d="$GEN" -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "%s/p%05d.pb.gz\n", d, i }' >"$W/small.list"
 awk -v d="$GEN" -v n="$BIG" 'BEGIN { for (i = 0; i < n; i++) printf "%s/p%05d.pb.gz\n", d, i }' >"$W/big.list"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT
-rm -rf "$W/data"
-"$BIN" serve --data "$W/data" --addr "127.0.0.1:$PORT" 2>"$W/server.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for ((i = 0; i < 300; i++)); do
-  curl -s -o /dev/null --max-time 1 "$URL/api/0/version" && break
-  sleep 0.1
-done
+. "$ROOT/bench/serve.sh"
+bench_serve "$BIN" "$W"
 log "ingesting $N + $BIG profiles over HTTP (8 connections)"
 "$LOADER" -url "$URL/api/0/profiles?service=v$N&type=cpu" -c 8 -files "$W/small.list" >/dev/null ||
   die "ingest failed"
