@@ -39,6 +39,9 @@
 #define MAXBYTES 1800000 /* the frames' share of the file (< 2 MB in all) */
 #define FRAMEBYTES 150   /* the markup of a frame besides its name */
 #define CHARW 7.0
+#define MAXDEPTH 1024 /* deeper frames are not drawn: bounds the recursion
+                      ** (a hostile profile may hold a stack of a million
+                      ** frames) and the picture's height */
 
 typedef struct svg {
   const vtree *t;
@@ -64,6 +67,8 @@ static size_t count(const svg *s, uint32_t n, size_t limit, uint32_t depth,
   double run = 0;
   uint32_t c;
 
+  if (depth >= MAXDEPTH)
+    return 0;
   for (c = t->first[n]; c != NONE && k <= limit; c = t->next[c]) {
     double w = (double)wval(s, c) * s->scale;
     if (w <= 0)
@@ -195,6 +200,8 @@ static void draw(const svg *s, uint32_t n, double x, uint32_t depth,
   char fill[48], label[64];
   uint32_t c;
 
+  if (depth >= MAXDEPTH)
+    return;
   for (c = t->first[n]; c != NONE && !b->oom; c = t->next[c]) {
     int64_t v = wval(s, c);
     double w = (double)v * s->scale;

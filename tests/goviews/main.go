@@ -9,6 +9,9 @@
 //	                               (depth 8..40 over 3,000 functions in 60
 //	                               packages, values skewed: a few hot stacks,
 //	                               a long tail), for the flame graph's size
+//	goviews deep N OUT             writes a CPU profile of one sample whose
+//	                               stack is N frames deep (bad input: the
+//	                               views must not recurse that deep)
 //
 // Frames are function names, the lines of a location outermost first (as
 // `go tool pprof -traces` lists them, reversed to root first); a location
@@ -135,7 +138,42 @@ func synth(n int, out string) error {
 	return p.Write(f)
 }
 
+func deep(n int, out string) error {
+	fn := &profile.Function{ID: 1, Name: "main.recurse"}
+	leaf := &profile.Function{ID: 2, Name: "main.leaf"}
+	loc := &profile.Location{ID: 1, Address: 0x1000, Line: []profile.Line{{Function: fn}}}
+	lloc := &profile.Location{ID: 2, Address: 0x2000, Line: []profile.Line{{Function: leaf}}}
+	stack := []*profile.Location{lloc}
+	for i := 1; i < n; i++ {
+		stack = append(stack, loc)
+	}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10000000,
+		TimeNanos:  1700000000000000000,
+		Function:   []*profile.Function{fn, leaf},
+		Location:   []*profile.Location{loc, lloc},
+		Sample:     []*profile.Sample{{Location: stack, Value: []int64{10000000}}},
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return p.Write(f)
+}
+
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "deep" {
+		var n int
+		fmt.Sscan(os.Args[2], &n)
+		if err := deep(n, os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) == 4 && os.Args[1] == "synth" {
 		var n int
 		fmt.Sscan(os.Args[2], &n)

@@ -234,6 +234,16 @@ bad "diff of different sample types" 400 "base and target differ" \
     "$API/diff?service=mix&type=other&base_from=1700000000&base_to=1700000050&from=1700000100&to=1700000200&format=folded"
 bad "empty merge range" 404 "nothing found" "$API/merge?service=vw&type=cpu&from=1000&to=2000&format=svg"
 check "merge file view of an empty range: ENOENT" bash -c "! cat '$M/merge/vw/cpu/1000..2000.svg' 2>/dev/null"
+# a stack of 200,000 frames: every view answers, nothing recurses that deep
+goviews deep 200000 "$T/deep.pb.gz"
+ingest "$T/deep.pb.gz" deep cpu >/dev/null
+for v in svg folded top json; do
+    http GET "$API/merge?service=deep&type=cpu&from=0&to=now&format=$v"
+    assert_eq "a 200,000-frame stack as $v" 200 "$HTTP_STATUS"
+done
+curl -s "$API/merge?service=deep&type=cpu&from=0&to=now&format=svg" >"$T/deep.svg"
+check "the deep svg parses" python3 -c "import xml.etree.ElementTree as E; E.parse('$T/deep.svg')"
+check "the server survived" curl -sf -o /dev/null "$URL/api/0/version"
 curl -s "$API?service=vw&type=cpu&from=0&to=now" >"$T/after.json"
 check "the store is unchanged by the refusals" cmp -s "$T/before.json" "$T/after.json"
 
