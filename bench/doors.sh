@@ -52,13 +52,9 @@ for line in sys.stdin:
     out.append(";".join(reversed(frames)) + " " + values.split()[0])
 sys.stdout.write("00000000;" + "\n".join(out) + "\n")' > "$FOLDED"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-URL=http://127.0.0.1:$PORT
-rm -rf "$W/data"
-"$BIN" serve --data "$W/data" --addr "127.0.0.1:$PORT" 2>"$W/server.log" &
-SERVER_PID=$!
-trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "$URL/api/0/version" && break; sleep 0.1; done
+. "$ROOT/bench/serve.sh"
+bench_serve "$BIN" "$W" --quiet
+SERVER_PID=$PID
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 TICKS=$(getconf CLK_TCK)
 

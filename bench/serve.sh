@@ -1,5 +1,5 @@
 # bench/serve.sh — sourced by the bench scripts that run a server of their
-# own (bench/month.sh, bench/views.sh):
+# own (bench/month.sh, bench/views.sh, bench/doors.sh):
 #
 #     bench_serve BIN DIR [SERVE ARGS...]
 #
