@@ -139,7 +139,7 @@ T_LOGS+=("$T/remote.log")
 wait_mount "$RMNT" 10 || { fail "remote mount did not appear"; cat "$T/remote.log" >&2; t_done; }
 
 # ---- reads ------------------------------------------------------------------
-assert_eq "root lists the service" "merge plain" "$(ls "$RMNT" | sort | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "root lists the service" "diff merge plain" "$(ls "$RMNT" | sort | tr '\n' ' ' | sed 's/ $//')"
 F1=$(ls "$RMNT/plain/cpu/env=prod" | grep "_$ID1.pb.gz$")
 check "cpu profile listed in its label directory" test -n "$F1"
 assert_eq "exact size without HEAD lengths" "$(stat -c %s "$FIXTURES/cpu_000.pb.gz")" "$(stat -c %s "$RMNT/plain/cpu/env=prod/$F1")"
