@@ -206,6 +206,13 @@ check "mkdir diff/x refused" bash -c "! mkdir '$M/diff/x' 2>/dev/null"
 http POST "$API?service=diff&type=cpu" --data-binary @"$FIXTURES/cpu_000.pb.gz"
 assert_eq "service diff is reserved (HTTP 400)" 400 "$HTTP_STATUS"
 
+# ---- one stored profile, and several by id ---------------------------------------------------
+id=$(ingest "$FIXTURES/block_000.pb.gz" one block)
+check "GET /profiles/<id>?format=folded == profefs merge --format folded of the file" cmp -s \
+    <(curl -s "$API/$id?format=folded") <("$PROFEFS" merge --format folded "$FIXTURES/block_000.pb.gz")
+check "GET /profiles/<id> (pprof) unchanged: the stored bytes" cmp -s \
+    <(curl -s "$API/$id") "$FIXTURES/block_000.pb.gz"
+
 # ---- offline: profefs merge --format --------------------------------------------------------
 check "profefs merge --format folded == HTTP" cmp -s \
     <("$PROFEFS" merge --format folded "$FIXTURES"/cpu_0*.pb.gz) \

@@ -1378,6 +1378,59 @@ static void test_merge_two_steps_fail(void) {
   pprof_merge_free(ref);
 }
 
+/* pprof_stacks: frames root first by name, a location without lines as
+** its address, the default sample type; pprof_diff: the base negated and
+** labelled pprof::base, so a profile against itself sums to zero. */
+static void test_stacks_and_diff(void) {
+  static const uint64_t nolines[] = {3, 2};
+  char err[PPROF_ERRMAX];
+  pprof_stacks *st = NULL, *ds = NULL;
+  const uint32_t *fr;
+  void *d = NULL;
+  size_t n, dlen = 0, i;
+  int64_t sum = 0, v;
+  int bases = 0;
+  tp t;
+  buf b;
+
+  tp_basic(&t, 0x400000, 3, 30);
+  tp_loc(&t, 3, 1, 0x400abc, 0, 0);
+  tp_sample(&t, 2, nolines, 1, 10);
+  b = tp_gz(&t);
+  CHECK(pprof_stacks_decode(b.p, b.len, 0, &st, err) == PPROF_OK);
+  CHECK(pprof_stacks_nsamples(st) == 2);
+  CHECK(pprof_stacks_ntypes(st) == 2);
+  CHECK(pprof_stacks_default_type(st) == 1); /* no default: the last */
+  fr = pprof_stacks_frames(st, 0, &n);
+  CHECK(n == 2);
+  CHECK(strcmp(pprof_stacks_name(st, fr[0]), "main") == 0);
+  CHECK(strcmp(pprof_stacks_name(st, fr[1]), "work") == 0);
+  CHECK(!(fr[1] & PPROF_FRAME_INLINED));
+  fr = pprof_stacks_frames(st, 1, &n);
+  CHECK(n == 2 && strcmp(pprof_stacks_name(st, fr[1]), "0x400abc") == 0);
+  CHECK(pprof_stacks_value(st, 0, 1) == 30);
+  CHECK(!pprof_stacks_is_base(st, 0));
+
+  CHECK(pprof_diff(b.p, b.len, b.p, b.len, 0, &d, &dlen, err) == PPROF_OK);
+  CHECK(pprof_stacks_decode(d, dlen, 0, &ds, err) == PPROF_OK);
+  CHECK(pprof_stacks_nsamples(ds) == 4);
+  for (i = 0; i < pprof_stacks_nsamples(ds); i++) {
+    v = pprof_stacks_value(ds, i, 1);
+    sum += v;
+    if (pprof_stacks_is_base(ds, i)) {
+      bases++;
+      CHECK(v < 0);
+    } else {
+      CHECK(v > 0);
+    }
+  }
+  CHECK(bases == 2 && sum == 0);
+  pprof_stacks_free(ds);
+  pprof_stacks_free(st);
+  free(d);
+  free(b.p);
+}
+
 int main(void) {
   test_strerror();
   test_fixtures();
@@ -1402,5 +1455,6 @@ int main(void) {
   test_merge_fixtures();
   test_merge_two_steps();
   test_merge_two_steps_fail();
+  test_stacks_and_diff();
   return check_done("test_proto");
 }
