@@ -151,6 +151,18 @@ assert_eq "nothing stored by the bad requests" "$before" "$(services)"
 http GET "$URL/api/0/version"
 assert_eq "the server is up" 200 "$HTTP_STATUS"
 
+# ---- the memory budget: a request that does not fit is 503, in Connect's shape --------------
+# (a JSON push takes its body and then its decoded copy, twice the body)
+MAIN_URL=$URL MAIN_PID=$SERVER_PID
+DATA=$T/data2 start_server --max-body 1M --max-inflate 1M --max-memory 2M || t_done
+head -c 560000 /dev/urandom > "$T/big.raw"
+push json "$T/bigpush.json" "__name__=process_cpu,service_name=big.app" "$T/big.raw"
+bad_push "over the memory budget" 503 unavailable "memory budget" "$T/bigpush.json" application/json
+http GET "$URL/api/0/version"
+assert_eq "the small server is up" 200 "$HTTP_STATUS"
+stop_server TERM
+URL=$MAIN_URL SERVER_PID=$MAIN_PID
+
 # ---- a real SDK: @pyroscope/nodejs ------------------------------------------------------------------
 # Installed from npm into a cache this test owns (CI reaches the registry).
 NPM_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/profefs-tests/pyroscope-nodejs-0.6.4
