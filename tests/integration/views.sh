@@ -7,6 +7,7 @@
 #   - format=top is `go tool pprof -top` of the same files, text for text
 #     (so flat and cum per function are equal);
 #   - the svg parses as XML, holds the hottest function, fetches nothing,
+#     and its script zooms, searches and resets in headless Chromium,
 #     and stays under 2 MB with 100,000 distinct stacks (goviews synth);
 #   - a diff of a range against itself is all zero (folded and top), and
 #     a diff's two columns are the two ranges' folded stacks; the pprof
@@ -121,6 +122,40 @@ PY
 check "svg: XML with the hottest function ($hot), no network: $(cat "$T/svg.out")" \
     grep -q "svg ok" "$T/svg.out"
 check "svg under 2 MB" test "$(stat -c %s "$T/m.svg")" -lt 2000000
+# its script in real headless Chromium, opened from a file: click zooms,
+# search reports the share that matches (checked against the folded
+# stacks), reset goes back; nothing else is fetched, no error
+python3 "$TESTS_DIR/tools/web_check.py" "file://$T/m.svg" "$T/chromium" \
+    --wait "typeof fr !== 'undefined' && fr.length > 0" --eval "(() => {
+      const z = fr.find(f => f.name === '$hot'); z.g.onclick();
+      const zw = +z.r.getAttribute('width');
+      const hidden = fr.filter(f => f.g.style.display === 'none').length;
+      search('codec'); const m = document.getElementById('matched').textContent;
+      reset(); return {zw, orig: z.w, hidden, m, back: +z.r.getAttribute('width')}; })()" \
+    >"$T/chromium.json" 2>"$T/chromium.err"
+curl -s "$API/merge?service=vw&type=cpu&$ALL&format=folded" >"$T/all.folded"
+python3 - "$T/chromium.json" "$T/all.folded" >"$T/js.out" 2>&1 <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+v = r["value"]
+assert not r["errors"], r["errors"]
+assert r["requests"] == [r["requests"][0]] and r["requests"][0].startswith("file:"), r["requests"]
+assert abs(v["zw"] - 1180) < 0.1, v           # the zoomed frame spans the width
+assert v["hidden"] > 0, v                     # what is outside it is hidden
+assert abs(v["back"] - v["orig"]) < 0.01, v   # reset
+tot = hit = 0
+for line in open(sys.argv[2]):
+    stack, val = line.rsplit(" ", 1)
+    tot += int(val)
+    if any("codec" in f for f in stack.split(";")):
+        hit += int(val)
+want = 100.0 * hit / tot
+got = float(v["m"].split()[1].rstrip("%"))
+assert abs(got - want) < 0.1, (got, want)
+print("svg script ok: matched %.2f%% (folded: %.2f%%)" % (got, want))
+PY
+check "svg in chromium: zoom, search, reset: $(cat "$T/js.out") $(tail -2 "$T/chromium.err")" \
+    grep -q "svg script ok" "$T/js.out"
 # 100,000 distinct stacks: narrow frames merged, still under 2 MB
 goviews synth 100000 "$T/big.pb.gz"
 ingest "$T/big.pb.gz" big cpu >/dev/null
