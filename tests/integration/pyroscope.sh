@@ -94,6 +94,9 @@ assert_eq "push json: memory is heap" "200 1" "$HTTP_STATUS $(count push.json he
 # the pushed profile merges, fetched and opened like any other
 top=$(go tool pprof -top "$URL/api/0/profiles/merge?service=push.app&type=cpu&$ANY" 2>&1)
 assert_contains "push: the merge opens in go tool pprof" "$top" "Type: cpu"
+gzip -c "$T/push.bin" > "$T/push.bin.gz"
+post /push.v1.PusherService/Push "$T/push.bin.gz" -H 'Content-Type: application/proto' -H 'Content-Encoding: gzip'
+assert_eq "push proto, gzip-encoded: 200, stored once (the same profiles)" "200 2" "$HTTP_STATUS $(count push.app cpu region=eu)"
 same=$(count push.app cpu)
 post /push.v1.PusherService/Push "$T/push.bin" -H 'Content-Type: application/proto'
 assert_eq "push: a retry stores nothing more (idempotent)" "200 $same" "$HTTP_STATUS $(count push.app cpu)"
@@ -137,6 +140,10 @@ bad_push() { # DESC STATUS CODE NEEDLE FILE CONTENT-TYPE
 }
 bad_push "wrong content type" 415 unimplemented "application/proto or application/json" "$T/push.bin" "text/plain"
 bad_push "garbage protobuf" 400 invalid_argument "not a PushRequest" "$T/garbage.bin" application/proto
+post /push.v1.PusherService/Push "$T/garbage.bin" -H 'Content-Type: application/proto' -H 'Content-Encoding: gzip'
+assert_eq "push, a gzip body that is not gzip: 400 invalid_argument" "400 invalid_argument" "$HTTP_STATUS $(json 'j["code"]')"
+post /push.v1.PusherService/Push "$T/push.bin" -H 'Content-Type: application/proto' -H 'Content-Encoding: br'
+assert_eq "push, another encoding: 501 unimplemented" "501 unimplemented" "$HTTP_STATUS $(json 'j["code"]')"
 printf '{"series":[{"labels":' > "$T/bad.json"
 bad_push "bad JSON" 400 invalid_argument "not JSON" "$T/bad.json" application/json
 printf '{"series":[{"labels":[{"name":"service_name","value":"x"}],"samples":[{"rawProfile":"@@@"}]}]}' > "$T/b64.json"
