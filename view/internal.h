@@ -25,6 +25,16 @@
 #include "pprof.h"
 #include "view.h"
 
+/* Sums and negations of sample values wrap around as the merge's do
+** (proto/merge_map.c): a hostile profile's values are any int64, and
+** signed overflow would be undefined behaviour. */
+static inline int64_t view_add(int64_t a, int64_t b) {
+  return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+static inline int64_t view_neg(int64_t a) {
+  return (int64_t)(0 - (uint64_t)a);
+}
+
 /* ---- buffer (view.c) ------------------------------------------------------ */
 
 /* A growing output text.  oom is set once an append failed; later appends

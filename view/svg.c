@@ -212,7 +212,7 @@ static void draw(const svg *s, uint32_t n, double x, uint32_t depth,
       if (runk++ == 0)
         runx = x;
       run += w;
-      runv += v;
+      runv = view_add(runv, v);
       x += w;
       continue;
     }

@@ -88,7 +88,7 @@ static double scale(int64_t value, const char *from, const char *to,
   double v, f = 0;
   size_t i, k;
 
-  if (value < 0 && -value > 0)
+  if (value < 0 && value != INT64_MIN) /* pprof's test: -value > 0 */
     return -scale(-value, from, to, uname);
   for (k = 0; k < sizeof unit_types / sizeof unit_types[0]; k++) {
     const unit_type *ut = &unit_types[k];
@@ -155,7 +155,7 @@ static void percentage(int64_t value, int64_t total, char *out) {
     snprintf(out, 32, "%5.2g%%", r);
 }
 
-static int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+static int64_t abs64(int64_t v) { return v < 0 ? view_neg(v) : v; }
 
 /* ---- the graph ------------------------------------------------------------- */
 
@@ -236,9 +236,9 @@ static void sum_nodes(top *t) {
 
   for (i = 0; i < ns; i++) {
     v = pprof_stacks_value(t->st, i, t->type);
-    tot += abs64(v);
+    tot = view_add(tot, abs64(v));
     if (pprof_stacks_is_base(t->st, i))
-      diff_tot += abs64(v);
+      diff_tot = view_add(diff_tot, abs64(v));
     if (v == 0)
       continue;
     fr = pprof_stacks_frames(t->st, i, &nf);
@@ -246,11 +246,12 @@ static void sum_nodes(top *t) {
       n = &t->node[fr[j] & ~PPROF_FRAME_INLINED];
       if (n->stamp != i + 1) {
         n->stamp = i + 1;
-        n->cum += v;
+        n->cum = view_add(n->cum, v);
       }
     }
     if (nf > 0)
-      t->node[fr[nf - 1] & ~PPROF_FRAME_INLINED].flat += v;
+      t->node[fr[nf - 1] & ~PPROF_FRAME_INLINED].flat =
+          view_add(t->node[fr[nf - 1] & ~PPROF_FRAME_INLINED].flat, v);
   }
   t->total = diff_tot > 0 ? diff_tot : tot;
 }
@@ -262,7 +263,7 @@ static size_t keep_nodes(top *t, size_t nnames) {
   size_t k, dropped = 0;
 
   for (k = 0; k < nnames; k++)
-    sum += t->node[k].flat;
+    sum = view_add(sum, t->node[k].flat);
   cutoff = abs64((int64_t)((double)sum * 0.005));
   for (k = 0; k < nnames; k++) {
     tnode *n = &t->node[k];
@@ -348,7 +349,7 @@ static const char *output_unit(const top *t, const uint32_t *rows, size_t n,
   scale(minv, sunit, "minimum", &minu);
   scale(maxv, sunit, "minimum", &maxu);
   u = minu;
-  if (strcmp(minu, maxu) != 0 && minv * 100 < maxv)
+  if (strcmp(minu, maxu) != 0 && minv < INT64_MAX / 100 && minv * 100 < maxv)
     scale(100 * minv, sunit, "minimum", &u);
   return *u ? u : sunit;
 }
@@ -422,7 +423,7 @@ static void text_rows(const top *t, const uint32_t *rows, size_t n,
               "cum", "cum");
   for (i = 0; i < n; i++) {
     const tnode *nd = &t->node[rows[i]];
-    sum += nd->flat;
+    sum = view_add(sum, nd->flat);
     scaled_label(nd->flat, sunit, ounit, fl);
     scaled_label(nd->cum, sunit, ounit, cu);
     percentage(nd->flat, t->total, p1);
@@ -475,7 +476,7 @@ int view_top(const pprof_stacks *st, size_t type, int json, vbuf *b) {
   for (k = 0; k < nnames; k++)
     if (t.node[k].kept) {
       rows[n++] = (uint32_t)k;
-      flat_sum += t.node[k].flat;
+      flat_sum = view_add(flat_sum, t.node[k].flat);
     }
   qsort_r(rows, n, sizeof *rows, by_flat, &t);
   ounit = output_unit(&t, rows, n, sunit);

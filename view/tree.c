@@ -153,19 +153,19 @@ int vtree_build(vtree *t, const pprof_stacks *st, size_t type, int diff) {
     if (diff) {
       side = pprof_stacks_is_base(st, i) ? 0 : 1;
       if (side == 0)
-        v = -v;
+        v = view_neg(v);
     }
     fr = pprof_stacks_frames(st, i, &nf);
     for (at = 0, j = 0; j < nf; j++)
       if ((at = child(t, at, fr[j] & ~PPROF_FRAME_INLINED)) == NONE)
         return -1;
-    t->val[at][side] += v;
+    t->val[at][side] = view_add(t->val[at][side], v);
   }
   for (i = 0; i < t->n; i++)
     memcpy(t->tot[i], t->val[i], sizeof t->tot[i]);
   for (i = t->n; i-- > 1;) {
-    t->tot[t->parent[i]][0] += t->tot[i][0];
-    t->tot[t->parent[i]][1] += t->tot[i][1];
+    t->tot[t->parent[i]][0] = view_add(t->tot[t->parent[i]][0], t->tot[i][0]);
+    t->tot[t->parent[i]][1] = view_add(t->tot[t->parent[i]][1], t->tot[i][1]);
   }
   return link_children(t);
 }
