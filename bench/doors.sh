@@ -52,13 +52,19 @@ for line in sys.stdin:
     out.append(";".join(reversed(frames)) + " " + values.split()[0])
 sys.stdout.write("00000000;" + "\n".join(out) + "\n")' > "$FOLDED"
 
+# OTLP: the profile as an exporter sends it (tests/tools/otlp_gen.py), its
+# first mapping named 00000000 for the loader to make each one distinct
+OTLP=$W/otlp.bin
+/usr/bin/python3 "$ROOT/tests/tools/otlp_gen.py" from-pprof "$BODY" "$OTLP" door-otlp 0 mark
+OTLP_MARK=$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read().index(b"00000000"))' "$OTLP")
+
 . "$ROOT/bench/serve.sh"
 bench_serve "$BIN" "$W" --quiet
 SERVER_PID=$PID
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 TICKS=$(getconf CLK_TCK)
 
-DOORS="profefe ingest push folded"
+DOORS="profefe ingest push folded otlp"
 declare -A US RPS BAD
 for ((r = 1; r <= ROUNDS; r++)); do
   for d in $DOORS; do
@@ -67,6 +73,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       ingest)  args=(-url "$URL/ingest?name=door-ingest%7Bregion%3Deu%7D&format=pprof&spyName=gospy" -body "$BODY") ;;
       push)    args=(-url "$URL/push.v1.PusherService/Push" -type application/proto -body "$PUSH" -mark "$PUSH_MARK") ;;
       folded)  args=(-url "$URL/ingest?name=door-folded.cpu%7Bregion%3Deu%7D&from=$NOW&sampleRate=100" -body "$FOLDED" -mark-hex 0) ;;
+      otlp)    args=(-url "$URL/v1development/profiles" -type application/x-protobuf -body "$OTLP" -mark-hex "$OTLP_MARK") ;;
     esac
     c0=$(cpu_ticks)
     out=$("$LOADER" -c "$CONNS" -d "${SECS}s" "${args[@]}") || log "$d: loader reported failures: $out"

@@ -11,9 +11,13 @@ the checks of what comes back.
                                    "root;...;leaf VALUE", sorted, one per line
   otlp_gen.py response FILE        "REJECTED MESSAGE" of an ExportProfilesServiceResponse
   otlp_gen.py status FILE          "CODE MESSAGE" of a google.rpc.Status
-  otlp_gen.py from-pprof IN OUT SERVICE [SHIFT]
+  otlp_gen.py from-pprof IN OUT SERVICE [SHIFT] [mark]
                                    a request holding the pprof IN (its last
-                                   sample type), its time moved SHIFT seconds
+                                   sample type), its time moved SHIFT seconds;
+                                   with mark, the first mapping's file is
+                                   named 00000000 (bench/doors.sh makes each
+                                   request distinct there) and the resource
+                                   has the attribute region=eu
 """
 import gzip
 import importlib
@@ -235,7 +239,7 @@ def folded(path):
     return sorted(f"{k} {v}" for k, v in tot.items() if v != 0)
 
 
-def from_pprof(path, service, shift=0):
+def from_pprof(path, service, shift=0, mark=False):
     """The request an OTLP exporter would send for the pprof at path: one
     profile of its last sample type, every table moved into the dictionary."""
     data = open(path, "rb").read()
@@ -249,7 +253,7 @@ def from_pprof(path, service, shift=0):
     for m in p.mapping:
         o = dic.d.mapping_table.add()
         o.memory_start, o.memory_limit, o.file_offset = m.memory_start, m.memory_limit, m.file_offset
-        o.filename_strindex = dic.s(st[m.filename])
+        o.filename_strindex = dic.s("00000000" if mark and not maps else st[m.filename])
         maps[m.id] = len(dic.d.mapping_table) - 1
     fns = {}
     for f in p.function:
@@ -270,7 +274,7 @@ def from_pprof(path, service, shift=0):
             x.line = line.line
         locs[l.id] = len(dic.d.location_table) - 1
     req = O.ExportProfilesServiceRequest()
-    sp = resource(req, {"service.name": service})
+    sp = resource(req, {"service.name": service, **({"region": "eu"} if mark else {})})
     q = sp.profiles.add()
     last = len(p.sample_type) - 1
     q.sample_type.type_strindex = dic.s(st[p.sample_type[last].type])
@@ -309,7 +313,8 @@ def main():
         print("\n".join(folded(sys.argv[2])))
     elif cmd == "from-pprof":
         shift = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-        open(sys.argv[3], "wb").write(from_pprof(sys.argv[2], sys.argv[4], shift))
+        mark = len(sys.argv) > 6 and sys.argv[6] == "mark"
+        open(sys.argv[3], "wb").write(from_pprof(sys.argv[2], sys.argv[4], shift, mark))
     elif cmd == "response":
         r = O.ExportProfilesServiceResponse()
         r.ParseFromString(open(sys.argv[2], "rb").read())
