@@ -10,7 +10,7 @@
 **      use, the strings, mappings, functions and locations the profile
 **      reaches (the marks), counting what pass 2 will fill;
 **   2. allocate the pprof message's arrays at their exact sizes and fill
-**      them, then pack and gzip.
+**      them, then pack.
 ** Invariants: a mark holds (generation << 32 | id); a mark of another
 ** generation is unset, so the marks need no clearing between profiles.
 ** Ids are 1-based in order of first use; string 0 is always "".
@@ -568,8 +568,8 @@ static int one_profile(conv *c, const Otlp__Resource *r, const Otlp__Profile *p,
   built b;
   attrs at;
   otlp_profile out;
-  void *raw = NULL, *gz = NULL;
-  size_t rawlen, gzlen;
+  void *raw;
+  size_t rawlen;
   int rc = -1, ar;
 
   memset(&b, 0, sizeof b);
@@ -591,10 +591,6 @@ static int one_profile(conv *c, const Otlp__Resource *r, const Otlp__Profile *p,
   rawlen = perftools__profiles__profile__get_packed_size(&b.prof);
   if ((raw = arena_alloc(c->p, rawlen ? rawlen : 1)) == NULL) goto out;
   perftools__profiles__profile__pack(&b.prof, raw);
-  if (pprof_compress(raw, rawlen, &gz, &gzlen) != PPROF_OK) {
-    c->p->fail = OTLP_ENOMEM;
-    goto out;
-  }
   memset(&out, 0, sizeof out);
   out.service = at.service;
   out.attrs = at.v;
@@ -603,13 +599,12 @@ static int one_profile(conv *c, const Otlp__Resource *r, const Otlp__Profile *p,
   out.sample_unit = dict_str(c, p->sample_type ? p->sample_type->unit_strindex : 0);
   out.period_type = dict_str(c, p->period_type ? p->period_type->type_strindex : 0);
   out.time_nanos = (int64_t)p->time_unix_nano;
-  out.pprof = gz;
-  out.len = gzlen;
+  out.pprof = raw;
+  out.len = rawlen;
   c->err[0] = '\0';
   rc = each(&out, arg, c->err) != 0 ? 1 : 0;
   if (rc == 1 && c->err[0] == '\0') bad(c, "refused");
 out:
-  free(gz);
   if (rc >= 0) arena_reset(c->p);  /* else the caller reads p->fail first */
   return rc;
 }

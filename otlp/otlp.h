@@ -7,7 +7,7 @@
 ** scopes, each with profiles, and one dictionary shared by all of them:
 ** strings, mappings, locations, functions, stacks and attributes, which
 ** the profiles name by index.  otlp_read resolves each profile against the
-** dictionary into a self-contained gzip pprof (only the locations,
+** dictionary into a self-contained pprof (only the locations,
 ** functions and mappings its samples reach) and hands it to a callback
 ** with what profefs needs to file it: service.name, the other attributes
 ** as text, and the sample type.
@@ -26,7 +26,7 @@
 ** Memory: the decoded request is held in chunks taken from the budget
 ** given and never more than max_mem bytes, so a request that would expand
 ** past it fails with OTLP_ETOOBIG before it is held; one profile at a time
-** is converted, in at most max_mem bytes more, plus its gzip pprof.
+** is converted, in at most max_mem bytes more.
 **
 ** Errors: functions return an otlp_rc and, where they take err, write a
 ** one-line reason for a user there (err may be NULL).
@@ -64,7 +64,9 @@ typedef struct otlp_profile {
   const char *sample_unit;
   const char *period_type; /* e.g. "cpu"; "" unset */
   int64_t time_nanos;
-  const void *pprof;       /* the profile as gzip pprof */
+  const void *pprof;       /* the profile as pprof (plain protobuf: stored
+                           ** so; gzip cost the door more CPU than the
+                           ** bytes it saved) */
   size_t len;
 } otlp_profile;
 

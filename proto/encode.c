@@ -1,8 +1,7 @@
 /*
 ** encode.c — packs a protobuf-c Profile message and gzips it: the one way
-** profiles leave proto/ (pprof_encode and pprof_merge_result); and gzip
-** both ways for converters of other formats (pprof_compress,
-** pprof_decompress).
+** profiles leave proto/ (pprof_encode and pprof_merge_result); and the
+** inflating of compressed request bodies (pprof_decompress).
 */
 #include <assert.h>
 #include <libdeflate.h>
@@ -26,12 +25,6 @@ pprof_rc pprof_pack_gzip(const Perftools__Profiles__Profile *msg, void **out,
   rc = pprof_gzip(raw, n, PPROF_GZIP_MERGE, out, len);
   free(raw);
   return rc;
-}
-
-pprof_rc pprof_compress(const void *in, size_t len, void **out,
-                        size_t *outlen) {
-  assert((in != NULL || len == 0) && out != NULL && outlen != NULL);
-  return pprof_gzip(in, len, PPROF_GZIP_FAST, out, outlen);
 }
 
 pprof_rc pprof_decompress(const void *in, size_t len, size_t limit, budget *b,

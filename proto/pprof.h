@@ -108,13 +108,7 @@ pprof_rc pprof_check_types(const void *buf, size_t len, size_t max_inflate,
                            char types[PPROF_TYPES_MAX],
                            char err[PPROF_ERRMAX]);
 
-/* ---- gzip, for converters of other formats and compressed bodies --------- */
-
-/* Compresses in (len bytes: a plain encoded profile, say) as one gzip
-** member into *out (malloc'd, caller frees) and *outlen, at a fast level
-** (what an ingest door pays for per profile).  PPROF_ENOMEM on failure,
-** OUT parameters unchanged. */
-pprof_rc pprof_compress(const void *in, size_t len, void **out, size_t *outlen);
+/* ---- gzip, for compressed request bodies ----------------------------------- */
 
 /* Inflates the gzip stream in into *out (malloc'd, caller frees) and
 ** *outlen, never more than limit bytes (PPROF_ETOOBIG), the output's memory
