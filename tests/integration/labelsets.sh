@@ -45,6 +45,17 @@ check "the merge tree has the pod's filter" test -d "$MNT/merge/big/cpu/pod=p000
 check "and region's" test -d "$MNT/merge/big/cpu/region=ap"
 check "but no filter that no set matches" \
     test ! -e "$MNT/merge/big/cpu/pod=p000006,region=us"
+# ACLs and security labels are not supported (ENOTSUP, which `ls -l`
+# remembers for the device, instead of asking them of every entry)
+xerr() { python3 -c 'import os, sys
+try: os.getxattr(sys.argv[1], sys.argv[2]); print("set")
+except OSError as e: print(e.errno)' "$1" "$2"; }
+assert_eq "ACL of a label dir: not supported" 95 \
+    "$(xerr "$MNT/big/cpu/pod=p000006,region=eu" system.posix_acl_access)"
+assert_eq "security label: not supported" 95 \
+    "$(xerr "$MNT/big/cpu/pod=p000006,region=eu" security.selinux)"
+assert_eq "another user.* attribute: none (ENODATA)" 61 \
+    "$(xerr "$MNT/big/cpu/pod=p000006,region=eu" user.other)"
 assert_eq "a filter dir of the merge tree lists no range (all long past)" 0 \
     "$(ls "$MNT/merge/big/cpu/pod=p000006" | wc -l)"
 
