@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "fs_int.h"
+#include "listing.h"
 
 #define LABELS_XATTR "user.profefs.labels"
 
@@ -205,17 +206,46 @@ static int op_access(const char *path, int mask) {
   return 0;
 }
 
+/* A directory handle holds its listing (listing.h): made at offset 0,
+** served by offset, so that the kernel gets every entry's attributes. */
+static int op_opendir(const char *path, struct fuse_file_info *fi) {
+  fs_listing *l = fs_listing_new();
+
+  (void)path;
+  if (l == NULL) return -ENOMEM;
+  fi->fh = (uint64_t)(uintptr_t)l;
+  return 0;
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi) {
+  (void)path;
+  fs_listing_free((fs_listing *)(uintptr_t)fi->fh);
+  fi->fh = 0;
+  return 0;
+}
+
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
                       off_t off, struct fuse_file_info *fi,
                       enum fuse_readdir_flags flags) {
+  fs_listing *l = fi != NULL ? (fs_listing *)(uintptr_t)fi->fh : NULL;
+  int plus = (flags & FUSE_READDIR_PLUS) != 0;
   fs_path p;
   int rc;
 
-  (void)off;
-  (void)fi;
   if (path == NULL) return -ESTALE;
-  if ((rc = lookup(path, &p)) != 0) return rc;
-  return fs_node_list(ctx(), &p, buf, filler, (flags & FUSE_READDIR_PLUS) != 0);
+  if (l == NULL) { /* no handle of ours: everything at once, as before */
+    if ((rc = lookup(path, &p)) != 0) return rc;
+    return fs_node_list(ctx(), &p, buf, filler, plus);
+  }
+  if (off == 0 || !fs_listing_ready(l)) {
+    fuse_fill_dir_t add = fs_listing_reset(l);
+    if ((rc = lookup(path, &p)) != 0 ||
+        (rc = fs_node_list(ctx(), &p, l, add, plus)) != 0)
+      return rc;
+    fs_listing_set_ready(l);
+  }
+  fs_listing_emit(l, off, buf, filler, plus);
+  return 0;
 }
 
 /* mkdir MNT/<svc> adds a service; mkdir of a type or label directory
@@ -828,7 +858,9 @@ static const struct fuse_operations ops = {
   .init = op_init,
   .getattr = op_getattr,
   .access = op_access,
+  .opendir = op_opendir,
   .readdir = op_readdir,
+  .releasedir = op_releasedir,
   .mkdir = op_mkdir,
   .rmdir = op_rmdir,
   .open = op_open,

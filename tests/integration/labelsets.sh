@@ -31,6 +31,10 @@ F=$(utc $BASE) TO=$(utc $((BASE + 86400)))
 
 # ---- answers -----------------------------------------------------------------
 assert_eq "label dirs of big" 2000 "$(ls "$MNT/big/cpu" | wc -l)"
+# listed by offset (fs/listing.h): "." and ".." are there too
+assert_eq "dot entries listed" ". .. big diff merge small" \
+    "$(ls -fa "$MNT" | sort | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "and in a big directory" 2002 "$(ls -fa "$MNT/big/cpu" | wc -l)"
 assert_eq "profiles found under big" 2000 \
     "$(find "$MNT/big" -name '*.pb.gz' | wc -l)"
 assert_eq "one profile in a pod's directory" 1 \
