@@ -9,6 +9,7 @@
 **   mergecache.c merged profiles shared by getattr and open (mergecache.h)
 **   writebuf.c   files being written, ingested on close    (writebuf.h)
 **   dirset.c     label directories made with mkdir         (dirset.h)
+**   listing.c    an open directory's listing, by offset    (listing.h)
 */
 #ifndef PROFEFS_FS_INT_H
 #define PROFEFS_FS_INT_H
