@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pbwire.h"
 
 #define MAX_STYPES 8
 
@@ -332,51 +333,14 @@ enum {
   P_PERIOD_TYPE = 11, P_PERIOD = 12
 };
 
-static size_t vsize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
-/* A length-delimited field's key and length. */
-static uint8_t *put_len(uint8_t *p, unsigned field, size_t len) {
-  return put_varint(put_varint(p, (uint64_t)field << 3 | 2), len);
-}
-
-/* A varint field (omitted when zero, as proto3 does). */
-static uint8_t *put_field(uint8_t *p, unsigned field, uint64_t v) {
-  return v == 0 ? p : put_varint(put_varint(p, (uint64_t)field << 3), v);
-}
-
-static size_t field_size(unsigned field, uint64_t v) {
-  return v == 0 ? 0 : vsize((uint64_t)field << 3) + vsize(v);
-}
-
-/* Size of a message of len bytes as field (key, length, payload). */
-static size_t msg_size(unsigned field, size_t len) {
-  return vsize((uint64_t)field << 3 | 2) + vsize(len) + len;
-}
-
 static size_t value_type_len(const uint32_t vt[2]) {
-  return field_size(1, vt[0]) + field_size(2, vt[1]);
+  return pbwire_field_size(1, vt[0]) + pbwire_field_size(2, vt[1]);
 }
 
 static uint8_t *put_value_type(uint8_t *p, unsigned field,
                                const uint32_t vt[2]) {
-  p = put_len(p, field, value_type_len(vt));
-  return put_field(put_field(p, 1, vt[0]), 2, vt[1]);
+  p = pbwire_put_len(p, field, value_type_len(vt));
+  return pbwire_put_field(pbwire_put_field(p, 1, vt[0]), 2, vt[1]);
 }
 
 /* Payload sizes of sample i's packed location ids and values. */
@@ -385,28 +349,29 @@ static void sample_lens(const pprof_builder *b, size_t i, size_t *locs,
   size_t k;
   *locs = *vals = 0;
   for (k = 0; k < b->smp[i].nloc; k++)
-    *locs += vsize((uint64_t)b->locs[b->smp[i].loc0 + k] + 1);
+    *locs += pbwire_vsize((uint64_t)b->locs[b->smp[i].loc0 + k] + 1);
   for (k = 0; k < b->nstype; k++)
-    *vals += vsize((uint64_t)b->val[i * b->nstype + k]);
+    *vals += pbwire_vsize((uint64_t)b->val[i * b->nstype + k]);
 }
 
 static size_t sample_len(const pprof_builder *b, size_t i) {
   size_t locs, vals;
   sample_lens(b, i, &locs, &vals);
-  return msg_size(1, locs) + msg_size(2, vals);
+  return pbwire_msg_size(1, locs) + pbwire_msg_size(2, vals);
 }
 
 static size_t line_len(const bpair *l) {
-  return field_size(1, (uint64_t)l->a + 1) + field_size(2, (uint64_t)l->b);
+  return pbwire_field_size(1, (uint64_t)l->a + 1) +
+         pbwire_field_size(2, (uint64_t)l->b);
 }
 
 static size_t location_len(const bpair *l, size_t i) {
-  return field_size(1, i + 1) + msg_size(4, line_len(l));
+  return pbwire_field_size(1, i + 1) + pbwire_msg_size(4, line_len(l));
 }
 
 static size_t function_len(const bpair *f, size_t i) {
-  return field_size(1, i + 1) + 2 * field_size(2, f->a) +
-         field_size(4, (uint64_t)f->b);
+  return pbwire_field_size(1, i + 1) + 2 * pbwire_field_size(2, f->a) +
+         pbwire_field_size(4, (uint64_t)f->b);
 }
 
 pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
@@ -419,20 +384,20 @@ pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
   if (b->nsmp == 0)
     return pprof_fail(PPROF_EEMPTY, err, "no samples");
   for (i = 0; i < b->nstype; i++)
-    n += msg_size(P_SAMPLE_TYPE, value_type_len(b->stype[i]));
+    n += pbwire_msg_size(P_SAMPLE_TYPE, value_type_len(b->stype[i]));
   for (i = 0; i < b->nsmp; i++)
-    n += msg_size(P_SAMPLE, sample_len(b, i));
+    n += pbwire_msg_size(P_SAMPLE, sample_len(b, i));
   for (i = 0; i < b->loc.n; i++)
-    n += msg_size(P_LOCATION, location_len(&b->loc.v[i], i));
+    n += pbwire_msg_size(P_LOCATION, location_len(&b->loc.v[i], i));
   for (i = 0; i < b->fn.n; i++)
-    n += msg_size(P_FUNCTION, function_len(&b->fn.v[i], i));
+    n += pbwire_msg_size(P_FUNCTION, function_len(&b->fn.v[i], i));
   for (i = 0; i < b->nstr; i++)
-    n += msg_size(P_STRING_TABLE, b->str[i].len);
-  n += field_size(P_TIME_NANOS, (uint64_t)b->time_nanos) +
-       field_size(P_DURATION_NANOS, (uint64_t)b->duration_nanos) +
-       field_size(P_PERIOD, (uint64_t)b->period);
+    n += pbwire_msg_size(P_STRING_TABLE, b->str[i].len);
+  n += pbwire_field_size(P_TIME_NANOS, (uint64_t)b->time_nanos) +
+       pbwire_field_size(P_DURATION_NANOS, (uint64_t)b->duration_nanos) +
+       pbwire_field_size(P_PERIOD, (uint64_t)b->period);
   if (b->ptype[0] != 0 || b->ptype[1] != 0)
-    n += msg_size(P_PERIOD_TYPE, value_type_len(b->ptype));
+    n += pbwire_msg_size(P_PERIOD_TYPE, value_type_len(b->ptype));
   if ((raw = malloc(n)) == NULL)
     return pprof_fail(PPROF_ENOMEM, err, "out of memory");
   p = raw;
@@ -440,40 +405,42 @@ pprof_rc pprof_builder_encode(const pprof_builder *b, int gzip, void **out,
     p = put_value_type(p, P_SAMPLE_TYPE, b->stype[i]);
   for (i = 0; i < b->nsmp; i++) {
     sample_lens(b, i, &locs, &vals);
-    p = put_len(p, P_SAMPLE, msg_size(1, locs) + msg_size(2, vals));
-    p = put_len(p, 1, locs);
+    p = pbwire_put_len(p, P_SAMPLE,
+                       pbwire_msg_size(1, locs) + pbwire_msg_size(2, vals));
+    p = pbwire_put_len(p, 1, locs);
     for (k = 0; k < b->smp[i].nloc; k++)
-      p = put_varint(p, (uint64_t)b->locs[b->smp[i].loc0 + k] + 1);
-    p = put_len(p, 2, vals);
+      p = pbwire_put_varint(p, (uint64_t)b->locs[b->smp[i].loc0 + k] + 1);
+    p = pbwire_put_len(p, 2, vals);
     for (k = 0; k < b->nstype; k++)
-      p = put_varint(p, (uint64_t)b->val[i * b->nstype + k]);
+      p = pbwire_put_varint(p, (uint64_t)b->val[i * b->nstype + k]);
   }
   for (i = 0; i < b->loc.n; i++) {
     const bpair *l = &b->loc.v[i];
-    p = put_len(p, P_LOCATION, location_len(l, i));
-    p = put_field(p, 1, i + 1);
-    p = put_len(p, 4, line_len(l));
-    p = put_field(put_field(p, 1, (uint64_t)l->a + 1), 2, (uint64_t)l->b);
+    p = pbwire_put_len(p, P_LOCATION, location_len(l, i));
+    p = pbwire_put_field(p, 1, i + 1);
+    p = pbwire_put_len(p, 4, line_len(l));
+    p = pbwire_put_field(pbwire_put_field(p, 1, (uint64_t)l->a + 1), 2,
+                         (uint64_t)l->b);
   }
   for (i = 0; i < b->fn.n; i++) {
     const bpair *f = &b->fn.v[i];
-    p = put_len(p, P_FUNCTION, function_len(f, i));
-    p = put_field(p, 1, i + 1);
-    p = put_field(p, 2, f->a); /* name */
-    p = put_field(p, 3, f->a); /* system_name */
-    p = put_field(p, 4, (uint64_t)f->b);
+    p = pbwire_put_len(p, P_FUNCTION, function_len(f, i));
+    p = pbwire_put_field(p, 1, i + 1);
+    p = pbwire_put_field(p, 2, f->a); /* name */
+    p = pbwire_put_field(p, 3, f->a); /* system_name */
+    p = pbwire_put_field(p, 4, (uint64_t)f->b);
   }
   for (i = 0; i < b->nstr; i++) {
-    p = put_len(p, P_STRING_TABLE, b->str[i].len);
+    p = pbwire_put_len(p, P_STRING_TABLE, b->str[i].len);
     if (b->str[i].len > 0)
       memcpy(p, b->chars + b->str[i].off, b->str[i].len);
     p += b->str[i].len;
   }
-  p = put_field(p, P_TIME_NANOS, (uint64_t)b->time_nanos);
-  p = put_field(p, P_DURATION_NANOS, (uint64_t)b->duration_nanos);
+  p = pbwire_put_field(p, P_TIME_NANOS, (uint64_t)b->time_nanos);
+  p = pbwire_put_field(p, P_DURATION_NANOS, (uint64_t)b->duration_nanos);
   if (b->ptype[0] != 0 || b->ptype[1] != 0)
     p = put_value_type(p, P_PERIOD_TYPE, b->ptype);
-  p = put_field(p, P_PERIOD, (uint64_t)b->period);
+  p = pbwire_put_field(p, P_PERIOD, (uint64_t)b->period);
   assert((size_t)(p - raw) == n);
   if (!gzip) {
     *out = raw;
