@@ -376,10 +376,11 @@ static int add_line(pprof_builder *pb, const char *line, size_t n,
     (*fr)[nf++].name_len = (size_t)(semi - p);
     p = semi + 1;
   }
-  vals[0] = v;
-  vals[1] = v * period;
+  /* checked before the product: a signed overflow is undefined */
   if (counted && period > 0 && v > INT64_MAX / period)
     return ingest_fail(err, "line %zu: value too large", lineno);
+  vals[0] = v;
+  vals[1] = counted ? v * period : 0;
   rc = pprof_builder_add(pb, *fr, nf, vals, perr);
   if (rc != PPROF_OK) {
     if (rc == PPROF_EBUSY && busy != NULL) *busy = 1;

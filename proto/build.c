@@ -288,8 +288,9 @@ pprof_rc pprof_builder_add(pprof_builder *b, const pprof_frame *frames,
       if (b->smp[i].nloc == n &&
           memcmp(b->locs + b->smp[i].loc0, b->locs + base,
                  n * sizeof *b->locs) == 0) {
-        for (k = 0; k < b->nstype; k++)
-          b->val[i * b->nstype + k] += values[k];
+        for (k = 0; k < b->nstype; k++) /* wraps like Go's int64 */
+          b->val[i * b->nstype + k] = (int64_t)(
+              (uint64_t)b->val[i * b->nstype + k] + (uint64_t)values[k]);
         return PPROF_OK;
       }
   c0 = b->capsmp + b->capval + b->smp_idx.mask;

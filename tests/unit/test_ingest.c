@@ -148,6 +148,26 @@ static void test_stacks(void) {
                                    err), -1);
   CHECK_STR(err, "no stacks");
   CHECK(out == NULL);
+  /* a value whose product with the period overflows: refused before the
+  ** multiplication (UBSan), and no product at all when nothing is counted */
+  o.type_name = "cpu";
+  CHECK_I64(ingest_stacks_to_pprof("a;b 9223372036854775807\n", 24, &o, NULL,
+                                   &out, &len, &busy, err), -1);
+  CHECK(strstr(err, "line 1: value too large") != NULL);
+  o.type_name = "inuse_space";
+  CHECK_I64(ingest_stacks_to_pprof("a;b 9223372036854775807\n", 24, &o, NULL,
+                                   &out, &len, &busy, err), 0);
+  CHECK_I64(pprof_decode(out, len, 0, &p, perr), PPROF_OK);
+  CHECK_I64(pprof_sample_count(p), 1);
+  pprof_free(p);
+  free(out);
+  out = NULL;
+  /* equal stacks whose sum overflows: wrapped as a merge does */
+  CHECK_I64(ingest_stacks_to_pprof("a 9223372036854775807\na 2\n", 26, &o,
+                                   NULL, &out, &len, &busy, err), 0);
+  free(out);
+  out = NULL;
+  o.type_name = "exceptions";
 
   /* a budget too small: busy, nothing returned */
   budget *b = budget_new(4096, 0);
