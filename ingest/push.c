@@ -8,8 +8,11 @@
 ** ingest_push owns.
 **
 ** Memory: the decoded copy is about the body's size (proto) or twice it
-** (JSON: the tree and the decoded base64), taken from the budget for the
-** ingest_push's lifetime.
+** (JSON: the tree and the decoded base64), plus a cost per message or
+** JSON value that the body's bytes do not bound (a 2-byte empty series
+** is a few hundred bytes of structs: 4 MiB of them were 750 MB), counted
+** before decoding and taken from the budget for the ingest_push's
+** lifetime.
 */
 #include <assert.h>
 #include <stdarg.h>
@@ -190,12 +193,81 @@ static int from_json(ingest_push *p, const void *body, size_t len,
   return 0;
 }
 
+/* What decoding costs beyond the body's bytes, per field of a message at
+** each depth (PushRequest, RawProfileSeries, LabelPair / RawSample or an
+** unknown field), measured with glibc malloc: the structs protobuf-c
+** makes, their pointer arrays, the pseries and its four arrays. */
+static const size_t field_cost[3] = {384, 192, 64};
+
+/* A varint at *p (< end) into *v, moving *p; 0, or -1 when truncated. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t x = 0;
+  for (unsigned sh = 0; *p < end && sh < 64; sh += 7) {
+    uint8_t c = *(*p)++;
+    x |= (uint64_t)(c & 0x7f) << sh;
+    if (!(c & 0x80)) {
+      *v = x;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* Adds to *cost what the message of n bytes at p costs decoded at depth
+** d (0: a PushRequest): the wire format walked, nothing allocated.  0, or
+** -1 when it is not protobuf protobuf-c would take. */
+static int wire_cost(const uint8_t *p, size_t n, unsigned d, size_t *cost) {
+  const uint8_t *end = p + n;
+  uint64_t tag, v;
+
+  while (p < end) {
+    if (varint(&p, end, &tag) != 0) return -1;
+    *cost += field_cost[d];
+    switch (tag & 7) {
+    case 0:
+      if (varint(&p, end, &v) != 0) return -1;
+      break;
+    case 1:
+    case 5:
+      if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u)) return -1;
+      p += (tag & 7) == 1 ? 8 : 4;
+      break;
+    case 2:
+      if (varint(&p, end, &v) != 0 || v > (uint64_t)(end - p)) return -1;
+      /* series (1) of a PushRequest; labels (1), samples (2) of a series */
+      if ((d == 0 && tag >> 3 == 1) ||
+          (d == 1 && (tag >> 3 == 1 || tag >> 3 == 2)))
+        if (wire_cost(p, (size_t)v, d + 1, cost) != 0) return -1;
+      p += v;
+      break;
+    default: /* groups: protobuf-c refuses them too */
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The same for a JSON body: each '{', '[', ',' or ':' starts at most one
+** value more (more are counted when they stand in strings, never fewer),
+** each a jansson node and its share of a pseries. */
+static size_t json_cost(const char *s, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    k += s[i] == '{' || s[i] == '[' || s[i] == ',' || s[i] == ':';
+  return (k + 1) * field_cost[0];
+}
+
 int ingest_push_decode(const void *body, size_t len, int json, budget *b,
                        ingest_push **out, int *busy, char err[INGEST_ERRMAX]) {
   ingest_push *p;
-  size_t want = json ? 2 * len : len;
+  size_t want = json ? 2 * len : len, cost = 0;
 
   assert((body != NULL || len == 0) && out != NULL);
+  if (json)
+    cost = json_cost(body, len);
+  else if (wire_cost(body, len, 0, &cost) != 0)
+    return ingest_fail(err, "not a PushRequest message (protobuf)");
+  want += cost;
   if ((p = calloc(1, sizeof *p)) == NULL) return ingest_fail(err, "out of memory");
   p->b = b;
   if (budget_reserve(b, want) != 0) {

@@ -185,9 +185,49 @@ static void test_stacks(void) {
   budget_free(b);
 }
 
+/* A push's memory is counted before it is decoded: 1 MiB of empty series
+** (2 bytes each on the wire, hundreds decoded) does not fit a 16 MiB
+** budget; one small series does, proto or JSON, and all is given back. */
+static void test_push_budget(void) {
+  static const char one[] = "\x0a\x10\x0a\x0e\x0a\x0c" "service_name";
+  static const char js[] = "{\"series\":[{\"labels\":[{\"name\":\"a\","
+                           "\"value\":\"b\"}]}]}";
+  size_t n = (size_t)1 << 20;
+  char *empty = malloc(n), err[INGEST_ERRMAX] = "";
+  budget *b = budget_new((size_t)16 << 20, 0);
+  ingest_push *p = NULL;
+  budget_stats st;
+  int busy = 0;
+
+  for (size_t i = 0; i < n; i += 2) {
+    empty[i] = 0x0a;
+    empty[i + 1] = 0;
+  }
+  CHECK_I64(ingest_push_decode(empty, n, 0, b, &p, &busy, err), -1);
+  CHECK_I64(busy, 1);
+  CHECK(p == NULL);
+  busy = 0;
+  CHECK_I64(ingest_push_decode(one, sizeof one - 1, 0, b, &p, &busy, err), 0);
+  CHECK_I64(ingest_push_series(p), 1);
+  ingest_push_free(p);
+  p = NULL;
+  CHECK_I64(ingest_push_decode(js, sizeof js - 1, 1, b, &p, &busy, err), 0);
+  CHECK_I64(ingest_push_series(p), 1);
+  ingest_push_free(p);
+  /* truncated protobuf: refused before anything is decoded */
+  CHECK_I64(ingest_push_decode("\x0a\x05\x0a", 3, 0, b, &p, &busy, err), -1);
+  CHECK(strstr(err, "not a PushRequest") != NULL);
+  budget_get_stats(b, &st);
+  CHECK_I64(st.used, 0);
+  CHECK_I64(busy, 0);
+  budget_free(b);
+  free(empty);
+}
+
 int main(void) {
   test_types();
   test_names();
   test_stacks();
+  test_push_budget();
   return check_done("test_ingest");
 }
