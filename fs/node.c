@@ -197,13 +197,15 @@ out:
 }
 
 void fs_merge_key(const fs_path *p, char key[FS_MKEY_MAX]) {
-  char base[80] = "";
+  char base[FS_PATH_MAX + 2] = "";
 
   /* A relative range names a different query every second: the text is
   ** the identity, the TTL bounds its age.  An absolute one is its values.
-  ** The name carries the view's suffix. */
+  ** The name carries the view's suffix.  The base's name is whole (it is
+  ** part of a path, so it fits): cut, two bases that share a prefix were
+  ** one cache entry, and the second diff read the first's bytes. */
   if (p->diff && p->relative)
-    snprintf(base, sizeof base, "%.40s/", p->base_name);
+    snprintf(base, sizeof base, "%s/", p->base_name);
   else if (p->diff)
     snprintf(base, sizeof base, "@%" PRId64 "..%" PRId64 "/", p->base_from,
              p->base_to);

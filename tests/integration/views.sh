@@ -226,6 +226,15 @@ cat "$M/merge/vw/cpu/1795556966..1795556972" >"$T/ma.pb.gz"
 check "mount merge (pprof) unchanged by views: $(cmp "$T/ma.pb.gz" "$T/a.pb.gz" 2>&1)" cmp -s "$T/ma.pb.gz" "$T/a.pb.gz"
 assert_contains "go tool pprof reads the mount's diff" \
     "$(pprof -top "$M/diff/vw/cpu/region=eu/1795556966..1795556972/1795556973..1795556982")" "flat%"
+# two base ranges whose names share their first 40 bytes are two diffs
+# (the cache key once cut the base's name there)
+BA="$M/diff/vw/cpu/2026-11-24T21:49:26Z..2026-11-24T21:49:30Z/now-60d..now.folded"
+BB="$M/diff/vw/cpu/2026-11-24T21:49:26Z..2026-11-24T21:49:39Z/now-60d..now.folded"
+cat "$BA" >"$T/ba.folded" && cat "$BB" >"$T/bb.folded"
+check "diff against a long-named base" test -s "$T/ba.folded"
+if cmp -s "$T/ba.folded" "$T/bb.folded"; then
+    fail "diffs against two long-named bases are the same bytes"
+else ok; fi
 # listings: a range with profiles shows its views; diff is reserved
 retime "$FIXTURES/cpu_000.pb.gz" "$T/now.pb.gz" "$(date +%s)"
 ingest "$T/now.pb.gz" vw cpu >/dev/null
