@@ -177,7 +177,12 @@ static void frame(const svg *s, uint32_t n, const char *name, int64_t v,
     if (len <= fit) {
       vbuf_xml(b, name);
     } else {
-      char *cut = strndup(name, fit - 2);
+      /* cut before a character, not inside one: a broken UTF-8
+      ** sequence makes the whole svg unreadable to an XML parser */
+      size_t k = fit - 2;
+      while (k > 0 && ((unsigned char)name[k] & 0xc0) == 0x80)
+        k--;
+      char *cut = strndup(name, k);
       if (cut == NULL) {
         b->oom = 1;
         return;

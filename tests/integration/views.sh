@@ -294,6 +294,14 @@ for v in svg folded top json; do
 done
 curl -s "$API/merge?service=deep&type=cpu&from=0&to=now&format=svg" >"$T/deep.svg"
 check "the deep svg parses" python3 -c "import xml.etree.ElementTree as E; E.parse('$T/deep.svg')"
+# long non-ASCII names, cut to fit their frame: never inside a character
+# (0, 1 and 2 ASCII bytes before the euro signs put the cut at each offset)
+E=$(python3 -c "print('€' * 400)")
+printf 'main;%s;a%s;aa%s 10\n' "$E" "$E" "$E" >"$T/uni.folded"
+curl -s -o /dev/null --data-binary @"$T/uni.folded" "$URL/ingest?name=uni.cpu&format=folded&from=1700000000"
+curl -s "$API/merge?service=uni&type=cpu&from=0&to=now&format=svg" >"$T/uni.svg"
+check "an svg with cut non-ASCII names parses" \
+    python3 -c "import xml.etree.ElementTree as E; E.parse('$T/uni.svg')"
 check "the server survived" curl -sf -o /dev/null "$URL/api/0/version"
 curl -s "$API?service=vw&type=cpu&from=0&to=now" >"$T/after.json"
 check "the store is unchanged by the refusals" cmp -s "$T/before.json" "$T/after.json"
