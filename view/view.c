@@ -59,11 +59,36 @@ void vbuf_printf(vbuf *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
+/* The length of the UTF-8 character XML 1.0 allows at s (1 to 4), or 0
+** when s does not start one: names in profiles are any bytes, and a
+** single bad one makes an svg unreadable. */
+static size_t xml_char_len(const unsigned char *s) {
+  unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+  size_t n, i;
+
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) n = 3;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4;
+  else return 0;
+  if (c == 0xe0) lo = 0xa0;      /* overlong */
+  else if (c == 0xed) hi = 0x9f; /* surrogates */
+  else if (c == 0xf0) lo = 0x90; /* overlong */
+  else if (c == 0xf4) hi = 0x8f; /* past U+10FFFF */
+  if (s[1] < lo || s[1] > hi) return 0;
+  for (i = 2; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  if (c == 0xef && s[1] == 0xbf && s[2] >= 0xbe) return 0; /* U+FFFE/F */
+  return n;
+}
+
 void vbuf_xml(vbuf *b, const char *s) {
   const char *run = s;
+  size_t n = 1;
 
-  for (; *s; s++) {
+  for (; *s; s += n) {
     const char *rep = NULL;
+    n = 1;
     switch (*s) {
     case '&': rep = "&amp;"; break;
     case '<': rep = "&lt;"; break;
@@ -72,10 +97,13 @@ void vbuf_xml(vbuf *b, const char *s) {
     default:
       if ((unsigned char)*s < 0x20)
         rep = "?";
+      else if ((n = xml_char_len((const unsigned char *)s)) == 0)
+        rep = "\xef\xbf\xbd"; /* U+FFFD, for the byte */
     }
     if (rep != NULL) {
       vbuf_put(b, run, (size_t)(s - run));
       vbuf_puts(b, rep);
+      n = 1;
       run = s + 1;
     }
   }

@@ -302,6 +302,12 @@ curl -s -o /dev/null --data-binary @"$T/uni.folded" "$URL/ingest?name=uni.cpu&fo
 curl -s "$API/merge?service=uni&type=cpu&from=0&to=now&format=svg" >"$T/uni.svg"
 check "an svg with cut non-ASCII names parses" \
     python3 -c "import xml.etree.ElementTree as E; E.parse('$T/uni.svg')"
+# a name that is not UTF-8 at all (a Latin-1 symbol): shown, replaced
+printf 'main;caf\xe9;x\xff\xc3 10\n' >"$T/latin.folded"
+curl -s -o /dev/null --data-binary @"$T/latin.folded" "$URL/ingest?name=latin.cpu&format=folded&from=1700000000"
+curl -s "$API/merge?service=latin&type=cpu&from=0&to=now&format=svg" >"$T/latin.svg"
+check "an svg of names that are not UTF-8 parses" \
+    python3 -c "import xml.etree.ElementTree as E; E.parse('$T/latin.svg')"
 check "the server survived" curl -sf -o /dev/null "$URL/api/0/version"
 curl -s "$API?service=vw&type=cpu&from=0&to=now" >"$T/after.json"
 check "the store is unchanged by the refusals" cmp -s "$T/before.json" "$T/after.json"
