@@ -231,7 +231,10 @@ static void finish(store_local_writer *w, batch *b) {
   store_rc txn_rc = STORE_OK;
   char txn_err[STORE_ERRMAX] = "";
   if (b->rc != SQLITE_OK) {
-    /* ended by a request: its reason, not that of what SQLite said after */
+    /* ended by a request or by BEGIN: its reason, not that of what SQLite
+    ** said after (never STORE_OK: that would acknowledge what was not
+    ** written) */
+    assert(b->fail_rc != STORE_OK);
     txn_rc = b->fail_rc;
     memcpy(txn_err, b->fail_err, sizeof txn_err);
     if (!sqlite3_get_autocommit(w->c.db)) run(w->rollback);
@@ -356,6 +359,16 @@ static void *writer_main(void *arg) {
     batch b = {.tail = &b.head};
     int64_t t0 = mono_ns();
     b.rc = run(w->begin);
+    if (b.rc != SQLITE_OK) {
+      /* No transaction: the requests are never run, and must fail with a
+      ** reason (fail_rc is STORE_OK until set, which finish() would report
+      ** as success for requests that wrote nothing). */
+      char why[STORE_ERRMAX];
+      b.rc = batch_fail(&b,
+                        store_local_sqlerr(w->l, w->c.db, b.rc, why,
+                                           "cannot begin a transaction"),
+                        why, b.rc);
+    }
     b.busy_ns = mono_ns() - t0;
     pthread_mutex_lock(&w->mu);
     gather(w, &b);
