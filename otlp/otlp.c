@@ -136,6 +136,15 @@ typedef struct span {
   const uint8_t *s, *e;
 } span;
 
+/* s up to its first NUL byte (as text it ends there).  An empty span may
+** be (NULL, NULL), which memchr must not be given. */
+static span span_text(span s) {
+  const uint8_t *z;
+  if (s.s != s.e && (z = memchr(s.s, 0, (size_t)(s.e - s.s))) != NULL)
+    s.e = z;
+  return s;
+}
+
 /* A reader: the rest of a message. */
 typedef struct rd {
   const uint8_t *p, *end;
@@ -677,21 +686,18 @@ static int64_t str_id(const conv *c, int32_t i) {
 ** there); "" for an index outside the table. */
 static span dict_span(const conv *c, int32_t i) {
   span s = { (const uint8_t *)"", (const uint8_t *)"" };
-  const uint8_t *z;
-  if (i > 0 && (size_t)i < c->str.n) {
-    s = c->str.ent[i];
-    if ((z = memchr(s.s, 0, (size_t)(s.e - s.s))) != NULL) s.e = z;
-  }
+  if (i > 0 && (size_t)i < c->str.n) s = span_text(c->str.ent[i]);
   return s;
 }
 
 /* s as a C string in the profile's arena, or NULL. */
 static const char *span_str(conv *c, span s) {
-  const uint8_t *z = memchr(s.s, 0, (size_t)(s.e - s.s));
-  size_t n = (size_t)((z ? z : s.e) - s.s);
-  char *t = arena_alloc(c->p, n + 1);
-  if (t == NULL) return NULL;
-  memcpy(t, s.s, n);
+  size_t n;
+  char *t;
+  s = span_text(s);
+  n = (size_t)(s.e - s.s);
+  if ((t = arena_alloc(c->p, n + 1)) == NULL) return NULL;
+  if (n > 0) memcpy(t, s.s, n);
   t[n] = '\0';
   return t;
 }
@@ -867,12 +873,9 @@ static int labels_build(conv *c, wout *o) {
     case AV_STRINDEX:
       l->str = str_id(c, k->v.strx);
       break;
-    case AV_STRING: {
-      const uint8_t *z = memchr(k->v.s.s, 0, (size_t)(k->v.s.e - k->v.s.s));
-      o->extra[j].s = k->v.s.s;
-      o->extra[j].e = z ? z : k->v.s.e;
+    case AV_STRING:
+      o->extra[j] = span_text(k->v.s);
       break;
-    }
     case AV_BOOL:
       o->extra[j].s = (const uint8_t *)tf[k->v.i != 0];
       o->extra[j].e = o->extra[j].s + strlen(tf[k->v.i != 0]);
