@@ -46,6 +46,7 @@
 #include <microhttpd.h>
 
 #include "internal.h"
+#include "pprof.h"
 
 #define DEFAULT_ADDR "127.0.0.1:10100"
 #define DEFAULT_MAX_INFLATE ((size_t)256 << 20)
@@ -84,6 +85,33 @@ int64_t httpd_now_us(void)
 const char *httpd_req_arg(const httpd_req *r, const char *key)
 {
   return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+unsigned httpd_req_inflate(httpd_req *r, void **plain, size_t *len,
+                           size_t *held, char why[HTTPD_ERRMAX])
+{
+  char err[PPROF_ERRMAX] = "";
+  pprof_rc rc = pprof_decompress(r->body, r->len, r->h->opts.max_inflate,
+                                 r->h->opts.budget, plain, len, held, err);
+
+  switch (rc) {
+  case PPROF_OK:
+    return 0;
+  case PPROF_EBUSY:
+    httpd_seterr(why, "server busy: memory budget exhausted, retry later");
+    return 503;
+  case PPROF_ETOOBIG:
+    httpd_seterr(why, "request too big once inflated (limit %zu bytes)",
+                 r->h->opts.max_inflate);
+    return 413;
+  case PPROF_ENOMEM:
+    httpd_seterr(why, "server out of memory");
+    return 500;
+  default:
+    httpd_seterr(why, "malformed gzip body (%s)",
+                 err[0] ? err : pprof_strerror(rc));
+    return 400;
+  }
 }
 
 unsigned httpd_port(const httpd *h)

@@ -89,6 +89,16 @@ struct httpd_req {
 /* The query argument key of r, url-unescaped ('+' is a space), or NULL. */
 const char *httpd_req_arg(const httpd_req *r, const char *key);
 
+/* Inflates r's gzip body (Content-Encoding: gzip) within the server's
+** --max-inflate, its memory taken from the budget and added to *held
+** (the caller releases it once it freed *plain, also on failure).
+** Returns 0 with *plain (malloc'd, caller frees) and *len, or the HTTP
+** status to answer (503 budget full, 413 over the limit, 500 out of
+** memory, 400 not gzip) with a reason for the client in why; each door
+** answers it in its own error shape. */
+unsigned httpd_req_inflate(httpd_req *r, void **plain, size_t *len,
+                           size_t *held, char why[HTTPD_ERRMAX]);
+
 store *httpd_store(const httpd *h);
 httpd_metrics *httpd_get_metrics(const httpd *h);
 const httpd_options *httpd_get_options(const httpd *h);

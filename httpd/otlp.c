@@ -31,13 +31,19 @@
 #include "ingest.h"
 #include "internal.h"
 #include "otlp.h"
-#include "pprof.h"
 
 #define PROTOBUF "application/x-protobuf"
 
-/* gRPC status codes of the google.rpc.Status answers. */
-enum { GRPC_INVALID_ARGUMENT = 3, GRPC_RESOURCE_EXHAUSTED = 8,
-       GRPC_INTERNAL = 13, GRPC_UNAVAILABLE = 14 };
+/* The gRPC code of a google.rpc.Status answered with HTTP status:
+** INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL. */
+static int grpc_code_of(unsigned status) {
+  switch (status) {
+  case 400: case 415: return 3;
+  case 413: return 8;
+  case 503: return 14;
+  default: return 13;
+  }
+}
 
 /* Attributes that name one process run or thread, not where a profile
 ** comes from: left out of the labels. */
@@ -71,13 +77,12 @@ static int otlp_type(const char *sample, const char *period) {
   return ingest_type_of_name(sample);
 }
 
-/* Replies status with a google.rpc.Status of code and the message; the
-** message goes to the log too. */
-static void reply_status(httpd_reply *out, unsigned status, int code,
-                         const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void reply_status(httpd_reply *out, unsigned status, int code,
-                         const char *fmt, ...) {
+/* Replies status with a google.rpc.Status of its gRPC code and the
+** message; the message goes to the log too. */
+static void reply_status(httpd_reply *out, unsigned status, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
+static void reply_status(httpd_reply *out, unsigned status, const char *fmt,
+                         ...) {
   char msg[HTTPD_ERRMAX + OTLP_ERRMAX];
   void *body;
   size_t len;
@@ -88,7 +93,7 @@ static void reply_status(httpd_reply *out, unsigned status, int code,
   va_end(ap);
   fprintf(stderr, "otlp: %u: %s\n", status, msg);
   httpd_reply_clear(out);
-  if (otlp_status(code, msg, &body, &len) != 0) {
+  if (otlp_status(grpc_code_of(status), msg, &body, &len) != 0) {
     httpd_reply_error(out, 500, "out of memory");
     return;
   }
@@ -106,12 +111,12 @@ void httpd_otlp_begin(httpd_req *r) {
                                                MHD_HTTP_HEADER_CONTENT_ENCODING);
 
   if (ct == NULL || strncasecmp(ct, PROTOBUF, strlen(PROTOBUF)) != 0)
-    reply_status(&r->reply, 415, GRPC_INVALID_ARGUMENT,
-                 "unsupported content type \"%s\": send %s (the otlphttp "
-                 "exporter's encoding: proto)", ct ? ct : "", PROTOBUF);
+    reply_status(&r->reply, 415, "unsupported content type \"%s\": send %s "
+                 "(the otlphttp exporter's encoding: proto)", ct ? ct : "",
+                 PROTOBUF);
   else if (ce != NULL && strcasecmp(ce, "gzip") != 0 &&
            strcasecmp(ce, "identity") != 0)
-    reply_status(&r->reply, 415, GRPC_INVALID_ARGUMENT,
+    reply_status(&r->reply, 415,
                  "unsupported content encoding \"%s\": send gzip or none", ce);
 }
 
@@ -192,69 +197,43 @@ static int store_one(const otlp_profile *p, void *arg, char err[OTLP_ERRMAX]) {
   return -1;
 }
 
-/* Inflates a gzip body into *plain; 0, or -1 after replying. */
-static int inflate_body(httpd_req *r, httpd_reply *out, void **plain,
-                        size_t *len, size_t *held) {
-  const httpd_options *o = httpd_get_options(r->h);
-  char err[PPROF_ERRMAX] = "";
-  pprof_rc rc = pprof_decompress(r->body, r->len, o->max_inflate, o->budget,
-                                 plain, len, held, err);
-
-  switch (rc) {
-  case PPROF_OK: return 0;
-  case PPROF_EBUSY:
-    reply_status(out, 503, GRPC_UNAVAILABLE,
-                 "server busy: memory budget exhausted, retry later");
-    return -1;
-  case PPROF_ETOOBIG:
-    reply_status(out, 413, GRPC_RESOURCE_EXHAUSTED,
-                 "request too big once inflated (limit %zu bytes)",
-                 o->max_inflate);
-    return -1;
-  case PPROF_ENOMEM:
-    reply_status(out, 500, GRPC_INTERNAL, "server out of memory");
-    return -1;
-  default:
-    reply_status(out, 400, GRPC_INVALID_ARGUMENT, "malformed gzip body (%s)",
-                 err[0] ? err : pprof_strerror(rc));
-    return -1;
-  }
-}
-
 /* POST /v1development/profiles, called with the whole body. */
 void httpd_otlp_export(httpd_req *r, httpd_reply *out) {
   const httpd_options *o = httpd_get_options(r->h);
   const char *ce = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                MHD_HTTP_HEADER_CONTENT_ENCODING);
   export ex = { .r = r, .retry = STORE_OK };
-  char err[OTLP_ERRMAX] = "";
+  char err[OTLP_ERRMAX] = "", why[HTTPD_ERRMAX];
+  unsigned status;
   void *plain = NULL, *body;
   size_t len = r->len, held = 0, blen;
   otlp_result res;
   otlp_rc rc;
 
   if (ce != NULL && strcasecmp(ce, "gzip") == 0 &&
-      inflate_body(r, out, &plain, &len, &held) != 0)
+      (status = httpd_req_inflate(r, &plain, &len, &held, why)) != 0) {
+    reply_status(out, status, "%s", why);
     goto out;
+  }
   rc = otlp_read(plain ? plain : r->body, len, o->max_inflate, o->budget,
                  store_one, &ex, &res, err);
   switch (rc) {
   case OTLP_OK: break;
   case OTLP_EDECODE:
-    reply_status(out, 400, GRPC_INVALID_ARGUMENT, "%s", err);
+    reply_status(out, 400, "%s", err);
     goto out;
   case OTLP_ETOOBIG:
-    reply_status(out, 413, GRPC_RESOURCE_EXHAUSTED, "%s", err);
+    reply_status(out, 413, "%s", err);
     goto out;
   case OTLP_EBUSY:
-    reply_status(out, 503, GRPC_UNAVAILABLE, "%s", err);
+    reply_status(out, 503, "%s", err);
     goto out;
   default:
-    reply_status(out, 500, GRPC_INTERNAL, "%s", err);
+    reply_status(out, 500, "%s", err);
     goto out;
   }
   if (ex.retry != STORE_OK) {
-    reply_status(out, 503, GRPC_UNAVAILABLE, "%zu of %zu profiles not stored, "
+    reply_status(out, 503, "%zu of %zu profiles not stored, "
                  "retry later: %s", res.rejected, res.profiles,
                  ex.retry_why[0] ? ex.retry_why : store_strerror(ex.retry));
     goto out;
@@ -263,7 +242,7 @@ void httpd_otlp_export(httpd_req *r, httpd_reply *out) {
     fprintf(stderr, "otlp: %zu of %zu profiles refused; the first: %s\n",
             res.rejected, res.profiles, res.first_error);
   if (otlp_response((int64_t)res.rejected, res.first_error, &body, &blen) != 0) {
-    reply_status(out, 500, GRPC_INTERNAL, "server out of memory");
+    reply_status(out, 500, "server out of memory");
     goto out;
   }
   httpd_reply_clear(out);

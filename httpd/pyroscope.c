@@ -409,32 +409,16 @@ out:
   return ret;
 }
 
-/* Inflates a gzip body (Content-Encoding: gzip, as connect-go sends with
-** compression on) into *plain, taken from the budget (*held); 0, or -1
-** after replying. */
-static int gunzip_body(httpd_req *r, void **plain, size_t *len, size_t *held,
-                       httpd_reply *out) {
-  const httpd_options *o = httpd_get_options(r->h);
-  char err[PPROF_ERRMAX] = "";
-  pprof_rc rc = pprof_decompress(r->body, r->len, o->max_inflate, o->budget,
-                                 plain, len, held, err);
-  if (rc == PPROF_OK) return 0;
-  httpd_reply_error(out, rc == PPROF_EBUSY    ? 503
-                         : rc == PPROF_ETOOBIG ? 413
-                         : rc == PPROF_ENOMEM  ? 500 : 400,
-                    "gzip body: %s", err[0] ? err : pprof_strerror(rc));
-  return -1;
-}
-
 void httpd_pyroscope_push(httpd_req *r, httpd_reply *out) {
   const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
   const char *enc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_CONTENT_ENCODING);
   int json = media_is(ctype, "application/json");
-  char err[INGEST_ERRMAX] = "";
+  char err[INGEST_ERRMAX] = "", why[HTTPD_ERRMAX];
   ingest_push *p = NULL;
   void *plain = NULL;
+  unsigned status;
   size_t i, stored = 0, len = r->len, held = 0;
   int busy = 0;
 
@@ -451,8 +435,10 @@ void httpd_pyroscope_push(httpd_req *r, httpd_reply *out) {
     return;
   }
   if (enc != NULL && strcasecmp(enc, "gzip") == 0 &&
-      gunzip_body(r, &plain, &len, &held, out) != 0)
+      (status = httpd_req_inflate(r, &plain, &len, &held, why)) != 0) {
+    httpd_reply_error(out, status, "%s", why);
     goto out;
+  }
   if (ingest_push_decode(plain ? plain : r->body, len, json,
                          httpd_get_options(r->h)->budget, &p, &busy,
                          err) != 0) {
