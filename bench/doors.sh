@@ -9,7 +9,9 @@
 # now): POST /api/0/profiles; Pyroscope's /ingest with format=pprof (the
 # type from the peeked sample types); its Connect push (a PushRequest in
 # application/proto carrying the profile); /ingest with the same stacks as
-# folded text (converted into a pprof by the server).  bench/loader sends
+# folded text (converted into a pprof by the server); OTLP profiles, as
+# plain protobuf and gzip-compressed (the Collector's otlphttp exporter
+# compresses by default).  bench/loader sends
 # distinct bodies over 8 connections for SECONDS (default 3) per door; the
 # doors take turns, ROUNDS times (default 3), and each one's figure is the
 # median of its rounds, so that the load of a shared machine falls on all
@@ -64,8 +66,9 @@ SERVER_PID=$PID
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 TICKS=$(getconf CLK_TCK)
 
-DOORS="profefe ingest push folded otlp"
-declare -A US RPS BAD
+DOORS="profefe ingest push folded otlp otlp_gzip"
+declare -A US RPS BAD OK
+FIRST=0
 for ((r = 1; r <= ROUNDS; r++)); do
   for d in $DOORS; do
     case $d in
@@ -74,11 +77,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
       push)    args=(-url "$URL/push.v1.PusherService/Push" -type application/proto -body "$PUSH" -mark "$PUSH_MARK") ;;
       folded)  args=(-url "$URL/ingest?name=door-folded.cpu%7Bregion%3Deu%7D&from=$NOW&sampleRate=100" -body "$FOLDED" -mark-hex 0) ;;
       otlp)    args=(-url "$URL/v1development/profiles" -type application/x-protobuf -body "$OTLP" -mark-hex "$OTLP_MARK") ;;
+      otlp_gzip) args=(-url "$URL/v1development/profiles" -type application/x-protobuf -body "$OTLP" -mark-hex "$OTLP_MARK" -gzip) ;;
     esac
     c0=$(cpu_ticks)
-    out=$("$LOADER" -c "$CONNS" -d "${SECS}s" "${args[@]}") || log "$d: loader reported failures: $out"
+    # -first: each run's bodies differ from every other run's (a repeat
+    # would be an idempotent lookup, not an ingest; the count of stored
+    # profiles checks it below)
+    FIRST=$((FIRST + (1 << 22)))
+    out=$("$LOADER" -c "$CONNS" -d "${SECS}s" -first "$FIRST" "${args[@]}") || log "$d: loader reported failures: $out"
     us=$(awk -v t="$(( $(cpu_ticks) - c0 ))" -v k="$TICKS" -v n="$(kv ok "$out")" 'BEGIN { printf "%.0f", n ? t / k * 1e6 / n : 0 }')
-    US[$d]+="$us "; RPS[$d]+="$(kv rps "$out") "; BAD[$d]=$(( ${BAD[$d]:-0} + $(kv bad "$out") + $(kv errors "$out") ))
+    US[$d]+="$us "; OK[$d]=$(( ${OK[$d]:-0} + $(kv ok "$out") )); RPS[$d]+="$(kv rps "$out") "; BAD[$d]=$(( ${BAD[$d]:-0} + $(kv bad "$out") + $(kv errors "$out") ))
     log "round $r $d: $out; $us us of server CPU per profile"
   done
 done
@@ -89,3 +97,17 @@ for d in $DOORS; do
   echo "doors_${d}_rps=$(median ${RPS[$d]} | awk '{ printf "%.0f", $1 }')"
   echo "doors_${d}_bad=${BAD[$d]}"
 done
+# Every acknowledged ingest stored a profile of its own: no run timed
+# repeats (idempotent lookups) instead of ingests.
+stored() {
+  curl -s "$URL/api/0/profiles?service=$1&type=cpu&from=1970-01-01T00:00:00&to=2100-01-01T00:00:00" |
+    python3 -c 'import json,sys; print(len(json.load(sys.stdin)["body"]))'
+}
+check=ok
+for s in profefe ingest push folded otlp; do
+  want=${OK[$s]:-0}
+  [ "$s" = otlp ] && want=$((want + ${OK[otlp_gzip]:-0}))
+  got=$(stored "door-$s" 2>/dev/null || echo "?")
+  [ "$got" = "$want" ] || check="mismatch: door-$s $want acknowledged, $got stored"
+done
+echo "doors_stored_check=$check"

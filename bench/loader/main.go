@@ -20,7 +20,13 @@
 // inside a request; -mark-hex K: as 8 hex digits at byte K of a text
 // body, such as a frame name of folded stacks).  The server's ingest is
 // idempotent, so re-sending identical bytes would time a lookup that
-// stores nothing instead of an ingest.
+// stores nothing instead of an ingest: runs against the same server give
+// each run its own numbers with -first (the first request's number).
+// -gzip sends each body gzip-compressed (Content-Encoding: gzip, as the
+// OpenTelemetry Collector's otlphttp exporter does by default), marked
+// before it is compressed; the compressed bodies are made before the clock
+// starts (at most -pool of them, reused past it: the count of such
+// repeats is printed) so that compressing takes no CPU from the server.
 //
 // -fetch compares ways of reading the same answer (an http:// URL is a GET,
 // anything else a file read: open, read to EOF, close), -n rounds with the
@@ -34,12 +40,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -122,6 +130,39 @@ func distinctAt(b []byte, i int64, at int, hex bool) []byte {
 	return b
 }
 
+// mark1 makes body b (changed in place) the i-th distinct one: -mark-hex
+// when hexAt >= 0, else the gzip member at gzAt.
+func mark1(b []byte, i int64, hexAt, gzAt int) []byte {
+	if hexAt >= 0 {
+		return distinctAt(b, i, hexAt, true)
+	}
+	return distinctAt(b, i, gzAt, false)
+}
+
+// gzipBodies makes bodies first..first+n-1 of b, each marked and then
+// gzip-compressed (the fastest level, as exporters use), on every CPU.
+func gzipBodies(b []byte, first, n int64, hexAt, gzAt int) [][]byte {
+	out := make([][]byte, n)
+	var wg sync.WaitGroup
+	workers := int64(runtime.NumCPU())
+	for w := int64(0); w < workers; w++ {
+		wg.Add(1)
+		go func(w int64) {
+			defer wg.Done()
+			own := append([]byte(nil), b...)
+			for i := w; i < n; i += workers {
+				var buf bytes.Buffer
+				zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+				zw.Write(mark1(own, first+i, hexAt, gzAt))
+				zw.Close()
+				out[i] = buf.Bytes()
+			}
+		}(w)
+	}
+	wg.Wait()
+	return out
+}
+
 func fetch(targets []string, rounds int, bump string, body []byte, out string) error {
 	client := &http.Client{Timeout: 600 * time.Second}
 	times := make([][]time.Duration, len(targets))
@@ -183,6 +224,9 @@ func main() {
 	ctype := flag.String("type", "application/octet-stream", "Content-Type of the POSTs")
 	mark := flag.Int("mark", 0, "with -body: byte offset of the gzip member whose MTIME makes each body distinct")
 	markHex := flag.Int("mark-hex", -1, "with -body: byte offset of 8 characters replaced by a hex counter instead (text bodies)")
+	first := flag.Int64("first", 0, "with -body: the number of the first request (runs against one server: distinct bodies)")
+	gz := flag.Bool("gzip", false, "with -body: send the bodies gzip-compressed (Content-Encoding: gzip)")
+	pool := flag.Int("pool", 65536, "with -gzip: compressed bodies made in advance")
 	flag.Parse()
 	if *fetchList != "" {
 		var b []byte
@@ -220,10 +264,23 @@ func main() {
 		}
 	}
 
+	var packed [][]byte
+	if *gz {
+		if *body == "" {
+			fmt.Fprintln(os.Stderr, "bench-loader: -gzip needs -body")
+			os.Exit(2)
+		}
+		k := int64(*pool)
+		if total < k {
+			k = total
+		}
+		packed = gzipBodies(bodies[0], *first, k, *markHex, *mark)
+	}
+
 	tr := &http.Transport{MaxIdleConns: *conns, MaxIdleConnsPerHost: *conns,
 		MaxConnsPerHost: *conns, DisableCompression: true}
 	client := &http.Client{Transport: tr, Timeout: 120 * time.Second}
-	var next int64 = -1
+	var next, repeats int64 = -1, 0
 	var stop int32
 	results := make([]result, *conns)
 	var wg sync.WaitGroup
@@ -245,13 +302,25 @@ func main() {
 					return
 				}
 				b := bodies[i%int64(len(bodies))]
-				if own != nil && *markHex >= 0 {
-					b = distinctAt(own, i, *markHex, true)
+				if packed != nil {
+					b = packed[i%int64(len(packed))]
+					if i >= int64(len(packed)) {
+						atomic.AddInt64(&repeats, 1)
+					}
 				} else if own != nil {
-					b = distinctAt(own, i, *mark, false)
+					b = mark1(own, *first+i, *markHex, *mark)
+				}
+				req, err := http.NewRequest("POST", *url, bytes.NewReader(b))
+				if err != nil {
+					r.errors++
+					continue
+				}
+				req.Header.Set("Content-Type", *ctype)
+				if packed != nil {
+					req.Header.Set("Content-Encoding", "gzip")
 				}
 				t0 := time.Now()
-				resp, err := client.Post(*url, *ctype, bytes.NewReader(b))
+				resp, err := client.Do(req)
 				if err != nil {
 					r.errors++
 					continue
@@ -278,9 +347,13 @@ func main() {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	sent := ok + bad + errs
-	fmt.Printf("sent=%d ok=%d bad=%d errors=%d elapsed=%.3f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+	fmt.Printf("sent=%d ok=%d bad=%d errors=%d elapsed=%.3f rps=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f",
 		sent, ok, bad, errs, elapsed.Seconds(), float64(sent)/elapsed.Seconds(),
 		percentile(all, 50), percentile(all, 90), percentile(all, 99), percentile(all, 100))
+	if packed != nil {
+		fmt.Printf(" repeats=%d", repeats)
+	}
+	fmt.Println()
 	if errs > 0 || bad > 0 {
 		os.Exit(1)
 	}
