@@ -35,6 +35,7 @@
 #include "otlp.h"
 #include "otlp.pb-c.h"
 #include "pbwire.h"
+#include "pprof.h"
 
 /* ---- arenas: bump allocation, bounded and budgeted -------------------------
 **
@@ -1195,6 +1196,7 @@ static int one_profile(conv *c, span rp, span pm, otlp_each each, void *arg) {
   profile p;
   attrs at;
   otlp_profile o;
+  char types[PPROF_TYPES_MAX];
   void *raw;
   size_t rawlen;
   int rc = -1, ar;
@@ -1229,6 +1231,8 @@ static int one_profile(conv *c, span rp, span pm, otlp_each each, void *arg) {
   o.time_nanos = (int64_t)p.time;
   o.pprof = raw;
   o.len = rawlen;
+  pprof_types_of(o.sample_type, o.sample_unit, types);
+  o.types = types;
   c->err[0] = '\0';
   rc = each(&o, arg, c->err) != 0 ? 1 : 0;
   if (rc == 1 && c->err[0] == '\0') bad(c, "refused");

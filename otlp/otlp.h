@@ -23,6 +23,11 @@
 **   their unit, other scalars as strings, arrays and maps dropped);
 **   time_unix_nano, duration_nano, period_type and period as in pprof.
 **
+** Every pprof handed over is valid by construction: pprof_check_types
+** takes it, and finds the time_nanos and the types reported with it (the
+** unit tests and the fuzz target check this of everything they convert),
+** so that a store may file it without decoding it again.
+**
 ** Memory: the decoded request is held in chunks taken from the budget
 ** given and never more than max_mem bytes, so a request that would expand
 ** past it fails with OTLP_ETOOBIG before it is held; one profile at a time
@@ -68,6 +73,8 @@ typedef struct otlp_profile {
                            ** so; gzip cost the door more CPU than the
                            ** bytes it saved) */
   size_t len;
+  const char *types;       /* its sample types as pprof_check_types writes
+                           ** them (the store need not decode it again) */
 } otlp_profile;
 
 /* Called for each profile that converts: returns 0 when it was taken, or

@@ -100,6 +100,11 @@ pprof_rc pprof_check_in(const void *buf, size_t len, size_t max_inflate,
 ** with "..." past PPROF_TYPES_MAX - 1 bytes). */
 #define PPROF_TYPES_MAX 256
 
+/* The text pprof_check_types writes for a profile of the one sample type
+** type/unit (those a converter builds). */
+void pprof_types_of(const char *type, const char *unit,
+                    char out[PPROF_TYPES_MAX]);
+
 /* pprof_check_in that also writes the profile's sample types into types
 ** (may be NULL), so that a caller can check them against a declared kind
 ** without decoding the profile twice. */

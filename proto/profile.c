@@ -115,22 +115,37 @@ out:
 }
 
 /* Writes v's sample types as "type/unit,..." into out (PPROF_TYPES_MAX). */
+/* Appends "type/unit" to out at *o, after a comma unless first: 0, or -1
+** when it did not fit (out then ends in "..."). */
+static int append_type(char out[PPROF_TYPES_MAX], size_t *o, const char *t,
+                       size_t tlen, const char *u, size_t ulen) {
+  int n = snprintf(out + *o, PPROF_TYPES_MAX - *o, "%s%.*s/%.*s",
+                   *o ? "," : "", (int)tlen, t, (int)ulen, u);
+  if (n < 0 || (size_t)n >= PPROF_TYPES_MAX - *o) {
+    strcpy(out + PPROF_TYPES_MAX - 4, "...");
+    return -1;
+  }
+  *o += (size_t)n;
+  return 0;
+}
+
 static void format_types(const pprof_view *v, char out[PPROF_TYPES_MAX]) {
-  size_t o = 0, i;
-  int n;
+  size_t o = 0;
 
   out[0] = '\0';
-  for (i = 0; i < v->nstype; i++) {
+  for (size_t i = 0; i < v->nstype; i++) {
     const pprof_vstr *t = &v->str[v->stype[i].type];
     const pprof_vstr *u = &v->str[v->stype[i].unit];
-    n = snprintf(out + o, PPROF_TYPES_MAX - o, "%s%.*s/%.*s", i ? "," : "",
-                 (int)t->len, t->p, (int)u->len, u->p);
-    if (n < 0 || (size_t)n >= PPROF_TYPES_MAX - o) {
-      strcpy(out + PPROF_TYPES_MAX - 4, "...");
-      return;
-    }
-    o += (size_t)n;
+    if (append_type(out, &o, t->p, t->len, u->p, u->len) != 0) return;
   }
+}
+
+void pprof_types_of(const char *type, const char *unit,
+                    char out[PPROF_TYPES_MAX]) {
+  size_t o = 0;
+  assert(type != NULL && unit != NULL);
+  out[0] = '\0';
+  append_type(out, &o, type, strlen(type), unit, strlen(unit));
 }
 
 pprof_rc pprof_check_types(const void *buf, size_t len, size_t max_inflate,

@@ -294,12 +294,15 @@ static store_rc check_kind(meta_type type, const char *types, char *err) {
   return STORE_OK;
 }
 
-/* store_ingest and store_ingest_picked: the type is given (pick NULL) or
-** picked from the sample types once the profile is decoded. */
+/* store_ingest, store_ingest_picked and store_ingest_built: the type is
+** given (pick NULL) or picked from the sample types once the profile is
+** decoded; a profile built by profefs comes with its types (built, not
+** NULL) and is not decoded. */
 static store_rc ingest(store *st, const char *service, meta_type type,
                        store_pick_fn pick, void *arg, const char *labels,
-                       int64_t created_at_hint, const void *data, size_t len,
-                       store_meta *out, char *err) {
+                       const char *built, int64_t created_at_hint,
+                       const void *data, size_t len, store_meta *out,
+                       char *err) {
   char types[PPROF_TYPES_MAX] = "", *picked = NULL;
   store_rc rc;
   if ((rc = check_writable(st, err)) != STORE_OK ||
@@ -310,10 +313,14 @@ static store_rc ingest(store *st, const char *service, meta_type type,
   if (len == 0)
     return store_seterr(err, STORE_BADPROFILE, "malformed profile (empty)");
   if (st->ops->ingest == NULL) return unsupported(st, "ingest", err);
-  if (type != META_TRACE || pick != NULL) {
+  if (built != NULL) {
+    snprintf(types, sizeof types, "%s", built);
+  } else if (type != META_TRACE || pick != NULL) {
     if ((rc = inspect_profile(st, data, len, types, &created_at_hint, err)) !=
         STORE_OK)
       return rc;
+  }
+  if (type != META_TRACE || pick != NULL) {
     if (pick != NULL) {
       if (pick(types, arg, &type, &picked) != 0)
         return store_seterr(err, STORE_NOMEM, "out of memory");
@@ -335,8 +342,19 @@ store_rc store_ingest(store *st, const char *service, meta_type type,
                       const void *data, size_t len, store_meta *out,
                       char err[STORE_ERRMAX]) {
   assert(st != NULL && (data != NULL || len == 0));
-  return ingest(st, service, type, NULL, NULL, labels, created_at_hint, data,
-                len, out, err);
+  return ingest(st, service, type, NULL, NULL, labels, NULL, created_at_hint,
+                data, len, out, err);
+}
+
+store_rc store_ingest_built(store *st, const char *service, meta_type type,
+                            const char *labels, const char *types,
+                            int64_t time_nanos, const void *data, size_t len,
+                            store_meta *out, char err[STORE_ERRMAX]) {
+  assert(st != NULL && types != NULL && type != META_TRACE &&
+         (data != NULL || len == 0));
+  return ingest(st, service, type, NULL, NULL, labels, types,
+                time_nanos > 0 ? time_nanos / 1000000000 : 0, data, len, out,
+                err);
 }
 
 store_rc store_ingest_picked(store *st, const char *service,
@@ -345,8 +363,8 @@ store_rc store_ingest_picked(store *st, const char *service,
                              const void *data, size_t len, store_meta *out,
                              char err[STORE_ERRMAX]) {
   assert(st != NULL && pick != NULL && (data != NULL || len == 0));
-  return ingest(st, service, META_OTHER, pick, arg, labels, created_at_hint,
-                data, len, out, err);
+  return ingest(st, service, META_OTHER, pick, arg, labels, NULL,
+                created_at_hint, data, len, out, err);
 }
 
 int store_may_begin(meta_type type, const void *data, size_t len) {

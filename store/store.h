@@ -170,6 +170,18 @@ store_rc store_ingest(store *st, const char *service, meta_type type,
                       const void *data, size_t len, store_meta *out,
                       char err[STORE_ERRMAX]);
 
+/* store_ingest of a pprof that profefs built itself from another format
+** (the OTLP door's conversions), valid by construction: it is not decoded
+** again.  types are its sample types as pprof_check_types writes them,
+** time_nanos its time_nanos (the time it is filed at when > 0, else now).
+** The caller answers for both and for its validity, which its own tests
+** check (pprof_check_types takes what it builds); the type is checked
+** against types as store_ingest checks it.  Fails as store_ingest does. */
+store_rc store_ingest_built(store *st, const char *service, meta_type type,
+                            const char *labels, const char *types,
+                            int64_t time_nanos, const void *data, size_t len,
+                            store_meta *out, char err[STORE_ERRMAX]);
+
 /* For store_ingest_picked: given the profile's sample types
 ** ("type/unit,type/unit", as pprof_check_types writes them), sets *type
 ** (not META_TRACE) and may set *labels to the canonical label set to store

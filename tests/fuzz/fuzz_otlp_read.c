@@ -4,9 +4,10 @@
 ** Input: any bytes, as an OTLP exporter would POST them.  Beyond "no
 ** crash, no sanitizer report" it checks the converter's promises: every
 ** profile it hands over is a valid pprof (pprof_decode takes it, with at
-** least one sample) whose time is the one reported; the counts add up; a
-** failed call says why; the memory bound holds (a small max_mem makes
-** OTLP_ETOOBIG, never an allocation past it).
+** least one sample, and so does pprof_check_types, which the store skips
+** for it) whose time and sample types are the ones reported; the counts
+** add up; a failed call says why; the memory bound holds (a small max_mem
+** makes OTLP_ETOOBIG, never an allocation past it).
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,12 +22,18 @@
 static int each(const otlp_profile *p, void *arg, char err[OTLP_ERRMAX]) {
   size_t *taken = arg;
   pprof_profile *pp = NULL;
-  char perr[PPROF_ERRMAX];
+  char perr[PPROF_ERRMAX], types[PPROF_TYPES_MAX];
+  int64_t nanos = -1;
 
   FUZZ_CHECK(p->pprof != NULL && p->len > 0);
   FUZZ_CHECK(pprof_decode(p->pprof, p->len, 0, &pp, perr) == PPROF_OK);
   FUZZ_CHECK(pprof_sample_count(pp) > 0);
   FUZZ_CHECK(pprof_time_nanos(pp) == p->time_nanos);
+  /* what the store's store_ingest_built takes on trust */
+  FUZZ_CHECK(pprof_check_types(p->pprof, p->len, 0, NULL, &nanos, types,
+                               perr) == PPROF_OK);
+  FUZZ_CHECK(nanos == p->time_nanos && p->types != NULL &&
+             strcmp(types, p->types) == 0);
   FUZZ_CHECK(p->sample_type != NULL && p->sample_unit != NULL &&
              p->period_type != NULL);
   for (size_t i = 0; i < p->nattrs; i++)

@@ -160,6 +160,18 @@ typedef struct got {
   char frame[64];
 } got;
 
+/* otlp.h's promise, on which the store's store_ingest_built relies: what
+** otlp_read hands over is a valid pprof whose time and sample types are
+** those reported with it. */
+static void check_built(const otlp_profile *p) {
+  char types[PPROF_TYPES_MAX] = "", perr[PPROF_ERRMAX] = "";
+  int64_t nanos = -1;
+  CHECK(pprof_check_types(p->pprof, p->len, 0, NULL, &nanos, types, perr) ==
+        PPROF_OK);
+  CHECK(nanos == p->time_nanos);
+  CHECK(p->types != NULL && strcmp(types, p->types) == 0);
+}
+
 static int each(const otlp_profile *p, void *arg, char err[OTLP_ERRMAX]) {
   got *g = arg;
   pprof_stacks *s = NULL;
@@ -172,6 +184,7 @@ static int each(const otlp_profile *p, void *arg, char err[OTLP_ERRMAX]) {
   snprintf(g->service, sizeof g->service, "%s", p->service ? p->service : "");
   snprintf(g->type, sizeof g->type, "%s/%s", p->sample_type, p->sample_unit);
   g->time = p->time_nanos;
+  check_built(p);
   if (!CHECK(pprof_stacks_decode(p->pprof, p->len, 0, &s, perr) == PPROF_OK))
     return 0;
   if (CHECK(pprof_stacks_nsamples(s) == 1)) {
