@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "dirlock.h"
 #include "s3_cache.h"
@@ -268,15 +268,7 @@ static uint64_t get_u64(const unsigned char *p) {
 }
 
 static uint32_t crc_of(const void *data, size_t len) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const unsigned char *p = data;
-  while (len > 0) { /* crc32 takes a uInt length */
-    uInt k = len > (1u << 30) ? 1u << 30 : (uInt)len;
-    crc = crc32(crc, p, k);
-    p += k;
-    len -= k;
-  }
-  return (uint32_t)crc;
+  return libdeflate_crc32(0, data, len);
 }
 
 /* Reads and checks the file of scope + key: the object (malloc'd) or NULL

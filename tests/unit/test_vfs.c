@@ -3,7 +3,9 @@
 ** gathers WAL writes: a write-out that fails in a call whose result SQLite
 ** may ignore (a file-control hint) must still fail the next xSync, once
 ** (issue 13).  Writes are made to fail by RLIMIT_FSIZE, in a child process
-** so that the limit stays there.
+** so that the limit stays there.  Also store_local_digest (profiles.c),
+** the idempotency digest stores hold in profiles.digest: it must keep
+** the values earlier versions wrote with zlib's crc32 and adler32.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "local.h"
 #include "check.h"
@@ -58,11 +61,29 @@ static void child(const char *dir) {
   exit(check_done("test_vfs (child)"));
 }
 
+/* The digest as the versions before libdeflate computed it. */
+static int64_t zlib_digest(const unsigned char *p, size_t n) {
+  uLong crc = crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
+  uLong adler = adler32(adler32(0L, Z_NULL, 0), p, (uInt)n);
+  return (int64_t)(((uint64_t)crc << 32) | (uint64_t)(adler & 0xffffffffu));
+}
+
+static void digest_kept(void) {
+  static unsigned char b[100000];
+  size_t sizes[] = {0, 1, 7, 64, 4095, 7843, sizeof b};
+  for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(rand() >> 7);
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+    CHECK_I64(store_local_digest(b, sizes[i]), zlib_digest(b, sizes[i]));
+  memset(b, 0xff, sizeof b);  /* adler32's sums at their largest */
+  CHECK_I64(store_local_digest(b, sizeof b), zlib_digest(b, sizeof b));
+}
+
 int main(void) {
   char dir[] = "/tmp/profefs-vfs.XXXXXX", cmd[128];
   int status = 0;
   pid_t pid;
 
+  digest_kept();
   CHECK(mkdtemp(dir) != NULL);
   if ((pid = fork()) == 0) child(dir);
   waitpid(pid, &status, 0);
