@@ -275,18 +275,6 @@ static int vals_next(vals *it, uint64_t *v) {
   }
 }
 
-/* The count of the values of field num in m, or -1 when malformed. */
-static ptrdiff_t vals_count(span m, uint32_t num, int fixed) {
-  vals it;
-  uint64_t v;
-  ptrdiff_t n = 0;
-  int rc;
-
-  vals_init(&it, m, num, fixed);
-  while ((rc = vals_next(&it, &v)) == 1) n++;
-  return rc == 0 ? n : -1;
-}
-
 /* The number of varints of packed run m, or -1 when one is malformed. */
 static ptrdiff_t varint_count(span m) {
   rd r = rd_of(m);
@@ -1281,9 +1269,9 @@ static int dict_scan(conv *c, span req, int record) {
 /* Decodes every entry of the dictionary's tables into c (in its arena a):
 ** 0, -1 when one is malformed, -2 when the arena failed. */
 static int dict_decode(conv *c) {
-  size_t nl = 0, ns = 0, i, k;
-  ptrdiff_t n;
+  size_t nl = 0, ns = 0, cap = 0, i, k;
   span m;
+  int rc;
   rd r;
 
 #define ARRAY(x, count)                                                 \
@@ -1308,25 +1296,24 @@ static int dict_decode(conv *c) {
     c->locs[i].line0 = nl;
     nl += c->locs[i].nlines;
   }
+  /* The stacks in one pass: no stack holds more indices than bytes. */
+  for (i = 0; i < c->stk.n; i++)
+    cap += (size_t)(c->stk.ent[i].e - c->stk.ent[i].s);
+  ARRAY(stkidx, cap);
   for (i = 0; i < c->stk.n; i++) {
-    if ((n = vals_count(c->stk.ent[i], 1, 0)) < 0) return -1;
+    vals it;
+    uint64_t v;
     c->stk0[i] = ns;
-    c->stkn[i] = (size_t)n;
-    ns += (size_t)n;
+    vals_init(&it, c->stk.ent[i], 1, 0);
+    while ((rc = vals_next(&it, &v)) == 1) c->stkidx[ns++] = (int32_t)v;
+    if (rc < 0) return -1;
+    c->stkn[i] = ns - c->stk0[i];
   }
   ARRAY(lines, nl);
-  ARRAY(stkidx, ns);
 #undef ARRAY
   for (i = 0, k = 0; i < c->loc.n; i++)
     for (r = rd_of(c->locs[i].m); next_msg(&r, 3, &m) == 1;)
       if (parse_line(m, &c->lines[k++]) != 0) return -1;
-  /* a second read of what decoded above: it cannot fail */
-  for (i = 0, k = 0; i < c->stk.n; i++) {
-    vals it;
-    uint64_t v;
-    vals_init(&it, c->stk.ent[i], 1, 0);
-    while (vals_next(&it, &v) == 1) c->stkidx[k++] = (int32_t)v;
-  }
   return 0;
 }
 
