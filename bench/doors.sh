@@ -11,14 +11,15 @@
 # application/proto carrying the profile); /ingest with the same stacks as
 # folded text (converted into a pprof by the server); OTLP profiles, as
 # plain protobuf and gzip-compressed (the Collector's otlphttp exporter
-# compresses by default).  bench/loader sends
-# distinct bodies over 8 connections for SECONDS (default 3) per door; the
-# doors take turns, ROUNDS times (default 3), and each one's figure is the
+# compresses by default).  bench/loader sends distinct bodies over 8
+# connections for SECONDS (default 3) per door; the doors take turns,
+# each round starting one door further on, ROUNDS times (default 3; 6
+# puts every door once at every turn), and each one's figure is the
 # median of its rounds, so that the load of a shared machine falls on all
 # of them alike.  CPU per profile = the server's CPU time (utime + stime
 # from /proc) over the acknowledged ingests.  Prints key=value lines on
-# stdout (doors_<door>_us, doors_<door>_rps, doors_<door>_bad), logs on
-# stderr.
+# stdout (doors_<door>_us, doors_<door>_rps, doors_<door>_bad,
+# doors_stored_check), logs on stderr.
 set -euo pipefail
 BIN=$1 LOADER=$2 W=$3 ROUNDS=${4:-3} SECS=${5:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,10 +82,16 @@ settle() {
 TICKS=$(getconf CLK_TCK)
 
 DOORS="profefe ingest push folded otlp otlp_gzip"
+read -ra ORDER <<<"$DOORS"
 declare -A US RPS BAD OK
 FIRST=0
+# Each round starts one door further on: the store grows through a
+# round and a door's cost with it (116 us at the first turn, 130-150 at
+# the last here), so a fixed order charged the last door with the
+# growth; rotated, every door's median is taken at the middle turns.
 for ((r = 1; r <= ROUNDS; r++)); do
-  for d in $DOORS; do
+  for ((j = 0; j < ${#ORDER[@]}; j++)); do
+    d=${ORDER[$(( (j + r - 1) % ${#ORDER[@]} ))]}
     case $d in
       profefe) args=(-url "$URL/api/0/profiles?service=door-profefe&type=cpu&labels=region=eu" -body "$BODY") ;;
       ingest)  args=(-url "$URL/ingest?name=door-ingest%7Bregion%3Deu%7D&format=pprof&spyName=gospy" -body "$BODY") ;;
