@@ -9,9 +9,9 @@
 ** the enum; service names are valid and not the reserved "merge" outside
 ** /merge; merge nodes are never of type trace; labels are "" or
 ** canonical; a stored file name has a valid id and is exactly what
-** fs_name_format writes for that id and stamp; a merge range has
-** from <= to and is what fs_range_parse says.  A refusal is a negative
-** errno.
+** fs_name_format writes for that id and stamp; a merge range (less a
+** view's suffix: .svg, .folded, .top) has from <= to and is what
+** fs_range_parse says.  A refusal is a negative errno.
 */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +21,7 @@
 
 #include "fuzz.h"
 #include "path.h"
+#include "view.h"
 
 #define NOW 1700000000LL
 
@@ -75,9 +76,22 @@ static void check_parsed(const fs_path *p) {
     int64_t from, to;
     int rel;
 
-    FUZZ_CHECK(p->name != NULL);
+    char range[FS_PATH_MAX];
+    size_t n;
+
+    FUZZ_CHECK(p->name != NULL && strlen(p->name) < sizeof range);
     FUZZ_CHECK(p->from <= p->to);
-    FUZZ_CHECK(fs_range_parse(p->name, NOW, &from, &to, &rel) == 0);
+    /* "<from>..<to>", then the view's suffix (".svg", ...) when it has one */
+    n = strlen(p->name);
+    if (p->view != VIEW_PPROF) {
+      const char *ext = view_format_ext((view_format)p->view);
+      FUZZ_CHECK(n > strlen(ext) &&
+                 strcmp(p->name + n - strlen(ext), ext) == 0);
+      n -= strlen(ext);
+    }
+    memcpy(range, p->name, n);
+    range[n] = '\0';
+    FUZZ_CHECK(fs_range_parse(range, NOW, &from, &to, &rel) == 0);
     FUZZ_CHECK(from == p->from && to == p->to && !!rel == !!p->relative);
   }
 }
