@@ -48,6 +48,10 @@ void budget_free(budget *b) {
   free(b);
 }
 
+int budget_fits(const budget *b, size_t n) {
+  return b == NULL || n <= b->limit;   /* limit never changes */
+}
+
 int budget_reserve(budget *b, size_t n) {
   struct timespec deadline;
   int rc = 0, timed_out = 0;

@@ -35,6 +35,11 @@ void budget_free(budget *b);
 ** did not become available (nothing taken). */
 int budget_reserve(budget *b, size_t n);
 
+/* 1 when n bytes are within b's limit (a NULL b takes anything), so that
+** budget_reserve(b, n) may succeed once others give bytes back; 0 when it
+** never will, and the caller answers "too big" rather than "busy". */
+int budget_fits(const budget *b, size_t n);
+
 /* Gives back n bytes taken by budget_reserve; accepts NULL and 0. */
 void budget_release(budget *b, size_t n);
 

@@ -440,9 +440,11 @@ void httpd_pyroscope_push(httpd_req *r, httpd_reply *out) {
     goto out;
   }
   if (ingest_push_decode(plain ? plain : r->body, len, json,
-                         httpd_get_options(r->h)->budget, &p, &busy,
-                         err) != 0) {
-    httpd_reply_error(out, busy ? 503 : 400, "%s", err);
+                         httpd_get_options(r->h)->budget, r->held + held, &p,
+                         &busy, err) != 0) {
+    httpd_reply_error(out, busy == INGEST_PUSH_TOOBIG ? 413
+                           : busy == INGEST_PUSH_BUSY ? 503 : 400,
+                      "%s", err);
     goto out;
   }
   for (i = 0; i < ingest_push_series(p); i++)

@@ -154,13 +154,23 @@ int ingest_multipart_field(const char *body, size_t len, const char *ctype,
 
 typedef struct ingest_push ingest_push;
 
+/* What ingest_push_decode says of the memory budget in *busy. */
+enum {
+  INGEST_PUSH_BUSY = 1,    /* no room now: retry later (503) */
+  INGEST_PUSH_TOOBIG = 2   /* more than the whole budget, with what the
+                           ** request holds already: never (413) */
+};
+
 /* Decodes a PushRequest (json: Connect's application/json, else
-** application/proto) with its memory taken from budget b (NULL: none).
-** Returns 0 and *out (free with ingest_push_free), or -1 with a reason in
-** err (not protobuf / JSON, wrong shapes, bad base64, out of memory) and
-** *busy (may be NULL) set to 1 when b had no room; *out then unchanged. */
+** application/proto) with its memory taken from budget b (NULL: none),
+** of which the caller holds held bytes already for the same request (its
+** body).  Returns 0 and *out (free with ingest_push_free), or -1 with a
+** reason in err (not protobuf / JSON, wrong shapes, bad base64, out of
+** memory, the budget) and *busy (may be NULL) set to INGEST_PUSH_BUSY or
+** INGEST_PUSH_TOOBIG when it was the budget; *out then unchanged. */
 int ingest_push_decode(const void *body, size_t len, int json, budget *b,
-                       ingest_push **out, int *busy, char err[INGEST_ERRMAX]);
+                       size_t held, ingest_push **out, int *busy,
+                       char err[INGEST_ERRMAX]);
 void ingest_push_free(ingest_push *p);
 
 /* Number of series. */

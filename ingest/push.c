@@ -258,7 +258,8 @@ static size_t json_cost(const char *s, size_t n) {
 }
 
 int ingest_push_decode(const void *body, size_t len, int json, budget *b,
-                       ingest_push **out, int *busy, char err[INGEST_ERRMAX]) {
+                       size_t held, ingest_push **out, int *busy,
+                       char err[INGEST_ERRMAX]) {
   ingest_push *p;
   size_t want = json ? 2 * len : len, cost = 0;
 
@@ -268,11 +269,19 @@ int ingest_push_decode(const void *body, size_t len, int json, budget *b,
   else if (wire_cost(body, len, 0, &cost) != 0)
     return ingest_fail(err, "not a PushRequest message (protobuf)");
   want += cost;
+  /* held + want past the limit would wait for bytes that this very
+  ** request holds: refused for good, not "retry later" forever */
+  if (want > SIZE_MAX - held || !budget_fits(b, held + want)) {
+    if (busy != NULL) *busy = INGEST_PUSH_TOOBIG;
+    return ingest_fail(err, "decoding it takes about %zu bytes besides its "
+                       "body's %zu, more than the memory budget "
+                       "(--max-memory)", want, held);
+  }
   if ((p = calloc(1, sizeof *p)) == NULL) return ingest_fail(err, "out of memory");
   p->b = b;
   if (budget_reserve(b, want) != 0) {
     free(p);
-    if (busy != NULL) *busy = 1;
+    if (busy != NULL) *busy = INGEST_PUSH_BUSY;
     return ingest_fail(err, "memory budget exhausted");
   }
   p->held = want;

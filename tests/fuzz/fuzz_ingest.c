@@ -82,7 +82,7 @@ static void push(const char *s, size_t n, int json) {
   char err[INGEST_ERRMAX] = "";
   ingest_push *p = NULL;
   uint64_t sum = 0;
-  if (ingest_push_decode(s, n, json, NULL, &p, NULL, err) != 0) {
+  if (ingest_push_decode(s, n, json, NULL, 0, &p, NULL, err) != 0) {
     FUZZ_CHECK(err[0] != '\0');
     return;
   }

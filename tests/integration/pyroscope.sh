@@ -158,13 +158,31 @@ assert_eq "nothing stored by the bad requests" "$before" "$(services)"
 http GET "$URL/api/0/version"
 assert_eq "the server is up" 200 "$HTTP_STATUS"
 
-# ---- the memory budget: a request that does not fit is 503, in Connect's shape --------------
+# ---- the memory budget, in Connect's shape: a push that cannot fit even alone is 413 (a
+# client must not retry it), one that must wait for others' bytes 503 ---------------------------
 # (a JSON push takes its body and then its decoded copy, twice the body)
 MAIN_URL=$URL MAIN_PID=$SERVER_PID
 DATA=$T/data2 start_server --max-body 1M --max-inflate 1M --max-memory 2M || t_done
-head -c 560000 /dev/urandom > "$T/big.raw"
+head -c 560000 /dev/urandom > "$T/big.raw"     # a 747 KB body: 3 x 747 KB > 2 MiB
 push json "$T/bigpush.json" "__name__=process_cpu,service_name=big.app" "$T/big.raw"
-bad_push "over the memory budget" 503 unavailable "memory budget" "$T/bigpush.json" application/json
+bad_push "more than the whole memory budget" 413 resource_exhausted "more than the memory budget" \
+    "$T/bigpush.json" application/json
+# (it was 503 "retry later", which a client retried for ever)
+# a slow upload (900 KB announced, sent at 150 KB/s) holds 900 KB of the budget for 6 s
+head -c 900000 /dev/urandom > "$T/slow.bin"
+curl -s -o /dev/null --limit-rate 150K --max-time 60 --data-binary @"$T/slow.bin" \
+    "$URL/api/0/profiles?service=slow&type=cpu" & slow=$!
+used() { curl -s "$URL/debug/metrics" | awk '$1 == "profefs_memory_used_bytes" {print $2}'; }
+for _ in $(seq 1 50); do [ "$(used)" -ge 900000 ] 2>/dev/null && break; sleep 0.1; done
+head -c 330000 /dev/urandom > "$T/mid.raw"     # a 440 KB body: 1.3 MiB, fits alone
+push json "$T/midpush.json" "__name__=process_cpu,service_name=mid.app" "$T/mid.raw"
+bad_push "while another request holds the budget" 503 unavailable "memory budget" \
+    "$T/midpush.json" application/json
+wait "$slow"
+# once the budget is free the same push is decoded, and its random sample
+# reaches the store's check
+bad_push "once the budget is free: decoded, its sample checked" 400 invalid_argument \
+    "malformed profile" "$T/midpush.json" application/json
 http GET "$URL/api/0/version"
 assert_eq "the small server is up" 200 "$HTTP_STATUS"
 stop_server TERM

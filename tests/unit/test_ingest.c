@@ -186,8 +186,10 @@ static void test_stacks(void) {
 }
 
 /* A push's memory is counted before it is decoded: 1 MiB of empty series
-** (2 bytes each on the wire, hundreds decoded) does not fit a 16 MiB
-** budget; one small series does, proto or JSON, and all is given back. */
+** (2 bytes each on the wire, hundreds decoded) needs more than a whole
+** 16 MiB budget (too big: never); one small series fits, proto or JSON,
+** but not beside a body that holds the budget (too big) nor while others
+** hold it (busy: later); all is given back. */
 static void test_push_budget(void) {
   static const char one[] = "\x0a\x10\x0a\x0e\x0a\x0c" "service_name";
   static const char js[] = "{\"series\":[{\"labels\":[{\"name\":\"a\","
@@ -203,19 +205,32 @@ static void test_push_budget(void) {
     empty[i] = 0x0a;
     empty[i + 1] = 0;
   }
-  CHECK_I64(ingest_push_decode(empty, n, 0, b, &p, &busy, err), -1);
-  CHECK_I64(busy, 1);
+  CHECK_I64(ingest_push_decode(empty, n, 0, b, 0, &p, &busy, err), -1);
+  CHECK_I64(busy, INGEST_PUSH_TOOBIG);
+  CHECK(strstr(err, "more than the memory budget") != NULL);
   CHECK(p == NULL);
   busy = 0;
-  CHECK_I64(ingest_push_decode(one, sizeof one - 1, 0, b, &p, &busy, err), 0);
+  CHECK_I64(ingest_push_decode(one, sizeof one - 1, 0, b, (size_t)16 << 20,
+                               &p, &busy, err), -1);
+  CHECK_I64(busy, INGEST_PUSH_TOOBIG);
+  busy = 0;
+  CHECK_I64(budget_reserve(b, ((size_t)16 << 20) - 64), 0);
+  CHECK_I64(ingest_push_decode(one, sizeof one - 1, 0, b, 0, &p, &busy, err),
+            -1);
+  CHECK_I64(busy, INGEST_PUSH_BUSY);
+  budget_release(b, ((size_t)16 << 20) - 64);
+  busy = 0;
+  CHECK_I64(ingest_push_decode(one, sizeof one - 1, 0, b, 0, &p, &busy, err),
+            0);
   CHECK_I64(ingest_push_series(p), 1);
   ingest_push_free(p);
   p = NULL;
-  CHECK_I64(ingest_push_decode(js, sizeof js - 1, 1, b, &p, &busy, err), 0);
+  CHECK_I64(ingest_push_decode(js, sizeof js - 1, 1, b, 0, &p, &busy, err), 0);
   CHECK_I64(ingest_push_series(p), 1);
   ingest_push_free(p);
   /* truncated protobuf: refused before anything is decoded */
-  CHECK_I64(ingest_push_decode("\x0a\x05\x0a", 3, 0, b, &p, &busy, err), -1);
+  CHECK_I64(ingest_push_decode("\x0a\x05\x0a", 3, 0, b, 0, &p, &busy, err),
+            -1);
   CHECK(strstr(err, "not a PushRequest") != NULL);
   budget_get_stats(b, &st);
   CHECK_I64(st.used, 0);
