@@ -112,27 +112,28 @@ static void on_end(void *ud, const char *name) {
     }
   } else if (strcmp(n, "Contents") == 0) {
     s3_list *l = x->l;
-    int64_t *ns;
+    int64_t *ns, size = x->size, mtime = x->mtime;
+    /* each entry's own: a Contents without Size, LastModified or Key
+    ** takes nothing from the one before */
+    x->size = x->mtime = -1;
     if (x->key == NULL) return;
     if ((ns = realloc(l->sizes, (l->nkeys + 1) * sizeof *ns)) == NULL) {
       x->failed = 1;
       return;
     }
     l->sizes = ns;
-    l->sizes[l->nkeys] = x->size;
+    l->sizes[l->nkeys] = size;
     if ((ns = realloc(l->mtimes, (l->nkeys + 1) * sizeof *ns)) == NULL) {
       x->failed = 1;
       return;
     }
     l->mtimes = ns;
-    l->mtimes[l->nkeys] = x->mtime;
+    l->mtimes[l->nkeys] = mtime;
     if (push(&l->keys, &l->nkeys, x->key) != 0) {
       x->failed = 1;
       return;
     }
     x->key = NULL;
-    x->size = -1;
-    x->mtime = -1;
   } else if (strcmp(parent, "CommonPrefixes") == 0 && strcmp(n, "Prefix") == 0) {
     char *p = strdup(t);
     if (p == NULL || push(&x->l->prefixes, &x->l->nprefixes, p) != 0) {

@@ -134,6 +134,25 @@ static void test_xml(void) {
   store_s3_list_clear(&l);
   CHECK(store_s3_xml_list("<ListBucketResult><Contents>", 28, &l) != 0);
   store_s3_list_clear(&l);
+  /* an entry's Size and LastModified are its own: none is carried over
+  ** from a Contents before it, with a key or without */
+  {
+    const char *gaps =
+      "<ListBucketResult><Contents><Size>9</Size>"
+      "<LastModified>2026-12-06T10:00:00.000Z</LastModified></Contents>"
+      "<Contents><Key>a</Key></Contents>"
+      "<Contents><Key>b</Key><Size>3</Size>"
+      "<LastModified>2026-12-06T10:00:00.000Z</LastModified></Contents>"
+      "<Contents><Key>c</Key></Contents></ListBucketResult>";
+    CHECK(store_s3_xml_list(gaps, strlen(gaps), &l) == 0);
+    CHECK(l.nkeys == 3);
+    if (l.nkeys == 3) {
+      CHECK(l.sizes[0] == -1 && l.mtimes[0] == -1);
+      CHECK(l.sizes[1] == 3 && l.mtimes[1] == 1796551200);
+      CHECK(l.sizes[2] == -1 && l.mtimes[2] == -1);
+    }
+    store_s3_list_clear(&l);
+  }
 
   /* radosgw 16 with encoding-type=url, as it answered: keys and prefixes
   ** percent-encoded (a prefix keeps its '/'), the token raw, a control
