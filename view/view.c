@@ -59,10 +59,11 @@ void vbuf_printf(vbuf *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
-/* The length of the UTF-8 character XML 1.0 allows at s (1 to 4), or 0
-** when s does not start one: names in profiles are any bytes, and a
-** single bad one makes an svg unreadable. */
-static size_t xml_char_len(const unsigned char *s) {
+/* The length of the UTF-8 character at s (1 to 4), or 0 when s does not
+** start one (or, xml, one XML 1.0 does not allow: U+FFFE, U+FFFF): names
+** in profiles are any bytes, and a single bad one makes an svg unreadable
+** and a JSON answer not JSON. */
+static size_t utf8_char_len(const unsigned char *s, int xml) {
   unsigned char c = s[0], lo = 0x80, hi = 0xbf;
   size_t n, i;
 
@@ -78,7 +79,7 @@ static size_t xml_char_len(const unsigned char *s) {
   if (s[1] < lo || s[1] > hi) return 0;
   for (i = 2; i < n; i++)
     if ((s[i] & 0xc0) != 0x80) return 0;
-  if (c == 0xef && s[1] == 0xbf && s[2] >= 0xbe) return 0; /* U+FFFE/F */
+  if (xml && c == 0xef && s[1] == 0xbf && s[2] >= 0xbe) return 0; /* U+FFFE/F */
   return n;
 }
 
@@ -97,7 +98,7 @@ void vbuf_xml(vbuf *b, const char *s) {
     default:
       if ((unsigned char)*s < 0x20)
         rep = "?";
-      else if ((n = xml_char_len((const unsigned char *)s)) == 0)
+      else if ((n = utf8_char_len((const unsigned char *)s, 1)) == 0)
         rep = "\xef\xbf\xbd"; /* U+FFFD, for the byte */
     }
     if (rep != NULL) {
@@ -113,15 +114,25 @@ void vbuf_xml(vbuf *b, const char *s) {
 void vbuf_json(vbuf *b, const char *s) {
   const char *run = s;
   char esc[8];
+  size_t n;
 
-  for (; *s; s++) {
+  for (; *s; s += n) {
     unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
-    vbuf_put(b, run, (size_t)(s - run));
-    snprintf(esc, sizeof esc, "\\u%04x", c);
-    vbuf_puts(b, esc);
-    run = s + 1;
+    const char *rep = NULL;
+    n = 1;
+    if (c < 0x20 || c == '"' || c == '\\') {
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      rep = esc;
+    } else if (c >= 0x80 &&
+               (n = utf8_char_len((const unsigned char *)s, 0)) == 0) {
+      rep = "\\ufffd"; /* for the byte, as in an svg */
+      n = 1;
+    }
+    if (rep != NULL) {
+      vbuf_put(b, run, (size_t)(s - run));
+      vbuf_puts(b, rep);
+      run = s + 1;
+    }
   }
   vbuf_put(b, run, (size_t)(s - run));
 }

@@ -308,6 +308,21 @@ curl -s -o /dev/null --data-binary @"$T/latin.folded" "$URL/ingest?name=latin.cp
 curl -s "$API/merge?service=latin&type=cpu&from=0&to=now&format=svg" >"$T/latin.svg"
 check "an svg of names that are not UTF-8 parses" \
     python3 -c "import xml.etree.ElementTree as E; E.parse('$T/latin.svg')"
+# and the top table as JSON: UTF-8, each bad byte U+FFFD (it passed them
+# through, which no strict JSON reader takes)
+curl -s "$API/merge?service=latin&type=cpu&from=0&to=now&format=json" >"$T/latin.json"
+assert_eq "format=json of names that are not UTF-8: strict UTF-8 JSON, bytes replaced" \
+    "caf\ufffd main x\ufffd\ufffd" "$(python3 -c '
+import json, sys
+j = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+def names(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k in ("name", "function") and isinstance(x, str): yield x
+            else: yield from names(x)
+    elif isinstance(v, list):
+        for x in v: yield from names(x)
+print(" ".join(sorted(set(names(j)))).encode("unicode_escape").decode())' "$T/latin.json" 2>&1)"
 check "the server survived" curl -sf -o /dev/null "$URL/api/0/version"
 curl -s "$API?service=vw&type=cpu&from=0&to=now" >"$T/after.json"
 check "the store is unchanged by the refusals" cmp -s "$T/before.json" "$T/after.json"
