@@ -67,8 +67,7 @@ SERVER_PID=$PID
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 # Waits (up to 15 s) until the server's CPU time stands still for 0.3 s:
 # what a door's load leaves to do (the writer's and checkpointer's
-# trailing work, twice as much after the doors that store twice the
-# bytes) is counted in that door, not in the next one.
+# trailing work) is counted in that door, not in the next one.
 settle() {
   local a b i
   a=$(cpu_ticks)

@@ -114,7 +114,6 @@ out:
   return rc;
 }
 
-/* Writes v's sample types as "type/unit,..." into out (PPROF_TYPES_MAX). */
 /* Appends "type/unit" to out at *o, after a comma unless first: 0, or -1
 ** when it did not fit (out then ends in "..."). */
 static int append_type(char out[PPROF_TYPES_MAX], size_t *o, const char *t,
@@ -129,6 +128,7 @@ static int append_type(char out[PPROF_TYPES_MAX], size_t *o, const char *t,
   return 0;
 }
 
+/* Writes v's sample types as "type/unit,..." into out (PPROF_TYPES_MAX). */
 static void format_types(const pprof_view *v, char out[PPROF_TYPES_MAX]) {
   size_t o = 0;
 

@@ -303,7 +303,8 @@ static store_rc ingest(store *st, const char *service, meta_type type,
                        const char *built, int64_t created_at_hint,
                        const void *data, size_t len, store_meta *out,
                        char *err) {
-  char types[PPROF_TYPES_MAX] = "", *picked = NULL;
+  char decoded[PPROF_TYPES_MAX] = "", *picked = NULL;
+  const char *types = built != NULL ? built : decoded;
   store_rc rc;
   if ((rc = check_writable(st, err)) != STORE_OK ||
       (rc = check_service(service, err)) != STORE_OK ||
@@ -313,14 +314,11 @@ static store_rc ingest(store *st, const char *service, meta_type type,
   if (len == 0)
     return store_seterr(err, STORE_BADPROFILE, "malformed profile (empty)");
   if (st->ops->ingest == NULL) return unsupported(st, "ingest", err);
-  if (built != NULL) {
-    snprintf(types, sizeof types, "%s", built);
-  } else if (type != META_TRACE || pick != NULL) {
-    if ((rc = inspect_profile(st, data, len, types, &created_at_hint, err)) !=
-        STORE_OK)
-      return rc;
-  }
   if (type != META_TRACE || pick != NULL) {
+    if (built == NULL &&
+        (rc = inspect_profile(st, data, len, decoded, &created_at_hint,
+                              err)) != STORE_OK)
+      return rc;
     if (pick != NULL) {
       if (pick(types, arg, &type, &picked) != 0)
         return store_seterr(err, STORE_NOMEM, "out of memory");
